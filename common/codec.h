@@ -1,0 +1,54 @@
+/* Wire codecs: msgpack (msgpack-c) and JSON (jansson) to and from HvdNode.
+ *
+ * Decoding enforces the contract's limits while it reads (§3): a body over
+ * HVD_MAX_BODY bytes, a string (or map key, or bin) over HVD_MAX_STRING bytes,
+ * or nesting deeper than HVD_MAX_DEPTH maps and lists (the body itself is
+ * depth 1) is refused before anything is allocated for it, by a pre-scan of
+ * the raw bytes. Encoding is deterministic: map entries in insertion order,
+ * JSON compact with no spaces, integers as integers. */
+#ifndef HVD_CODEC_H
+#define HVD_CODEC_H
+#include <stddef.h>
+#include "node.h"
+#include "buf.h"
+
+#define HVD_MAX_BODY   (256 * 1024)
+#define HVD_MAX_STRING (16 * 1024)
+#define HVD_MAX_DEPTH  16
+
+typedef enum {
+    HVD_CT_MSGPACK,   /* application/msgpack (also accepted: application/x-msgpack) */
+    HVD_CT_JSON,      /* application/json */
+    HVD_CT_UNKNOWN,
+} HvdContentType;
+
+typedef enum {
+    HVD_DECODE_OK = 0,
+    HVD_DECODE_TOO_LARGE,   /* body, string or depth over a limit: code message_too_large */
+    HVD_DECODE_MALFORMED,   /* not valid msgpack / JSON, trailing bytes, not UTF-8 ... */
+} HvdDecodeStatus;
+
+/* Maps a content_type property to the enum; NULL or empty -> HVD_CT_UNKNOWN.
+ * Parameters after ';' (e.g. "; charset=utf-8") are ignored. */
+HvdContentType hvd_content_type_parse(const char *content_type);
+const char *hvd_content_type_name(HvdContentType ct);  /* "application/msgpack", "application/json" */
+
+/* Decodes one complete value occupying all of buf[0..len). On success *out is
+ * a new tree (caller frees). On failure *out is NULL and why (if non-NULL)
+ * holds one human sentence such as "body is 300000 bytes, over the 262144-byte
+ * limit" or "invalid JSON at line 1 column 7: ...". */
+HvdDecodeStatus hvd_decode(HvdContentType ct, const void *buf, size_t len,
+                           HvdNode **out, char *why, size_t whylen);
+
+/* Appends the encoding of node to out. Never fails for a well-formed tree;
+ * BIN nodes become base64 strings in JSON. */
+void hvd_encode(HvdContentType ct, const HvdNode *node, HvdBuf *out);
+
+/* JSON helpers for places that always speak JSON (agent protocol, database
+ * jsonb columns, logs). hvd_json_to_node applies the same limits as hvd_decode
+ * except the body cap, which is max_len (0 = HVD_MAX_BODY). */
+HvdDecodeStatus hvd_json_to_node(const char *text, size_t len, size_t max_len,
+                                 HvdNode **out, char *why, size_t whylen);
+char *hvd_node_to_json(const HvdNode *node);  /* compact, malloc'd, NUL-terminated */
+
+#endif
