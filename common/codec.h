@@ -32,6 +32,9 @@ typedef enum {
  * Parameters after ';' (e.g. "; charset=utf-8") are ignored. */
 HvdContentType hvd_content_type_parse(const char *content_type);
 const char *hvd_content_type_name(HvdContentType ct);  /* "application/msgpack", "application/json" */
+/* (HVD_CT_UNKNOWN: hvd_encode writes JSON and hvd_content_type_name says
+ * "application/json", so an answer to a message in an unsupported content
+ * type still has a well-defined type; hvd_decode refuses it as MALFORMED.) */
 
 /* Decodes one complete value occupying all of buf[0..len). On success *out is
  * a new tree (caller frees). On failure *out is NULL and why (if non-NULL)
@@ -50,5 +53,26 @@ void hvd_encode(HvdContentType ct, const HvdNode *node, HvdBuf *out);
 HvdDecodeStatus hvd_json_to_node(const char *text, size_t len, size_t max_len,
                                  HvdNode **out, char *why, size_t whylen);
 char *hvd_node_to_json(const HvdNode *node);  /* compact, malloc'd, NUL-terminated */
+
+/* hvd_decode with other limits, for input that is not a job body (the agent's
+ * answer may carry long log strings). max_depth is capped at HVD_DEPTH_CAP. */
+#define HVD_DEPTH_CAP 64
+typedef struct {
+    size_t max_body;      /* bytes */
+    size_t max_string;    /* bytes of one string, map key or bin */
+    int max_depth;        /* maps and lists; a top-level map is depth 1 */
+} HvdDecodeLimits;
+HvdDecodeStatus hvd_decode_limited(HvdContentType ct, const void *buf, size_t len,
+                                   const HvdDecodeLimits *limits,
+                                   HvdNode **out, char *why, size_t whylen);
+
+/* Notes on both formats: strings must be valid UTF-8 (else MALFORMED); a map
+ * key holding a NUL byte is MALFORMED; a duplicate key keeps its first
+ * position and its last value (as a Python dict does); JSON integers decode
+ * as INT (beyond int64 is MALFORMED) and numbers with a fraction or exponent
+ * ("4.0", "1e3") as FLOAT. Encoding never fails: invalid UTF-8 in a string
+ * built by the program is written with U+FFFD in its place, and a NaN or
+ * infinite FLOAT is JSON null. JSON floats use the shortest text that reads
+ * back to the same double. */
 
 #endif
