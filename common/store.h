@@ -1,0 +1,234 @@
+/* The PostgreSQL edge: the one module that knows table names and SQL.
+ *
+ * A small pool of libpq connections shared by the worker's threads (a job
+ * holds no connection while its agent runs). Every write a job's runner
+ * makes is fenced: it names the lease epoch it holds and changes nothing when
+ * another worker has taken the job since (HVD_STORE_FENCED). Each function
+ * that writes is ONE transaction, and records its job_events rows inside it.
+ * Times that belong to the database (leases, next_run_at) use now(); stage
+ * timestamps too, so every worker shares one clock.
+ *
+ * Return convention: HvdStoreStatus. HVD_STORE_RETRY means a connection or
+ * serialisation failure (SQLSTATE 08xxx, 40001, 40P01, 57P01...) — the caller
+ * waits and tries again; HVD_STORE_ERROR is a bug or a constraint violation,
+ * with the reason in err. */
+#ifndef HVD_STORE_H
+#define HVD_STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "buf.h"
+
+typedef struct HvdStore HvdStore;
+
+typedef enum {
+    HVD_STORE_OK = 0,
+    HVD_STORE_FENCED,      /* our lease epoch is no longer current: stop touching the job */
+    HVD_STORE_RETRY,       /* transient: connection lost, serialization failure; try again */
+    HVD_STORE_ERROR,       /* permanent: see err */
+} HvdStoreStatus;
+
+typedef struct {
+    const char *dsn;
+    int pool_size;             /* connections, >= 1 */
+    const char *worker_id;     /* recorded as lease_owner and job_events.worker */
+    int lease_ttl_s;
+    int host_concurrency;      /* slots per host across the fleet */
+    int secret_retention_s;    /* how long a failed job's secrets are kept */
+} HvdStoreOptions;
+
+HvdStore *hvd_store_open(const HvdStoreOptions *opt, char *err, size_t errlen);
+void hvd_store_close(HvdStore *s);                    /* NULL-safe */
+bool hvd_store_healthy(HvdStore *s);                   /* a connection answers SELECT 1 */
+/* Transactions committed through this store since open (for metrics, bench). */
+uint64_t hvd_store_tx_count(HvdStore *s);
+
+/* Applies migrations/NNNN_*.sql in order, each once, in its own transaction,
+ * under pg_advisory_lock so that many workers starting at once apply each once.
+ * Records version, name and sha256 (libsodium crypto_hash_sha256) in
+ * hvdeploy.schema_migrations; an applied migration whose file changed is an
+ * error naming it. Prints one line per applied migration to report (nullable). */
+HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *report,
+                                 int *applied, char *err, size_t errlen);
+
+/* ---- claiming ------------------------------------------------------------ */
+
+typedef struct {
+    const char *job_id, *job_type, *target_host, *vm_name;
+    const char *correlation_id, *reply_to, *content_type;
+    const char *request_json;     /* the redacted body's request, JSON */
+    const char *options_json;     /* {"on_failure":..., "deadline":...} */
+    const void *secret_blob;      /* sealed secrets, NULL when none */
+    size_t secret_len;
+    const char *secret_key_id;
+    const char *const *stages;    /* planned stages in order */
+    size_t n_stages;
+} HvdNewJob;
+
+typedef enum {
+    HVD_CLAIM_RUN,            /* the lease is ours (record filled): run it now */
+    HVD_CLAIM_WAITING,        /* recorded / still waiting (host busy, retry not due): nothing to run */
+    HVD_CLAIM_HELD,           /* a live lease of another worker holds it: nothing to do */
+    HVD_CLAIM_FINISHED,       /* terminal: record has envelope + envelope_sent */
+    HVD_CLAIM_DUPLICATE_NAME, /* another live job on that host has this vm_name; nothing recorded */
+    HVD_CLAIM_NOT_FOUND,      /* doorbell for a job the database does not know */
+} HvdClaimOutcome;
+
+typedef struct {
+    char name[24];
+    char status[16];          /* pending, running, succeeded, failed, rolled_back */
+    int attempts;
+    char *started_at, *finished_at;   /* RFC 3339 text or NULL */
+    char *error, *code, *agent_code;
+} HvdStageRecord;
+
+typedef struct {
+    char job_id[37];
+    char status[16];
+    char *job_type, *target_host, *vm_name, *correlation_id, *reply_to, *content_type;
+    char *request_json, *options_json, *outputs_json;
+    HvdBuf secret_blob;       /* empty when none/erased */
+    int attempts;             /* runs started, including this claim */
+    int64_t epoch;            /* our fencing token when claimed */
+    bool cancel_requested;
+    char *created_at;         /* RFC 3339 */
+    HvdStageRecord stages[4];
+    size_t n_stages;
+    HvdBuf envelope;          /* terminal envelope bytes, when finished */
+    bool envelope_sent;
+} HvdJobRecord;
+void hvd_job_record_free(HvdJobRecord *r);   /* frees members; NULL-safe */
+
+/* One transaction: INSERT the job (status queued), its stages (pending), its
+ * secrets, a job_events row (NULL -> queued); then tries to start it exactly
+ * like hvd_store_claim. When the job id exists already it does not insert and
+ * behaves as hvd_store_claim. The live-name unique index decides
+ * HVD_CLAIM_DUPLICATE_NAME (nothing is written then). */
+HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOutcome *out,
+                                   HvdJobRecord *rec, char *err, size_t errlen);
+
+/* One transaction for a doorbell, a redelivery or a sweep: locks the job row
+ * (FOR UPDATE) and decides:
+ *  - terminal -> FINISHED (rec has the envelope);
+ *  - running under a lease that has not expired -> HELD;
+ *  - waiting with next_run_at in the future -> WAITING;
+ *  - else it needs its host's slot (unless it holds one): the slot is free
+ *    when fewer than host_concurrency live jobs of that host hold a slot with
+ *    an unexpired lease, and no job of that host that arrived earlier (seq) is
+ *    waiting for a slot (arrival order); decided under
+ *    pg_advisory_xact_lock on the host. No slot -> status queued,
+ *    waiting_reason host_busy -> WAITING.
+ *  - slot taken: lease_owner = us, lease_epoch + 1, lease_expires_at =
+ *    now() + ttl, status running, attempts + 1, holds_slot, waiting cleared,
+ *    event (old status -> running, detail 'claimed' / 'takeover' when it took
+ *    an expired lease of another worker); rec filled -> RUN.
+ * *takeover is set when an expired lease of another worker was taken. */
+HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome *out,
+                               HvdJobRecord *rec, bool *takeover, char *err, size_t errlen);
+
+/* Records a job that will never run (invalid request with a valid job id,
+ * duplicate name, unsupported type) as failed with its envelope, or, when the
+ * id exists already, leaves it. *existing is set when it existed; then
+ * existing_envelope holds that job's stored envelope (if terminal). */
+HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, const char *code,
+                                         const void *envelope, size_t envelope_len,
+                                         bool *existing, HvdBuf *existing_envelope,
+                                         char *err, size_t errlen);
+
+/* ---- running (all fenced by epoch) ----------------------------------------- */
+
+typedef struct {
+    const char *job_id;
+    int64_t epoch;
+    /* the stage that ended (NULL: none, just start next_stage) */
+    const char *stage;
+    const char *stage_status;     /* succeeded, failed */
+    const char *output_json;      /* merged into jobs.outputs (success), stored in job_stages.output */
+    const char *error, *code, *agent_code, *agent_log;
+    /* the stage to start now (NULL: none): status running, attempts + 1, started_at */
+    const char *next_stage;
+} HvdStageStep;
+
+/* One transaction: ends `stage`, starts `next_stage`, renews the lease, writes
+ * the events. Reports whether a cancel was requested meanwhile and the
+ * attempt number of next_stage. */
+HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested,
+                              int *next_attempt, char *err, size_t errlen);
+
+/* One transaction: a transient failure of `stage`: records the error on the
+ * stage (status back to pending, attempts kept), job -> retrying (reason
+ * 'retry' or 'circuit_open'), next_run_at = now() + delay_ms, lease and slot
+ * released. next_job receives (may be empty) the oldest job of the host now
+ * waiting for a slot, whose doorbell the caller rings. */
+HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epoch, const char *stage,
+                                    const char *error, const char *code, const char *agent_code,
+                                    const char *agent_log, int64_t delay_ms, const char *reason,
+                                    char next_job[37], char *err, size_t errlen);
+
+/* One transaction: lets a job go without ending it (shutdown): lease and slot
+ * released, the running stage back to pending, status queued with
+ * next_run_at = now(). next_job as above. */
+HvdStoreStatus hvd_store_release(HvdStore *s, const char *job_id, int64_t epoch,
+                                 char next_job[37], char *err, size_t errlen);
+
+typedef struct {
+    const char *name;
+    const char *status;           /* final: succeeded, failed, rolled_back, pending (not started) */
+    const char *error, *code, *agent_code, *agent_log;
+    const char *output_json;      /* for a stage that just succeeded, else NULL */
+} HvdStageFinal;
+
+/* One transaction: the job's terminal state. Updates the given stages (only
+ * those whose status changes need be passed), job status
+ * (succeeded/failed/cancelled), code, envelope bytes, finished_at, releases
+ * lease and slot, erases secrets on success (or sets erase_after = now() +
+ * retention on failure), event. next_job as above. */
+HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, const char *job_status,
+                                const char *code, const HvdStageFinal *stages, size_t n_stages,
+                                const void *envelope, size_t envelope_len, char next_job[37],
+                                char *err, size_t errlen);
+
+/* Marks envelopes confirmed by the broker (one statement for many jobs). */
+HvdStoreStatus hvd_store_mark_sent(HvdStore *s, const char *const *job_ids, size_t n, char *err, size_t errlen);
+
+/* Erases the secrets of a job once vm.initialize succeeded (fenced). */
+HvdStoreStatus hvd_store_erase_secrets(HvdStore *s, const char *job_id, int64_t epoch, char *err, size_t errlen);
+
+/* ---- maintenance -------------------------------------------------------- */
+
+/* One statement: extends the leases this worker holds on the given jobs;
+ * lost[i] is set for each job whose epoch is no longer ours. */
+HvdStoreStatus hvd_store_renew(HvdStore *s, const char *const *job_ids, const int64_t *epochs, size_t n,
+                               bool *lost, char *err, size_t errlen);
+
+/* Finds up to max job ids that need a worker: running with an expired lease,
+ * or queued/retrying with next_run_at <= now() (FOR UPDATE SKIP LOCKED on the
+ * sweep index). The caller then calls hvd_store_claim on each. */
+HvdStoreStatus hvd_store_sweep(HvdStore *s, size_t max, char (*job_ids)[37], size_t *n,
+                               char *err, size_t errlen);
+
+typedef struct {
+    char job_id[37];
+    char *reply_to, *content_type, *correlation_id;
+    HvdBuf envelope;
+} HvdOutboxItem;
+/* Terminal envelopes not yet confirmed and finished more than older_than_ms ago. */
+HvdStoreStatus hvd_store_outbox(HvdStore *s, int64_t older_than_ms, size_t max, HvdOutboxItem *items,
+                                size_t *n, char *err, size_t errlen);
+void hvd_outbox_item_free(HvdOutboxItem *it);
+
+/* Erases secrets whose retention passed. */
+HvdStoreStatus hvd_store_purge_secrets(HvdStore *s, size_t *purged, char *err, size_t errlen);
+
+/* ---- operator queries (hvdeployctl) -------------------------------------- */
+
+/* cancel_requested = true on a live job; *found false when unknown,
+ * *already_finished when terminal. */
+HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *found,
+                                        bool *already_finished, char *err, size_t errlen);
+/* Loads a job without claiming it (status queries, replay). */
+HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJobRecord *rec,
+                             char *err, size_t errlen);
+
+#endif
