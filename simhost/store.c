@@ -1,0 +1,221 @@
+/* The simulated host's state under DIR/<host>/: state.json (VMs, stored
+ * idempotent answers), effects.jsonl (one line per applied side effect) and
+ * an flock'd lock file that serialises concurrent calls. Every change is
+ * written to a new file, fsync'd and renamed into place, so a crash at any
+ * instant leaves either the old or the new state. */
+#include "simhost.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATE_VERSION 1
+
+static bool mkdir_p(const char *path, char *err, size_t errlen)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(err, errlen, "state path too long");
+        return false;
+    }
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
+                return false;
+            }
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    return true;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static char *path_in(const SimStore *s, const char *name)
+{
+    size_t n = strlen(s->dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", s->dir, name);
+    return p;
+}
+
+static void ensure(json_t *state, const char *key, json_t *fresh)
+{
+    if (!json_object_get(state, key)) json_object_set_new(state, key, fresh);
+    else json_decref(fresh);
+}
+
+static bool load_state(SimStore *s, const char *host, char *err, size_t errlen)
+{
+    char *path = path_in(s, "state.json");
+    json_error_t je;
+    json_t *st = json_load_file(path, 0, &je);
+    bool ok = true;
+    if (!st) {
+        if (access(path, F_OK) == 0) {
+            snprintf(err, errlen, "host state %s is unreadable: %s", path, je.text);
+            ok = false;
+        } else {
+            st = json_object();
+        }
+    }
+    free(path);
+    if (!ok) return false;
+    if (!json_is_object(st)) {
+        json_decref(st);
+        snprintf(err, errlen, "host state is not a JSON object");
+        return false;
+    }
+    ensure(st, "version", json_integer(STATE_VERSION));
+    ensure(st, "host", json_string(host));
+    ensure(st, "mac_seq", json_integer(0));
+    ensure(st, "effects_len", json_integer(0));
+    ensure(st, "last_effect", json_null());
+    ensure(st, "vms", json_array());
+    ensure(st, "orphan_disks", json_array());
+    ensure(st, "answers", json_object());
+    s->state = st;
+    return true;
+}
+
+/* A crash between the state commit and the append of its effect leaves
+ * effects.jsonl short of the committed length: put the last effect back. */
+static bool repair_effects(SimStore *s, char *err, size_t errlen)
+{
+    json_int_t want = json_integer_value(json_object_get(s->state, "effects_len"));
+    const char *last = json_string_value(json_object_get(s->state, "last_effect"));
+    if (want <= 0 || !last) return true;
+    char *path = path_in(s, "effects.jsonl");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    free(path);
+    if (fd < 0) { snprintf(err, errlen, "cannot open effects.jsonl: %s", strerror(errno)); return false; }
+    struct stat sb;
+    bool ok = fstat(fd, &sb) == 0;
+    json_int_t len = (json_int_t)strlen(last);
+    if (ok && sb.st_size < want) {
+        off_t at = (off_t)(want - len);
+        if (at < 0 || sb.st_size < at) at = sb.st_size;   /* the log was cut elsewhere: just append */
+        ok = ftruncate(fd, at) == 0 && lseek(fd, at, SEEK_SET) == at && write_all(fd, last, (size_t)len) &&
+             fsync(fd) == 0;
+        if (!ok) snprintf(err, errlen, "cannot repair effects.jsonl: %s", strerror(errno));
+    }
+    close(fd);
+    return ok;
+}
+
+bool sim_store_open(SimStore *s, const char *state_dir, const char *host, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->lock_fd = -1;
+    size_t n = strlen(state_dir) + strlen(host) + 2;
+    s->dir = malloc(n);
+    snprintf(s->dir, n, "%s/%s", state_dir, host);
+    if (!mkdir_p(s->dir, err, errlen)) return false;
+    char *lock = path_in(s, "lock");
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    free(lock);
+    if (s->lock_fd < 0) { snprintf(err, errlen, "cannot open lock file: %s", strerror(errno)); return false; }
+    while (flock(s->lock_fd, LOCK_EX) != 0) {
+        if (errno != EINTR) { snprintf(err, errlen, "cannot lock host state: %s", strerror(errno)); return false; }
+    }
+    if (!load_state(s, host, err, errlen)) return false;
+    return repair_effects(s, err, errlen);
+}
+
+const char *sim_store_answer(const SimStore *s, const char *key, const char **op_out)
+{
+    if (!key) return NULL;
+    json_t *a = json_object_get(json_object_get(s->state, "answers"), key);
+    if (!a) return NULL;
+    if (op_out) *op_out = json_string_value(json_object_get(a, "op"));
+    return json_string_value(json_object_get(a, "answer"));
+}
+
+static bool fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool save_state(SimStore *s, char *err, size_t errlen)
+{
+    char *tmp = path_in(s, "state.json.tmp");
+    char *dst = path_in(s, "state.json");
+    char *text = json_dumps(s->state, JSON_COMPACT);
+    bool ok = false;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0 && text) {
+        ok = write_all(fd, text, strlen(text)) && write_all(fd, "\n", 1) && fsync(fd) == 0;
+        ok = (close(fd) == 0) && ok;
+        fd = -1;
+        ok = ok && rename(tmp, dst) == 0 && fsync_dir(s->dir);
+    }
+    if (!ok) snprintf(err, errlen, "cannot write host state: %s", strerror(errno));
+    if (fd >= 0) close(fd);
+    free(text);
+    free(tmp);
+    free(dst);
+    return ok;
+}
+
+bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *answer_line,
+                      const char *effect_line, char *err, size_t errlen)
+{
+    char *path = path_in(s, "effects.jsonl");
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    free(path);
+    if (fd < 0) { snprintf(err, errlen, "cannot open effects.jsonl: %s", strerror(errno)); return false; }
+    struct stat sb;
+    bool ok = fstat(fd, &sb) == 0;
+    if (ok && key && answer_line) {
+        json_t *a = json_object();
+        json_object_set_new(a, "op", json_string(op));
+        json_object_set_new(a, "answer", json_string(answer_line));
+        json_object_set_new(json_object_get(s->state, "answers"), key, a);
+    }
+    if (ok && effect_line) {
+        json_object_set_new(s->state, "effects_len", json_integer((json_int_t)sb.st_size +
+                                                                   (json_int_t)strlen(effect_line)));
+        json_object_set_new(s->state, "last_effect", json_string(effect_line));
+    }
+    ok = ok && save_state(s, err, errlen);
+    if (ok && effect_line) {
+        ok = write_all(fd, effect_line, strlen(effect_line)) && fsync(fd) == 0;
+        if (!ok) snprintf(err, errlen, "cannot append to effects.jsonl: %s", strerror(errno));
+    }
+    close(fd);
+    return ok;
+}
+
+void sim_store_close(SimStore *s)
+{
+    if (!s || !s->dir) return;               /* zeroed or never opened */
+    if (s->lock_fd >= 0) close(s->lock_fd);   /* releases the flock */
+    json_decref(s->state);
+    free(s->dir);
+    memset(s, 0, sizeof *s);
+    s->lock_fd = -1;
+}
