@@ -1094,3 +1094,155 @@ Test(validate, msgpack_and_json_agree)
     HvdValidateOpts o = {.allowed_hosts = hosts, .n_allowed_hosts = 1, .message_id = JOB_ID};
     same_result_both_formats(b, &o);
 }
+
+/* ---------------------------------------------------------------- hvdeployctl validate */
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CTL HVD_BIN_DIR "/hvdeployctl"
+#define JOBS HVD_SOURCE_DIR "/tests/data/jobs/"
+
+/* Runs "hvdeployctl ARGS" through sh; returns the exit code, stdout in *out. */
+static int run_ctl(const char *args, char **out)
+{
+    struct stat st;
+    if (stat(CTL, &st) != 0) cr_skip_test("%s is not built", CTL);
+    char *cmd = hvd_xasprintf("env -u HVD_ALLOWED_HOSTS %s %s 2>/dev/null", CTL, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    HvdBuf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) hvd_buf_append(&b, chunk, n);
+    int status = pclose(p);
+    free(cmd);
+    *out = hvd_buf_steal(&b);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(ctl_validate, valid_sample_human)
+{
+    char *out;
+    cr_assert_eq(run_ctl("validate " JOBS "full-windows.json", &out), 0);
+    cr_assert_str_eq(out, "valid: managed_deployment job 6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11 for hv01.lab.example "
+                          "(stages: vm.create, disk.create, nic.create, vm.initialize)\n");
+    free(out);
+    cr_assert_eq(run_ctl("validate " JOBS "minimal.json", &out), 0);
+    cr_assert(strstr(out, "(stages: vm.create)\n"), "%s", out);
+    free(out);
+}
+
+Test(ctl_validate, invalid_sample_lists_every_error)
+{
+    char *out;
+    cr_assert_eq(run_ctl("validate " JOBS "invalid.json", &out), 1);
+    cr_assert(strstr(out, "request.vm_spec.gb_ram: Input should be less than or equal to 512 [less_than_equal]\n"),
+              "%s", out);
+    cr_assert(strstr(out, "request.nic_spec.network: Field required [missing]\n"), "%s", out);
+    cr_assert(strstr(out, "\ninvalid: 15 errors\n"), "%s", out);
+    cr_assert_null(strstr(out, "S3cret"), "no secret in the output");
+    free(out);
+}
+
+Test(ctl_validate, json_output)
+{
+    char *out;
+    cr_assert_eq(run_ctl("validate --output json " JOBS "linux-static-ip.json", &out), 0);
+    cr_assert_str_eq(out, "{\"valid\":true,\"errors\":[]}\n");
+    free(out);
+    cr_assert_eq(run_ctl("validate --output=json --allowed-hosts hv01.lab.example " JOBS "linux-static-ip.json", &out),
+                 1);
+    HvdNode *n = NULL;
+    char why[128];
+    cr_assert_eq(hvd_json_to_node(out, strlen(out), 0, &n, why, sizeof(why)), HVD_DECODE_OK, "%s", out);
+    cr_assert_eq(hvd_node_get(n, "valid")->type, HVD_BOOL);
+    cr_assert_not(hvd_node_get(n, "valid")->u.b);
+    const HvdNode *errs = hvd_node_get(n, "errors");
+    cr_assert_eq(errs->u.arr.n, 1);
+    cr_assert_str_eq(hvd_node_get_str(errs->u.arr.items[0], "loc"), "request.target_host");
+    cr_assert_str_eq(hvd_node_get_str(errs->u.arr.items[0], "type"), "host_not_allowed");
+    hvd_node_free(n);
+    free(out);
+}
+
+Test(ctl_validate, allowed_hosts_from_environment)
+{
+    char *out;
+    struct stat st;
+    if (stat(CTL, &st) != 0) cr_skip_test("%s is not built", CTL);
+    /* run_ctl unsets the variable; set it inside the command instead */
+    cr_assert_eq(run_ctl("validate " JOBS "minimal.json; HVD_ALLOWED_HOSTS=hv02.lab.example " CTL
+                         " validate " JOBS "minimal.json", &out), 1);
+    cr_assert(strstr(out, "[host_not_allowed]"), "%s", out);
+    free(out);
+}
+
+Test(ctl_validate, msgpack_and_stdin)
+{
+    char *a, *b;
+    cr_assert_eq(run_ctl("validate --msgpack --output json - < " JOBS "invalid.msgpack", &a), 1);
+    cr_assert_eq(run_ctl("validate --output json " JOBS "invalid.json", &b), 1);
+    cr_assert_str_eq(a, b, "msgpack and JSON of the same body give the same errors");
+    free(a);
+    free(b);
+    cr_assert_eq(run_ctl("validate --msgpack " JOBS "linux-static-ip.msgpack", &a), 0);
+    free(a);
+}
+
+Test(ctl_validate, undecodable_bodies_are_one_error_at_body)
+{
+    char *out;
+    cr_assert_eq(run_ctl("validate --output json - <<'EOF'\n{\"job_id\": \nEOF", &out), 1);
+    cr_assert(strstr(out, "\"loc\":\"body\""), "%s", out);
+    cr_assert(strstr(out, "\"type\":\"malformed_message\""), "%s", out);
+    free(out);
+    cr_assert_eq(run_ctl("validate - < /dev/null", &out), 1);
+    cr_assert(strstr(out, "body: "), "%s", out);
+    free(out);
+    cr_assert_eq(run_ctl("validate --output json - < " JOBS "../../../CMakeLists.txt", &out), 1);
+    cr_assert(strstr(out, "\"loc\":\"body\""), "%s", out);
+    free(out);
+    /* over 256 KiB */
+    cr_assert_eq(run_ctl("validate --output json - < /dev/zero", &out), 1);
+    cr_assert(strstr(out, "{\"loc\":\"body\",") && strstr(out, "\"type\":\"message_too_large\""), "%s", out);
+    cr_assert_eq(strstr(out, "\"loc\""), strrchr(out, '{') + 1, "exactly one error: %s", out);
+    free(out);
+}
+
+Test(ctl_validate, usage_and_exit_codes)
+{
+    char *out;
+    cr_assert_eq(run_ctl("validate /nonexistent/job.json", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("validate", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("validate a.json b.json", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("validate --output yaml " JOBS "minimal.json", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("validate --bogus " JOBS "minimal.json", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("validate --help", &out), 0);
+    cr_assert(strstr(out, "usage: hvdeployctl validate"), "%s", out);
+    free(out);
+    cr_assert_eq(run_ctl("help validate", &out), 0);
+    cr_assert(strstr(out, "usage: hvdeployctl validate"), "%s", out);
+    free(out);
+    cr_assert_eq(run_ctl("--help", &out), 0);
+    static const char *const cmds[] = {"validate", "submit", "status", "list", "cancel", "dead", "migrate",
+                                       "agent-check", "keygen"};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) cr_assert(strstr(out, cmds[i]), "%s", cmds[i]);
+    free(out);
+    cr_assert_eq(run_ctl("no-such-command", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("help no-such-command", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("", &out), 2);
+    free(out);
+    cr_assert_eq(run_ctl("validate --message-id 0b7e3c52-2a1f-4f0e-8d6c-5a9b1e2d3c41 " JOBS "minimal.json", &out), 1);
+    cr_assert(strstr(out, "job_id: Value error, job_id does not match the message_id property [value_error]"), "%s",
+              out);
+    free(out);
+}
