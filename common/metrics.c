@@ -1,0 +1,530 @@
+/* Metrics registry, Prometheus text rendering and the /metrics + /healthz
+ * HTTP endpoint (libmicrohttpd, one internal polling thread). */
+#include "metrics.h"
+#include "config.h"
+#include "log.h"
+#include <errno.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+const double hvd_metric_default_buckets[] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+    2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
+};
+const size_t hvd_metric_default_nbuckets = sizeof hvd_metric_default_buckets / sizeof hvd_metric_default_buckets[0];
+
+typedef struct Series {
+    char *lv[2];
+    double value;             /* counter/gauge; histogram: sum */
+    uint64_t count;           /* histogram: observations */
+    uint64_t *buckets;        /* histogram: per-bucket (not cumulative) counts */
+    struct Series *next;
+} Series;
+
+typedef struct Metric {
+    char *name, *help;
+    char *label[2];
+    int nlabels;
+    HvdMetricType type;
+    double bounds[HVD_METRIC_MAX_BUCKETS];
+    size_t nbounds;
+    Series *series, **tail;
+    struct Metric *next;
+} Metric;
+
+typedef struct Warned {
+    char *name;
+    struct Warned *next;
+} Warned;
+
+static pthread_mutex_t m_lock = PTHREAD_MUTEX_INITIALIZER;
+static Metric *m_head, **m_tail = &m_head;
+static Warned *m_warned;
+
+/* ---- registry ---- */
+
+static bool prom_name_ok(const char *s, bool label)
+{
+    if (!s || !*s) return false;
+    for (const char *p = s; *p; p++) {
+        bool alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (!label && *p == ':');
+        bool digit = *p >= '0' && *p <= '9';
+        if (!alpha && !(digit && p != s)) return false;
+    }
+    return !(label && strncmp(s, "__", 2) == 0);
+}
+
+static Metric *find_locked(const char *name)
+{
+    for (Metric *m = m_head; m; m = m->next)
+        if (strcmp(m->name, name) == 0) return m;
+    return NULL;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static Series *series_locked(Metric *m, const char *lv1, const char *lv2)
+{
+    const char *lv[2] = {m->nlabels > 0 ? (lv1 ? lv1 : "") : NULL, m->nlabels > 1 ? (lv2 ? lv2 : "") : NULL};
+    for (Series *s = m->series; s; s = s->next)
+        if (same_str(s->lv[0], lv[0]) && same_str(s->lv[1], lv[1])) return s;
+    Series *s = hvd_xcalloc(1, sizeof *s);
+    s->lv[0] = hvd_xstrdup(lv[0]);
+    s->lv[1] = hvd_xstrdup(lv[1]);
+    if (m->type == HVD_METRIC_HISTOGRAM) s->buckets = hvd_xcalloc(m->nbounds + 1, sizeof *s->buckets);
+    *m->tail = s;
+    m->tail = &s->next;
+    return s;
+}
+
+int hvd_metric_register(const char *name, HvdMetricType type, const char *help, const char *label1,
+                        const char *label2, const double *buckets, size_t nbuckets)
+{
+    if (!prom_name_ok(name, false) || (label1 && !prom_name_ok(label1, true)) ||
+        (label2 && (!label1 || !prom_name_ok(label2, true))) ||
+        (label1 && strcmp(label1, "le") == 0) || (label2 && strcmp(label2, "le") == 0))
+        return -1;
+    if (type == HVD_METRIC_HISTOGRAM && !buckets) {
+        buckets = hvd_metric_default_buckets;
+        nbuckets = hvd_metric_default_nbuckets;
+    }
+    if (type == HVD_METRIC_HISTOGRAM) {
+        if (nbuckets == 0 || nbuckets > HVD_METRIC_MAX_BUCKETS) return -1;
+        for (size_t i = 1; i < nbuckets; i++)
+            if (!(buckets[i] > buckets[i - 1])) return -1;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&m_lock);
+    Metric *m = find_locked(name);
+    if (m) {
+        rc = m->type == type && same_str(m->label[0], label1) && same_str(m->label[1], label2) ? 0 : -1;
+        goto out;
+    }
+    m = hvd_xcalloc(1, sizeof *m);
+    m->name = hvd_xstrdup(name);
+    m->help = hvd_xstrdup(help ? help : "");
+    m->label[0] = hvd_xstrdup(label1);
+    m->label[1] = hvd_xstrdup(label2);
+    m->nlabels = label2 ? 2 : label1 ? 1 : 0;
+    m->type = type;
+    m->tail = &m->series;
+    if (type == HVD_METRIC_HISTOGRAM) {
+        memcpy(m->bounds, buckets, nbuckets * sizeof *buckets);
+        m->nbounds = nbuckets;
+    }
+    if (m->nlabels == 0) series_locked(m, NULL, NULL);   /* unlabelled: shown as 0 from the start */
+    *m_tail = m;
+    m_tail = &m->next;
+out:
+    pthread_mutex_unlock(&m_lock);
+    return rc;
+}
+
+void hvd_metrics_register_worker(void)
+{
+    static const struct {
+        const char *name;
+        HvdMetricType type;
+        const char *l1, *l2, *help;
+    } w[] = {
+        {HVD_M_JOBS_TOTAL, HVD_METRIC_COUNTER, "job_type", "status", "Jobs finished, by job type and final status."},
+        {HVD_M_STAGE_DURATION, HVD_METRIC_HISTOGRAM, "stage", NULL, "Duration of stage runs in seconds, by stage."},
+        {HVD_M_AGENT_CALL_DURATION, HVD_METRIC_HISTOGRAM, "stage", NULL,
+         "Duration of host agent calls in seconds, by stage."},
+        {HVD_M_RETRIES_TOTAL, HVD_METRIC_COUNTER, "stage", NULL, "Stage retries scheduled after a transient failure."},
+        {HVD_M_DEAD_LETTERS_TOTAL, HVD_METRIC_COUNTER, "reason", NULL, "Messages dead-lettered, by reason."},
+        {HVD_M_LEASE_TAKEOVERS_TOTAL, HVD_METRIC_COUNTER, NULL, NULL,
+         "Jobs taken over from a worker whose lease expired."},
+        {HVD_M_RECONNECTS_TOTAL, HVD_METRIC_COUNTER, "target", NULL, "Reconnections, by target (amqp or postgres)."},
+        {HVD_M_JOBS_IN_FLIGHT, HVD_METRIC_GAUGE, NULL, NULL, "Jobs this worker is running now."},
+        {HVD_M_CONSUMER_UTILISATION, HVD_METRIC_GAUGE, NULL, NULL,
+         "Jobs in flight divided by HVD_CONCURRENCY (0 to 1)."},
+        {HVD_M_ENVELOPES_PUBLISHED, HVD_METRIC_COUNTER, NULL, NULL, "Result envelopes published and confirmed."},
+        {HVD_M_PG_TRANSACTIONS, HVD_METRIC_COUNTER, NULL, NULL, "PostgreSQL transactions committed."},
+        {HVD_M_AMQP_OPERATIONS, HVD_METRIC_COUNTER, "op", NULL, "Broker operations, by operation."},
+    };
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        (void)hvd_metric_register(w[i].name, w[i].type, w[i].help, w[i].l1, w[i].l2, NULL, 0);
+}
+
+/* Runs fn on the named metric under the lock; warns once for an unknown one. */
+typedef enum { OP_ADD, OP_SET, OP_OBSERVE } MetricOp;
+
+static void update(const char *name, const char *lv1, const char *lv2, MetricOp op, double v)
+{
+    if (!name) return;
+    bool warn = false;
+    pthread_mutex_lock(&m_lock);
+    Metric *m = find_locked(name);
+    if (!m) {
+        Warned *w = m_warned;
+        while (w && strcmp(w->name, name) != 0) w = w->next;
+        if (!w) {
+            w = hvd_xcalloc(1, sizeof *w);
+            w->name = hvd_xstrdup(name);
+            w->next = m_warned;
+            m_warned = w;
+            warn = true;
+        }
+        goto out;
+    }
+    Series *s = series_locked(m, lv1, lv2);
+    switch (op) {
+    case OP_ADD:
+        if (m->type == HVD_METRIC_HISTOGRAM || (m->type == HVD_METRIC_COUNTER && !(v >= 0))) break;
+        s->value += v;
+        break;
+    case OP_SET:
+        if (m->type == HVD_METRIC_GAUGE) s->value = v;
+        break;
+    case OP_OBSERVE:
+        if (m->type != HVD_METRIC_HISTOGRAM || isnan(v)) break;
+        size_t b = 0;
+        while (b < m->nbounds && v > m->bounds[b]) b++;
+        s->buckets[b]++;
+        s->count++;
+        s->value += v;
+        break;
+    }
+out:
+    pthread_mutex_unlock(&m_lock);
+    if (warn) hvd_log_warn(NULL, "metric %s is not registered; its updates are dropped", name);
+}
+
+void hvd_metric_inc(const char *name, const char *lv1, const char *lv2)
+{
+    update(name, lv1, lv2, OP_ADD, 1);
+}
+
+void hvd_metric_add(const char *name, const char *lv1, const char *lv2, double v)
+{
+    update(name, lv1, lv2, OP_ADD, v);
+}
+
+void hvd_metric_gauge_set(const char *name, const char *lv1, const char *lv2, double v)
+{
+    update(name, lv1, lv2, OP_SET, v);
+}
+
+void hvd_metric_observe(const char *name, const char *lv1, const char *lv2, double v)
+{
+    update(name, lv1, lv2, OP_OBSERVE, v);
+}
+
+void hvd_metrics_set_in_flight(int in_flight, int concurrency)
+{
+    hvd_metric_gauge_set(HVD_M_JOBS_IN_FLIGHT, NULL, NULL, in_flight);
+    hvd_metric_gauge_set(HVD_M_CONSUMER_UTILISATION, NULL, NULL,
+                         concurrency > 0 ? (double)in_flight / (double)concurrency : 0);
+}
+
+double hvd_metric_value(const char *name, const char *lv1, const char *lv2)
+{
+    double v = 0;
+    pthread_mutex_lock(&m_lock);
+    Metric *m = name ? find_locked(name) : NULL;
+    if (m) {
+        const char *lv[2] = {m->nlabels > 0 ? (lv1 ? lv1 : "") : NULL, m->nlabels > 1 ? (lv2 ? lv2 : "") : NULL};
+        for (Series *s = m->series; s; s = s->next)
+            if (same_str(s->lv[0], lv[0]) && same_str(s->lv[1], lv[1]))
+                v = m->type == HVD_METRIC_HISTOGRAM ? (double)s->count : s->value;
+    }
+    pthread_mutex_unlock(&m_lock);
+    return v;
+}
+
+void hvd_metrics_reset(void)
+{
+    pthread_mutex_lock(&m_lock);
+    for (Metric *m = m_head, *mn; m; m = mn) {
+        mn = m->next;
+        for (Series *s = m->series, *sn; s; s = sn) {
+            sn = s->next;
+            free(s->lv[0]);
+            free(s->lv[1]);
+            free(s->buckets);
+            free(s);
+        }
+        free(m->name);
+        free(m->help);
+        free(m->label[0]);
+        free(m->label[1]);
+        free(m);
+    }
+    m_head = NULL;
+    m_tail = &m_head;
+    for (Warned *w = m_warned, *wn; w; w = wn) {
+        wn = w->next;
+        free(w->name);
+        free(w);
+    }
+    m_warned = NULL;
+    pthread_mutex_unlock(&m_lock);
+}
+
+/* ---- rendering ---- */
+
+/* Shortest text that reads back as the same double; Prometheus spellings
+ * for infinities and NaN. */
+static void put_double(HvdBuf *b, double v)
+{
+    if (isnan(v)) { hvd_buf_puts(b, "NaN"); return; }
+    if (isinf(v)) { hvd_buf_puts(b, v > 0 ? "+Inf" : "-Inf"); return; }
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        hvd_buf_printf(b, "%.0f", v);
+        return;
+    }
+    char tmp[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    hvd_buf_puts(b, tmp);
+}
+
+static void put_escaped(HvdBuf *b, const char *s, bool label_value)
+{
+    for (; *s; s++) {
+        if (*s == '\\') hvd_buf_puts(b, "\\\\");
+        else if (*s == '\n') hvd_buf_puts(b, "\\n");
+        else if (*s == '"' && label_value) hvd_buf_puts(b, "\\\"");
+        else hvd_buf_append(b, s, 1);
+    }
+}
+
+/* name{l1="v1",l2="v2"[,le="x"]} */
+static void put_labels(HvdBuf *b, const Metric *m, const Series *s, const char *le)
+{
+    if (m->nlabels == 0 && !le) return;
+    hvd_buf_puts(b, "{");
+    for (int i = 0; i < m->nlabels; i++) {
+        hvd_buf_printf(b, "%s%s=\"", i ? "," : "", m->label[i]);
+        put_escaped(b, s->lv[i], true);
+        hvd_buf_puts(b, "\"");
+    }
+    if (le) hvd_buf_printf(b, "%sle=\"%s\"", m->nlabels ? "," : "", le);
+    hvd_buf_puts(b, "}");
+}
+
+static void render_process(HvdBuf *b)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    hvd_buf_puts(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+                    "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ");
+    put_double(b, cpu);
+    hvd_buf_puts(b, "\n");
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    hvd_buf_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                      "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n",
+                   (long long)rss * (long long)sysconf(_SC_PAGESIZE));
+    hvd_buf_printf(b, "# HELP process_resident_memory_peak_bytes Peak resident memory size in bytes.\n"
+                      "# TYPE process_resident_memory_peak_bytes gauge\nprocess_resident_memory_peak_bytes %lld\n",
+                   (long long)ru.ru_maxrss * 1024);
+}
+
+void hvd_metrics_render(HvdBuf *b)
+{
+    static const char *const types[] = {"counter", "gauge", "histogram"};
+    hvd_buf_puts(b, "");
+    pthread_mutex_lock(&m_lock);
+    for (const Metric *m = m_head; m; m = m->next) {
+        hvd_buf_printf(b, "# HELP %s ", m->name);
+        put_escaped(b, m->help, false);
+        hvd_buf_printf(b, "\n# TYPE %s %s\n", m->name, types[m->type]);
+        for (const Series *s = m->series; s; s = s->next) {
+            if (m->type != HVD_METRIC_HISTOGRAM) {
+                hvd_buf_puts(b, m->name);
+                put_labels(b, m, s, NULL);
+                hvd_buf_puts(b, " ");
+                put_double(b, s->value);
+                hvd_buf_puts(b, "\n");
+                continue;
+            }
+            uint64_t cum = 0;
+            for (size_t i = 0; i <= m->nbounds; i++) {
+                HvdBuf le = {0};
+                if (i < m->nbounds) put_double(&le, m->bounds[i]);
+                else hvd_buf_puts(&le, "+Inf");
+                cum += s->buckets[i];
+                hvd_buf_printf(b, "%s_bucket", m->name);
+                put_labels(b, m, s, le.data);
+                hvd_buf_printf(b, " %llu\n", (unsigned long long)cum);
+                hvd_buf_free(&le);
+            }
+            hvd_buf_printf(b, "%s_sum", m->name);
+            put_labels(b, m, s, NULL);
+            hvd_buf_puts(b, " ");
+            put_double(b, s->value);
+            hvd_buf_printf(b, "\n%s_count", m->name);
+            put_labels(b, m, s, NULL);
+            hvd_buf_printf(b, " %llu\n", (unsigned long long)s->count);
+        }
+    }
+    pthread_mutex_unlock(&m_lock);
+    render_process(b);
+}
+
+/* ---- HTTP ---- */
+
+struct HvdMetricsServer {
+    struct MHD_Daemon *daemon;
+    HvdReadyFn ready;
+    void *arg;
+    int port;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body,
+                             size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls)
+{
+    HvdMetricsServer *srv = cls;
+    (void)version;
+    (void)upload_data;
+    /* a request body is ignored: swallow it, answer once it is read */
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    (void)con_cls;
+    bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0;
+    if (!known) return reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n", 10);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n", 19);
+    if (strcmp(url, "/metrics") == 0) {
+        HvdBuf b = {0};
+        hvd_metrics_render(&b);
+        enum MHD_Result r = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+        hvd_buf_free(&b);
+        return r;
+    }
+    char reason[256] = "";
+    bool ok = srv->ready ? srv->ready(srv->arg, reason, sizeof reason) : true;
+    if (ok) return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n", 3);
+    if (!reason[0]) snprintf(reason, sizeof reason, "not ready");
+    char body[300];
+    int n = snprintf(body, sizeof body, "%s\n", reason);
+    return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body,
+                 n < 0 ? 0 : (size_t)n >= sizeof body ? sizeof body - 1 : (size_t)n);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    hvd_log_kv(HVD_LOG_WARN, NULL, "metrics http server", "detail", msg, NULL);
+}
+
+HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err, size_t errlen)
+{
+    char host[256], port_s[8];
+    int port = 0, fd = -1;
+    HvdMetricsServer *srv = NULL;
+    struct addrinfo hints = {0}, *res = NULL;
+    if (!addr || !hvd_parse_host_port(addr, host, sizeof host, &port, true)) {
+        snprintf(err, errlen, "HVD_METRICS_ADDR '%s': expected HOST:PORT", addr ? addr : "");
+        goto fail;
+    }
+    snprintf(port_s, sizeof port_s, "%d", port);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    int gai = getaddrinfo(host, port_s, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot resolve %s: %s", addr, host, gai_strerror(gai));
+        goto fail;
+    }
+    int saved = 0;
+    struct addrinfo *ai;
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot bind: %s", addr, strerror(saved));
+        goto fail;
+    }
+    bool v6 = ai->ai_family == AF_INET6;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    srv = hvd_xcalloc(1, sizeof *srv);
+    srv->ready = ready;
+    srv->arg = arg;
+    srv->port = port;
+    srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+                                       (v6 ? MHD_USE_IPv6 : 0),
+                                   0, NULL, NULL, handle, srv,
+                                   MHD_OPTION_LISTEN_SOCKET, fd,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                   MHD_OPTION_CONNECTION_LIMIT, 64u,
+                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                   MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot start the HTTP server", addr);
+        goto fail;
+    }
+    freeaddrinfo(res);
+    return srv;
+fail:
+    if (fd >= 0) close(fd);
+    if (res) freeaddrinfo(res);
+    free(srv);
+    return NULL;
+}
+
+int hvd_metrics_server_port(const HvdMetricsServer *s)
+{
+    return s ? s->port : 0;
+}
+
+void hvd_metrics_server_stop(HvdMetricsServer *s)
+{
+    if (!s) return;
+    MHD_stop_daemon(s->daemon);   /* closes the listening socket too */
+    free(s);
+}

@@ -1,0 +1,110 @@
+/* A small thread-safe metrics registry (counters, gauges, histograms with up
+ * to two labels), its Prometheus text rendering, and the HTTP endpoint
+ * (libmicrohttpd) that serves /metrics and /healthz.
+ *
+ * Metrics are addressed by name: register once (hvd_metrics_register_worker
+ * registers every metric the worker uses, see the table in metrics.c), then
+ *   hvd_metric_inc("hvdeploy_jobs_total", "managed_deployment", "success");
+ *   hvd_metric_observe("hvdeploy_stage_duration_seconds", "vm.create", NULL, 1.25);
+ *   hvd_metric_gauge_set("hvdeploy_jobs_in_flight", NULL, NULL, 3);
+ * Label values are given in the order of the label names at registration
+ * (NULL for unused). Updating a name that is not registered does nothing
+ * (and logs one warning per name). A label value series is created on first
+ * use. All functions are safe from any thread.
+ *
+ * The worker's metrics (hvd_metrics_register_worker):
+ *   hvdeploy_jobs_total{job_type,status}                counter, jobs by final status
+ *   hvdeploy_stage_duration_seconds{stage}              histogram
+ *   hvdeploy_agent_call_duration_seconds{stage}         histogram
+ *   hvdeploy_retries_total{stage}                       counter
+ *   hvdeploy_dead_letters_total{reason}                 counter
+ *   hvdeploy_lease_takeovers_total                      counter
+ *   hvdeploy_reconnects_total{target}                   counter, target amqp|postgres
+ *   hvdeploy_jobs_in_flight                             gauge
+ *   hvdeploy_consumer_utilisation                       gauge 0..1, in flight / HVD_CONCURRENCY
+ *   hvdeploy_envelopes_published_total                  counter
+ *   hvdeploy_pg_transactions_total                      counter
+ *   hvdeploy_amqp_operations_total{op}                  counter
+ * plus process_cpu_seconds_total, process_resident_memory_bytes and
+ * process_resident_memory_peak_bytes, read when rendered. */
+#ifndef HVD_METRICS_H
+#define HVD_METRICS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "buf.h"
+
+/* Names of the worker's metrics, for callers that prefer constants. */
+#define HVD_M_JOBS_TOTAL            "hvdeploy_jobs_total"
+#define HVD_M_STAGE_DURATION        "hvdeploy_stage_duration_seconds"
+#define HVD_M_AGENT_CALL_DURATION   "hvdeploy_agent_call_duration_seconds"
+#define HVD_M_RETRIES_TOTAL         "hvdeploy_retries_total"
+#define HVD_M_DEAD_LETTERS_TOTAL    "hvdeploy_dead_letters_total"
+#define HVD_M_LEASE_TAKEOVERS_TOTAL "hvdeploy_lease_takeovers_total"
+#define HVD_M_RECONNECTS_TOTAL      "hvdeploy_reconnects_total"
+#define HVD_M_JOBS_IN_FLIGHT        "hvdeploy_jobs_in_flight"
+#define HVD_M_CONSUMER_UTILISATION  "hvdeploy_consumer_utilisation"
+#define HVD_M_ENVELOPES_PUBLISHED   "hvdeploy_envelopes_published_total"
+#define HVD_M_PG_TRANSACTIONS       "hvdeploy_pg_transactions_total"
+#define HVD_M_AMQP_OPERATIONS       "hvdeploy_amqp_operations_total"
+
+typedef enum {
+    HVD_METRIC_COUNTER,
+    HVD_METRIC_GAUGE,
+    HVD_METRIC_HISTOGRAM,
+} HvdMetricType;
+
+#define HVD_METRIC_MAX_BUCKETS 32
+
+/* Default histogram buckets, seconds from 1 ms to 1 h (21 bounds + +Inf). */
+extern const double hvd_metric_default_buckets[];
+extern const size_t hvd_metric_default_nbuckets;
+
+/* Registers a metric. label1/label2 are label names or NULL. buckets (upper
+ * bounds, ascending, at most HVD_METRIC_MAX_BUCKETS) only for histograms;
+ * NULL = the default buckets. Registering a name again with the same type and
+ * labels is a no-op returning 0; with different ones returns -1. Also -1 for
+ * a name or label that is not a valid Prometheus name. */
+int hvd_metric_register(const char *name, HvdMetricType type, const char *help, const char *label1,
+                        const char *label2, const double *buckets, size_t nbuckets);
+/* Registers the worker's metrics listed above. Idempotent. */
+void hvd_metrics_register_worker(void);
+
+void hvd_metric_inc(const char *name, const char *lv1, const char *lv2);               /* counter += 1 */
+void hvd_metric_add(const char *name, const char *lv1, const char *lv2, double v);     /* counter/gauge += v (counter: v >= 0) */
+void hvd_metric_gauge_set(const char *name, const char *lv1, const char *lv2, double v);
+void hvd_metric_observe(const char *name, const char *lv1, const char *lv2, double v); /* histogram */
+
+/* In-flight jobs: sets hvdeploy_jobs_in_flight and
+ * hvdeploy_consumer_utilisation (in_flight / concurrency). */
+void hvd_metrics_set_in_flight(int in_flight, int concurrency);
+
+/* A series' value (counter/gauge) or count of observations (histogram), 0
+ * when absent. For tests and the benchmark. */
+double hvd_metric_value(const char *name, const char *lv1, const char *lv2);
+
+/* Appends the Prometheus text exposition format (version 0.0.4) of every
+ * registered metric to out. */
+void hvd_metrics_render(HvdBuf *out);
+/* Forgets every metric (tests). */
+void hvd_metrics_reset(void);
+
+/* ---- HTTP ---- */
+
+/* Readiness: return true when ready; otherwise false with a short reason in
+ * reason (e.g. "broker not connected"). Called from the HTTP thread. */
+typedef bool (*HvdReadyFn)(void *arg, char *reason, size_t reasonlen);
+
+typedef struct HvdMetricsServer HvdMetricsServer;
+
+/* Serves GET /metrics (text/plain; version=0.0.4) and GET /healthz (200 "ok"
+ * or 503 with the reason; ready == NULL means always ready) on addr
+ * ("127.0.0.1:9464", "[::1]:9464", "localhost:9464"; port 0 picks a free
+ * port), bound to that address only. Everything else is 404 (405 for a
+ * method other than GET/HEAD on a known path). Returns NULL with err filled
+ * ("HVD_METRICS_ADDR 127.0.0.1:9464: cannot bind: Address already in use"). */
+HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err,
+                                           size_t errlen);
+int hvd_metrics_server_port(const HvdMetricsServer *s);   /* the bound port */
+void hvd_metrics_server_stop(HvdMetricsServer *s);        /* NULL-safe */
+
+#endif
