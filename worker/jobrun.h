@@ -1,0 +1,30 @@
+/* Running one claimed job: its stages in order, then its terminal state and
+ * envelope (jobrun.c); the envelope and dead-letter builders (answer.c). */
+#ifndef HVD_JOBRUN_H
+#define HVD_JOBRUN_H
+#include <stdbool.h>
+#include "envelope.h"
+#include "model.h"
+#include "store.h"
+#include "worker.h"
+
+/* Runs the job whose lease rec holds until it ends, waits for a retry, is
+ * released (shutdown) or its lease is lost. */
+void jobrun_execute(Worker *w, HvdJobRecord *rec, bool takeover);
+/* Releases the leases of every job still running in this process (end of
+ * the shutdown grace) and rings their doorbells. */
+void jobrun_release_all(Worker *w);
+
+/* ---- answer.c ---- */
+
+/* Encodes env in the content type ct into out. */
+void answer_encode(const HvdEnvelope *env, HvdContentType ct, HvdBuf *out);
+/* Publishes an envelope to reply_to (or <prefix>.results) and, for a stored
+ * one (kind PUB_ENVELOPE), lets the publisher mark it sent once confirmed. */
+void answer_publish(Worker *w, PubKind kind, const char *job_id, const char *reply_to,
+                    const char *correlation_id, const char *content_type, const HvdBuf *bytes,
+                    PubDone *done);
+/* The queue envelopes go to when reply_to is absent: "<prefix>.results". */
+const char *answer_default_reply_to(Worker *w);
+
+#endif
