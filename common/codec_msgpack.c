@@ -39,7 +39,9 @@ static HvdNode *from_object(const msgpack_object *o)
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR) continue;   /* node maps have string keys only */
-            char *key = hvd_xstrndup(kv->key.via.str.ptr, kv->key.via.str.size);
+            /* msgpack-c leaves ptr NULL for an empty string */
+            char *key = kv->key.via.str.size ? hvd_xstrndup(kv->key.via.str.ptr, kv->key.via.str.size)
+                                             : hvd_xstrdup("");
             hvd_codec_map_put(map, &seen, key, from_object(&kv->val));
         }
         hvd_codec_key_index_free(&seen);

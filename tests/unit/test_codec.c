@@ -743,3 +743,26 @@ Test(codec, limited_decode_allows_more)
     free(doc);
     free(s);
 }
+
+Test(codec, empty_strings_and_keys)
+{
+    /* found by fuzz_msgpack: msgpack-c gives an empty string a NULL pointer */
+    HvdNode *n = NULL;
+    cr_assert_eq(dec(HVD_CT_MSGPACK, "\x82\xa0\xa0\xa1" "b\xc4\x00", 7, &n), HVD_DECODE_OK, "%s", why);
+    cr_assert_str_eq(n->u.map.keys[0], "");
+    cr_assert_eq(hvd_node_get(n, "")->u.s.len, 0);
+    cr_assert_eq(hvd_node_get(n, "b")->type, HVD_BIN);
+    char *j = hvd_node_to_json(n);
+    cr_assert_str_eq(j, "{\"\":\"\",\"b\":\"\"}");
+    free(j);
+    hvd_node_free(n);
+    cr_assert_eq(dec_json("{\"\":{\"\":\"\"}}", &n), HVD_DECODE_OK, "%s", why);
+    HvdBuf b = {0};
+    hvd_encode(HVD_CT_MSGPACK, n, &b);
+    HvdNode *back = NULL;
+    cr_assert_eq(dec(HVD_CT_MSGPACK, b.data, b.len, &back), HVD_DECODE_OK, "%s", why);
+    cr_assert(hvd_node_equal(n, back));
+    hvd_node_free(back);
+    hvd_buf_free(&b);
+    hvd_node_free(n);
+}
