@@ -159,6 +159,11 @@ const char *hvd_config_var_name(size_t i)
     return i < NROWS ? rows[i].name : NULL;
 }
 
+const char *hvd_config_var_default(size_t i)
+{
+    return i < NROWS ? rows[i].def : NULL;
+}
+
 void hvd_config_flag_name(const char *var, char *out, size_t outlen)
 {
     if (strncmp(var, "HVD_", 4) == 0) var += 4;

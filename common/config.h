@@ -129,6 +129,7 @@ bool hvd_config_code_retryable(const HvdConfig *cfg, const char *code);
 /* The table itself, for tests and tooling: row i's variable name, or NULL
  * past the end; and the flag of a variable ("HVD_AMQP_URL" -> "--amqp-url"). */
 const char *hvd_config_var_name(size_t i);
+const char *hvd_config_var_default(size_t i);   /* "" for none/required */
 void hvd_config_flag_name(const char *var, char *out, size_t outlen);
 
 /* Replaces the password of a URL ("amqp://u:pw@h/v" -> "amqp://u:***@h/v",
