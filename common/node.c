@@ -190,9 +190,19 @@ HvdNode *hvd_node_clone(const HvdNode *n)
         return c;
     }
     case HVD_MAP: {
+        /* keys are already unique: copy straight across, no lookups (a
+         * 256 KiB body can hold 50 000 keys; redaction clones whole bodies) */
         HvdNode *c = hvd_node_map();
-        for (size_t i = 0; i < n->u.map.n; i++)
-            hvd_node_map_set(c, n->u.map.keys[i], hvd_node_clone(n->u.map.vals[i]));
+        if (n->u.map.n) {
+            c->u.map.keys = hvd_xmalloc(n->u.map.n * sizeof(*c->u.map.keys));
+            c->u.map.vals = hvd_xmalloc(n->u.map.n * sizeof(*c->u.map.vals));
+            c->u.map.cap = n->u.map.n;
+        }
+        for (size_t i = 0; i < n->u.map.n; i++) {
+            c->u.map.keys[i] = hvd_xstrdup(n->u.map.keys[i]);
+            c->u.map.vals[i] = hvd_node_clone(n->u.map.vals[i]);
+            c->u.map.n++;
+        }
         return c;
     }
     }

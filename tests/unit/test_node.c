@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include "codec.h"
 #include "node.h"
 
 Test(node, scalars)
@@ -163,4 +164,25 @@ Test(node, type_names)
     cr_assert_str_eq(hvd_node_type_name(HVD_BIN), "bin");
     cr_assert_str_eq(hvd_node_type_name(HVD_ARRAY), "array");
     cr_assert_str_eq(hvd_node_type_name(HVD_MAP), "map");
+}
+
+Test(node, clone_of_a_large_map_is_fast, .timeout = 5)
+{
+    /* as many keys as a 256 KiB body can hold; a quadratic clone would take seconds */
+    HvdBuf text = {0};
+    hvd_buf_puts(&text, "{");
+    for (int i = 0; i < 60000; i++) hvd_buf_printf(&text, "%s\"k%d\":%d", i ? "," : "", i, i);
+    hvd_buf_puts(&text, "}");
+    const HvdDecodeLimits lim = {1 << 20, HVD_MAX_STRING, HVD_MAX_DEPTH};
+    HvdNode *m = NULL;
+    cr_assert_eq(hvd_decode_limited(HVD_CT_JSON, text.data, text.len, &lim, &m, NULL, 0), HVD_DECODE_OK);
+    cr_assert_eq(m->u.map.n, 60000);
+    HvdNode *c = hvd_node_clone(m);
+    cr_assert(hvd_node_equal(m, c));
+    int64_t v;
+    cr_assert(hvd_node_get_int(c, "k59999", &v));
+    cr_assert_eq(v, 59999);
+    hvd_node_free(c);
+    hvd_node_free(m);
+    hvd_buf_free(&text);
 }
