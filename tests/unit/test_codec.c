@@ -666,8 +666,8 @@ Test(codec, msgpack_garbage_and_ext)
     HvdNode *n = NULL;
     cr_assert_eq(dec(HVD_CT_MSGPACK, "\xc1", 1, &n), HVD_DECODE_MALFORMED);
     cr_assert_str_eq(why, "invalid msgpack: unknown type byte 0xc1 at byte 0");
-    const char *ext[] = {"\xd4\x01\x00", "\xd5\x01\x00\x00", "\xc7\x01\x05\x00",
-                         "\x91\xd8\x01" "0123456789abcdef"};
+    static const char fixext16[] = "\x91\xd8\x01" "0123456789abcdef";
+    const char *ext[] = {"\xd4\x01\x00", "\xd5\x01\x00\x00", "\xc7\x01\x05\x00", fixext16};
     const size_t ext_len[] = {3, 4, 4, 19};
     for (size_t i = 0; i < 4; i++) {
         cr_assert_eq(dec(HVD_CT_MSGPACK, ext[i], ext_len[i], &n), HVD_DECODE_MALFORMED, "ext %zu", i);
