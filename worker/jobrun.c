@@ -132,7 +132,7 @@ static bool rebuild(JobRun *r, char *why, size_t whylen)
         }
         HvdNode *secrets = NULL;
         HvdDecodeStatus ds = hvd_json_to_node(plain.data, plain.len, 0, &secrets, err, sizeof err);
-        hvd_secret_wipe(&plain);
+        hvd_secret_buf_free(&plain);
         if (ds != HVD_DECODE_OK) {
             snprintf(why, whylen, "the job's decrypted secrets are unreadable");
             return false;
@@ -400,7 +400,7 @@ static void call_agent(JobRun *r, const char *operation, const char *stage, int 
 
     HvdAgentResult res;
     hvd_agent_call(&w->agent, r->job.target_host, operation, line.data, line.len, &res);
-    hvd_secret_wipe(&line);
+    hvd_secret_buf_free(&line);
 
     out->outcome = map_outcome(res.outcome);
     out->elapsed_ms = res.elapsed_ms;

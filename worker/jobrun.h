@@ -3,6 +3,7 @@
 #ifndef HVD_JOBRUN_H
 #define HVD_JOBRUN_H
 #include <stdbool.h>
+#include "codec.h"
 #include "envelope.h"
 #include "model.h"
 #include "store.h"
@@ -24,6 +25,9 @@ void answer_encode(const HvdEnvelope *env, HvdContentType ct, HvdBuf *out);
 void answer_publish(Worker *w, PubKind kind, const char *job_id, const char *reply_to,
                     const char *correlation_id, const char *content_type, const HvdBuf *bytes,
                     PubDone *done);
+/* Sends the evidence of a job that ran out of retries to <prefix>.dead. */
+void answer_dead_letter(Worker *w, const HvdJobRecord *rec, const char *stage, const char *code,
+                        const char *message, const char *agent_code, const char *agent_log);
 /* The queue envelopes go to when reply_to is absent: "<prefix>.results". */
 const char *answer_default_reply_to(Worker *w);
 

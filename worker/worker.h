@@ -37,7 +37,13 @@ typedef struct {
     Runners *runners;
     LeaseSet *leases;
     int retry_delays[HVD_CFG_MAX_RETRY_DELAYS];   /* HVD_RETRY_DELAYS as ints */
+    char jobs_exchange[128], jobs_queue[128], retry_exchange[128], dead_exchange[128];
+    char dead_queue[128], results_queue[128], events_exchange[128];
+    char pub_conn_name[160], con_conn_name[160];
+    int prefetch;                  /* basic.qos of the consumer */
+    struct HvdBroker *first_consumer_conn;  /* connected by main at start, handed to the consumer */
     atomic_bool stopping;          /* SIGTERM/SIGINT: take no new work */
+    atomic_bool maint_stop;        /* the last step of shutdown */
     atomic_bool amqp_ready;        /* consumer connected (for /healthz) */
     atomic_bool pub_ready;         /* publisher connected */
     atomic_bool pg_ready;
@@ -55,7 +61,7 @@ typedef enum {
 
 typedef struct PubDone PubDone;   /* completion for a caller that waits */
 
-typedef struct {
+typedef struct PubMsg {
     PubKind kind;
     char *exchange;                /* NULL = default exchange */
     char *routing_key;
@@ -68,6 +74,7 @@ typedef struct {
     char *code;                    /* dead letters: x-hvdeploy-code header */
     char job_id[37];               /* envelopes: whose envelope */
     PubDone *done;                 /* NULL or signalled once confirmed/failed */
+    struct PubMsg *next_;          /* publisher's queue link */
 } PubMsg;
 
 Publisher *publisher_start(Worker *w);

@@ -1,0 +1,89 @@
+/* The maintainer thread: renews this worker's leases, sweeps PostgreSQL for
+ * jobs that need a worker (expired leases, due retries, lost doorbells),
+ * resends envelopes the broker never confirmed (the outbox) and purges
+ * secrets whose retention passed. It runs until the very end of shutdown:
+ * leases must stay renewed while runners finish their stages in the grace. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "clock.h"
+#include "jobrun.h"
+#include "log.h"
+#include "metrics.h"
+#include "worker.h"
+
+#define OUTBOX_AGE_MS 5000
+#define OUTBOX_BATCH 64
+
+static void sweep(Worker *w)
+{
+    size_t room = runners_free(w->runners);
+    if (room == 0) return;
+    char (*ids)[37] = hvd_xcalloc(room, sizeof *ids);
+    size_t n = 0;
+    char err[256];
+    if (hvd_store_sweep(w->store, room, ids, &n, err, sizeof err) == HVD_STORE_OK) {
+        for (size_t i = 0; i < n && !atomic_load(&w->stopping); i++) {
+            bool ran;
+            intake_claim_existing(w, ids[i], &ran);
+        }
+    }
+    free(ids);
+}
+
+static void outbox(Worker *w)
+{
+    HvdOutboxItem items[OUTBOX_BATCH];
+    size_t n = 0;
+    char err[256];
+    if (hvd_store_outbox(w->store, OUTBOX_AGE_MS, OUTBOX_BATCH, items, &n, err, sizeof err) != HVD_STORE_OK) return;
+    for (size_t i = 0; i < n; i++) {
+        HvdLogCtx lc = {.job_id = items[i].job_id};
+        hvd_log_info(&lc, "resending an envelope the broker never confirmed");
+        answer_publish(w, PUB_ENVELOPE, items[i].job_id, items[i].reply_to, items[i].correlation_id,
+                       items[i].content_type, &items[i].envelope, NULL);
+        hvd_outbox_item_free(&items[i]);
+    }
+}
+
+void *maint_main(void *arg)
+{
+    Worker *w = arg;
+    int64_t now = hvd_mono_ms();
+    int64_t renew_every = w->cfg.lease_ttl * 1000 / 3;
+    if (renew_every < 500) renew_every = 500;
+    int64_t next_renew = now + renew_every, next_sweep = now + 1000, next_outbox = now + OUTBOX_AGE_MS,
+            next_purge = now + 60000, next_health = now;
+    uint64_t tx_seen = 0;
+    while (!atomic_load(&w->maint_stop)) {
+        usleep(100 * 1000);
+        now = hvd_mono_ms();
+        if (now >= next_health) {
+            atomic_store(&w->pg_ready, hvd_store_healthy(w->store));
+            next_health = now + 2000;
+        }
+        if (now >= next_renew) {
+            leases_renew(w->leases, w->store);
+            next_renew = now + renew_every;
+        }
+        if (now >= next_sweep && !atomic_load(&w->stopping)) {
+            sweep(w);
+            next_sweep = now + w->cfg.sweep_interval * 1000;
+        }
+        if (now >= next_outbox) {
+            outbox(w);
+            next_outbox = now + OUTBOX_AGE_MS;
+        }
+        if (now >= next_purge) {
+            size_t purged = 0;
+            char err[256];
+            if (hvd_store_purge_secrets(w->store, &purged, err, sizeof err) == HVD_STORE_OK && purged)
+                hvd_log_info(NULL, "erased the secrets of %zu failed job(s) whose retention passed", purged);
+            next_purge = now + 60000;
+        }
+        uint64_t tx = hvd_store_tx_count(w->store);
+        if (tx > tx_seen) hvd_metric_add(HVD_M_PG_TRANSACTIONS, NULL, NULL, (double)(tx - tx_seen));
+        tx_seen = tx;
+    }
+    return NULL;
+}
