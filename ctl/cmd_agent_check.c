@@ -1,0 +1,490 @@
+/* hvdeployctl agent-check: conformance checks of a host agent command
+ * against the agent protocol (contract §6), each reported pass/fail/warn
+ * with its reason. */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include "agent.h"
+#include "agentproto.h"
+#include "clock.h"
+#include "codec.h"
+#include "ctl.h"
+#include "model.h"
+
+#define CHECK_UNKNOWN_OP  "agent-check.unknown-operation"
+#define MAX_CONCURRENCY   8
+#define MIN_CONCURRENCY   2
+
+typedef enum { CHECK_PASS, CHECK_FAIL, CHECK_WARN, CHECK_SKIP } CheckStatus;
+
+typedef struct {
+    const char *name;
+    CheckStatus status;
+    char reason[1024];
+    int64_t elapsed_ms;
+} Check;
+
+typedef struct {
+    HvdAgentCfg cfg;
+    const char *host;
+    int64_t timeout_ms;
+    char run_id[HVD_UUID_LEN + 1];   /* ties the check's requests together */
+} Ctx;
+
+static const char *status_name(CheckStatus s)
+{
+    static const char *const names[] = {"pass", "fail", "warn", "skip"};
+    return names[s];
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: hvdeployctl agent-check --host HOST [--agent-cmd CMD] [--output json|human]\n"
+          "                               [--timeout SECONDS] [--concurrency N] [--no-create]\n"
+          "\n"
+          "Runs the agent protocol conformance checks against an agent command and a host:\n"
+          "  noop-test          the agent answers a noop-test with success\n"
+          "  correlation-id     the answer echoes the request's correlation_id\n"
+          "  unknown-operation  an unknown operation gets an error envelope (not a crash or a hang)\n"
+          "  concurrency        N calls at once are all answered\n"
+          "  idempotency        vm.create of a throwaway VM twice with one idempotency key gives one\n"
+          "                     answer (a warning, not a failure, when it does not); the VM is\n"
+          "                     then removed with vm.delete\n"
+          "\n"
+          "  --host HOST          the Hyper-V host ({host} in the command), required\n"
+          "  --agent-cmd CMD      the agent argv template (default: $HVD_AGENT_CMD)\n"
+          "  --output json|human  json prints {ok, passed, failed, warnings, checks: [{name, status, reason, elapsed_ms}]}\n"
+          "  --timeout SECONDS    per call, except vm.create/vm.delete which use the worker's defaults (default 60)\n"
+          "  --concurrency N      calls at once, 2-8 (default 6)\n"
+          "  --no-create          skip the idempotency check (it creates and deletes a VM)\n"
+          "  -h, --help           this help\n"
+          "\n"
+          "For a real host over OpenSSH:\n"
+          "  hvdeployctl agent-check --host hv01.example --agent-cmd \\\n"
+          "    'ssh -T -o BatchMode=yes {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'\n"
+          "\n"
+          "Exit status: 0 no check failed (warnings allowed), 1 a check failed, 2 usage error.\n",
+          f);
+}
+
+static void new_uuid(char out[HVD_UUID_LEN + 1])
+{
+    unsigned char b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+        uint64_t t = (uint64_t)hvd_now_ms() ^ ((uint64_t)hvd_mono_ms() << 20);
+        for (int i = 0; i < 16; i++) b[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)(i * 37);
+    }
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
+    snprintf(out, HVD_UUID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* One agent call with a JobRequest built like the worker's. spec is owned
+ * by the caller. */
+static HvdAgentOutcome agent_call(Ctx *x, const char *op, const HvdNode *spec, const char *corr, const char *key,
+                                  int64_t attempt, int64_t timeout_ms, HvdAgentResult *res)
+{
+    char ts[HVD_RFC3339_LEN];
+    hvd_time_rfc3339(hvd_now_ms(), ts);
+    HvdAgentRequest req = {
+        .operation = op,
+        .resource_spec = spec,
+        .correlation_id = corr,
+        .timestamp = ts,
+        .host = x->host,
+        .job_id = x->run_id,
+        .stage = op,
+        .attempt = attempt,
+        .idempotency_key = key,
+    };
+    HvdBuf line = {0};
+    hvd_agent_request_encode(&req, &line);
+    HvdAgentCallOpts opts = {.timeout_ms = timeout_ms};
+    HvdAgentOutcome o = hvd_agent_call_opts(&x->cfg, &opts, x->host, op, line.data, line.len, res);
+    hvd_buf_free(&line);
+    return o;
+}
+
+/* "timeout: agent did not answer within 60000 ms (stderr: ...)" */
+static void describe(const HvdAgentResult *res, char *out, size_t len)
+{
+    const char *tail = res->stderr_tail ? res->stderr_tail : "";
+    size_t n = strlen(tail);
+    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r')) n--;
+    const char *last = tail;
+    for (size_t i = 0; i < n; i++)
+        if (tail[i] == '\n') last = tail + i + 1;
+    int m = (int)(tail + n - last);
+    if (m > 0)
+        snprintf(out, len, "%s: %s (stderr: %.*s)", hvd_agent_outcome_name(res->outcome), res->detail,
+                 m > 160 ? 160 : m, last);
+    else
+        snprintf(out, len, "%s: %s", hvd_agent_outcome_name(res->outcome), res->detail);
+}
+
+static void check_noop(Ctx *x, Check *noop, Check *corr)
+{
+    char cid[HVD_UUID_LEN + 1], key[96];
+    new_uuid(cid);
+    snprintf(key, sizeof key, "%s:noop-test", x->run_id);
+    HvdNode *spec = hvd_node_map();
+    hvd_node_map_set_str(spec, "test_field", "hvdeploy agent-check");
+    HvdAgentResult res;
+    agent_call(x, "noop-test", spec, cid, key, 1, x->timeout_ms, &res);
+    hvd_node_free(spec);
+    noop->elapsed_ms = corr->elapsed_ms = res.elapsed_ms;
+    char why[400];
+    describe(&res, why, sizeof why);
+    if (res.outcome == HVD_AGENT_SUCCESS) {
+        noop->status = CHECK_PASS;
+        snprintf(noop->reason, sizeof noop->reason, "answered success in %lld ms", (long long)res.elapsed_ms);
+    } else {
+        noop->status = CHECK_FAIL;
+        snprintf(noop->reason, sizeof noop->reason, "noop-test was not answered with success: %s", why);
+    }
+    if (!res.envelope) {
+        corr->status = CHECK_FAIL;
+        snprintf(corr->reason, sizeof corr->reason, "no answer to look for the correlation_id in (%s)", why);
+    } else if (!res.correlation_id) {
+        corr->status = CHECK_FAIL;
+        snprintf(corr->reason, sizeof corr->reason, "the answer has no correlation_id (sent %s)", cid);
+    } else if (strcmp(res.correlation_id, cid) != 0) {
+        corr->status = CHECK_FAIL;
+        snprintf(corr->reason, sizeof corr->reason, "the answer carries correlation_id '%.80s', the request sent %s",
+                 res.correlation_id, cid);
+    } else {
+        corr->status = CHECK_PASS;
+        snprintf(corr->reason, sizeof corr->reason, "echoed %s", cid);
+    }
+    hvd_agent_result_free(&res);
+}
+
+static void check_unknown(Ctx *x, Check *c)
+{
+    char cid[HVD_UUID_LEN + 1], key[96];
+    new_uuid(cid);
+    snprintf(key, sizeof key, "%s:%s", x->run_id, CHECK_UNKNOWN_OP);
+    HvdNode *spec = hvd_node_map();
+    HvdAgentResult res;
+    agent_call(x, CHECK_UNKNOWN_OP, spec, cid, key, 1, x->timeout_ms, &res);
+    hvd_node_free(spec);
+    c->elapsed_ms = res.elapsed_ms;
+    if (res.outcome == HVD_AGENT_AGENT_ERROR || res.outcome == HVD_AGENT_RETRYABLE) {
+        if (res.status && strcmp(res.status, "error") == 0) {
+            c->status = CHECK_PASS;
+            snprintf(c->reason, sizeof c->reason, "answered error (code %s): %.200s", res.code ? res.code : "none",
+                     res.message ? res.message : "");
+        } else {
+            c->status = CHECK_FAIL;
+            snprintf(c->reason, sizeof c->reason, "answered status '%s' to an unknown operation; expected error",
+                     res.status ? res.status : "");
+        }
+    } else if (res.outcome == HVD_AGENT_SUCCESS) {
+        c->status = CHECK_FAIL;
+        snprintf(c->reason, sizeof c->reason, "answered success to the unknown operation '%s'; expected an error "
+                 "envelope", CHECK_UNKNOWN_OP);
+    } else {
+        char why[400];
+        describe(&res, why, sizeof why);
+        c->status = CHECK_FAIL;
+        snprintf(c->reason, sizeof c->reason, "no error envelope for an unknown operation: %s", why);
+    }
+    hvd_agent_result_free(&res);
+}
+
+typedef struct {
+    Ctx *x;
+    int i;
+    bool check_corr;   /* the agent echoed the id when called alone: crossed answers are detectable */
+    bool ok;
+    int64_t elapsed_ms;
+    char why[400];
+} ConcCall;
+
+static void *conc_one(void *arg)
+{
+    ConcCall *cc = arg;
+    char cid[HVD_UUID_LEN + 1], key[112];
+    new_uuid(cid);
+    snprintf(key, sizeof key, "%s:noop-test.%d", cc->x->run_id, cc->i);
+    HvdNode *spec = hvd_node_map();
+    HvdAgentResult res;
+    agent_call(cc->x, "noop-test", spec, cid, key, 1, cc->x->timeout_ms, &res);
+    hvd_node_free(spec);
+    cc->elapsed_ms = res.elapsed_ms;
+    if (res.outcome != HVD_AGENT_SUCCESS) {
+        describe(&res, cc->why, sizeof cc->why);
+    } else if (cc->check_corr && (!res.correlation_id || strcmp(res.correlation_id, cid) != 0)) {
+        snprintf(cc->why, sizeof cc->why, "answer to another request (correlation_id '%.80s', sent %s)",
+                 res.correlation_id ? res.correlation_id : "", cid);
+    } else {
+        cc->ok = true;
+    }
+    hvd_agent_result_free(&res);
+    return NULL;
+}
+
+static void check_concurrency(Ctx *x, int n, bool check_corr, Check *c)
+{
+    pthread_t t[MAX_CONCURRENCY];
+    ConcCall cc[MAX_CONCURRENCY];
+    int started = 0, failed = 0;
+    int64_t t0 = hvd_mono_ms();
+    for (int i = 0; i < n; i++) {
+        cc[i] = (ConcCall){.x = x, .i = i, .check_corr = check_corr};
+        if (pthread_create(&t[i], NULL, conc_one, &cc[i]) != 0) {
+            snprintf(cc[i].why, sizeof cc[i].why, "cannot start a thread");
+            break;
+        }
+        started++;
+    }
+    for (int i = 0; i < started; i++) pthread_join(t[i], NULL);
+    c->elapsed_ms = hvd_mono_ms() - t0;
+    const char *first = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!cc[i].ok) {
+            failed++;
+            if (!first) first = cc[i].why;
+        }
+    }
+    if (failed == 0) {
+        c->status = CHECK_PASS;
+        snprintf(c->reason, sizeof c->reason, "%d concurrent noop-tests all answered in %lld ms", n,
+                 (long long)c->elapsed_ms);
+    } else {
+        c->status = CHECK_FAIL;
+        snprintf(c->reason, sizeof c->reason, "%d of %d concurrent noop-tests failed; first: %.400s", failed, n,
+                 first ? first : "?");
+    }
+}
+
+/* Removes a throwaway VM; returns false with why set when it could not. */
+static bool delete_vm(Ctx *x, const char *vm_id, const char *name, char *why, size_t whylen)
+{
+    char cid[HVD_UUID_LEN + 1], key[128];
+    new_uuid(cid);
+    snprintf(key, sizeof key, "%s:vm.delete:%.40s", x->run_id, vm_id);
+    HvdNode *spec = hvd_node_map();
+    hvd_node_map_set_str(spec, "vm_id", vm_id);
+    hvd_node_map_set_str(spec, "vm_name", name);
+    hvd_node_map_set_bool(spec, "delete_disks", true);
+    HvdAgentResult res;
+    agent_call(x, "vm.delete", spec, cid, key, 1, 0, &res);
+    hvd_node_free(spec);
+    bool ok = res.outcome == HVD_AGENT_SUCCESS;
+    if (!ok) describe(&res, why, whylen);
+    hvd_agent_result_free(&res);
+    return ok;
+}
+
+static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
+{
+    char name[48], key[96], cid[HVD_UUID_LEN + 1], why[400];
+    snprintf(name, sizeof name, "hvd-agent-check-%.8s", x->run_id);
+    snprintf(key, sizeof key, "%s:vm.create", x->run_id);
+    new_uuid(cid);
+    HvdNode *spec = hvd_node_map();
+    hvd_node_map_set_str(spec, "vm_name", name);
+    hvd_node_map_set_int(spec, "gb_ram", 1);
+    hvd_node_map_set_int(spec, "cpu_cores", 1);
+    hvd_node_map_set(spec, "storage_class", hvd_node_nil());
+    hvd_node_map_set_bool(spec, "vm_clustered", false);
+    hvd_node_map_set_str(spec, "os_family", "linux");
+    HvdAgentResult a, b;
+    agent_call(x, "vm.create", spec, cid, key, 1, 0, &a);
+    agent_call(x, "vm.create", spec, cid, key, 2, 0, &b);
+    hvd_node_free(spec);
+    c->elapsed_ms = a.elapsed_ms + b.elapsed_ms;
+    const char *id_a = a.outcome == HVD_AGENT_SUCCESS ? hvd_node_get_str(a.data, "vm_id") : NULL;
+    const char *id_b = b.outcome == HVD_AGENT_SUCCESS ? hvd_node_get_str(b.data, "vm_id") : NULL;
+
+    if (a.outcome != HVD_AGENT_SUCCESS) {
+        describe(&a, why, sizeof why);
+        c->status = CHECK_WARN;
+        snprintf(c->reason, sizeof c->reason, "could not create the throwaway VM '%s' to test idempotency: %s", name,
+                 why);
+    } else if (!id_a) {
+        c->status = CHECK_WARN;
+        snprintf(c->reason, sizeof c->reason, "vm.create answered success without data.vm_id; cannot compare answers");
+    } else if (b.outcome != HVD_AGENT_SUCCESS) {
+        describe(&b, why, sizeof why);
+        c->status = CHECK_WARN;
+        snprintf(c->reason, sizeof c->reason, "the agent does not honour idempotency keys: vm.create repeated with "
+                 "key %s was not answered with the first answer but with %s", key, why);
+    } else if (!id_b || strcmp(id_a, id_b) != 0) {
+        c->status = CHECK_WARN;
+        snprintf(c->reason, sizeof c->reason, "the agent does not honour idempotency keys: vm.create repeated with "
+                 "key %s made another VM (vm_id %.40s, then %.40s)", key, id_a, id_b ? id_b : "none");
+    } else if (!hvd_node_equal(a.envelope, b.envelope)) {
+        c->status = CHECK_WARN;
+        snprintf(c->reason, sizeof c->reason, "same vm_id %s for a repeated key, but the second answer differs from "
+                 "the first", id_a);
+    } else {
+        c->status = CHECK_PASS;
+        snprintf(c->reason, sizeof c->reason, "vm.create repeated with one key gave the same answer (vm_id %s)", id_a);
+    }
+
+    /* Clean up every VM the check made. */
+    cleanup->status = CHECK_PASS;
+    snprintf(cleanup->reason, sizeof cleanup->reason, "nothing to clean up");
+    const char *ids[2] = {id_a, (id_b && (!id_a || strcmp(id_a, id_b) != 0)) ? id_b : NULL};
+    int64_t t0 = hvd_mono_ms();
+    for (int i = 0; i < 2; i++) {
+        if (!ids[i]) continue;
+        if (delete_vm(x, ids[i], name, why, sizeof why)) {
+            snprintf(cleanup->reason, sizeof cleanup->reason, "removed the throwaway VM '%s'", name);
+        } else {
+            cleanup->status = CHECK_WARN;
+            snprintf(cleanup->reason, sizeof cleanup->reason, "could not remove the throwaway VM '%s' (%.40s): %s; "
+                     "remove it by hand", name, ids[i], why);
+            break;
+        }
+    }
+    cleanup->elapsed_ms = hvd_mono_ms() - t0;
+    hvd_agent_result_free(&a);
+    hvd_agent_result_free(&b);
+}
+
+static int report(CtlOutput out, const Ctx *x, const Check *checks, size_t n)
+{
+    int passed = 0, failed = 0, warned = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (checks[i].status == CHECK_PASS) passed++;
+        else if (checks[i].status == CHECK_FAIL) failed++;
+        else if (checks[i].status == CHECK_WARN) warned++;
+    }
+    if (out == CTL_OUTPUT_JSON) {
+        HvdNode *root = hvd_node_map();
+        hvd_node_map_set_str(root, "host", x->host);
+        hvd_node_map_set_bool(root, "ok", failed == 0);
+        hvd_node_map_set_int(root, "passed", passed);
+        hvd_node_map_set_int(root, "failed", failed);
+        hvd_node_map_set_int(root, "warnings", warned);
+        HvdNode *arr = hvd_node_array();
+        for (size_t i = 0; i < n; i++) {
+            HvdNode *c = hvd_node_map();
+            hvd_node_map_set_str(c, "name", checks[i].name);
+            hvd_node_map_set_str(c, "status", status_name(checks[i].status));
+            hvd_node_map_set_str(c, "reason", checks[i].reason);
+            hvd_node_map_set_int(c, "elapsed_ms", checks[i].elapsed_ms);
+            hvd_node_array_push(arr, c);
+        }
+        hvd_node_map_set(root, "checks", arr);
+        char *json = hvd_node_to_json(root);
+        printf("%s\n", json);
+        free(json);
+        hvd_node_free(root);
+    } else {
+        printf("agent-check of %s:", x->host);
+        for (size_t i = 0; i < x->cfg.argc; i++) printf(" %s", x->cfg.argv[i]);
+        printf("\n");
+        for (size_t i = 0; i < n; i++) {
+            static const char *const tags[] = {"PASS", "FAIL", "WARN", "SKIP"};
+            printf("  %s  %-18s %s\n", tags[checks[i].status], checks[i].name, checks[i].reason);
+        }
+        printf("%s: %d passed, %d failed, %d warning%s\n", failed ? "FAILED" : "OK", passed, failed, warned,
+               warned == 1 ? "" : "s");
+    }
+    fflush(stdout);
+    return failed ? CTL_EXIT_FAILED : CTL_EXIT_OK;
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!s[0] || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+int ctl_cmd_agent_check(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'H'},
+        {"agent-cmd", required_argument, NULL, 'a'},
+        {"output", required_argument, NULL, 'o'},
+        {"timeout", required_argument, NULL, 't'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"no-create", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    Ctx x = {.timeout_ms = 60 * 1000};
+    const char *cmd = ctl_env("HVD_AGENT_CMD", NULL);
+    CtlOutput output = CTL_OUTPUT_HUMAN;
+    long concurrency = 6, secs = 0;
+    bool create = true;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'H': x.host = optarg; break;
+        case 'a': cmd = optarg; break;
+        case 'o':
+            if (!ctl_parse_output("agent-check", optarg, &output)) return CTL_EXIT_USAGE;
+            break;
+        case 't':
+            if (!parse_int(optarg, 1, 86400, &secs)) {
+                ctl_error("agent-check", "--timeout wants whole seconds from 1 to 86400, not '%s'", optarg);
+                return CTL_EXIT_USAGE;
+            }
+            x.timeout_ms = secs * 1000;
+            break;
+        case 'c':
+            if (!parse_int(optarg, MIN_CONCURRENCY, MAX_CONCURRENCY, &concurrency)) {
+                ctl_error("agent-check", "--concurrency wants %d to %d, not '%s'", MIN_CONCURRENCY, MAX_CONCURRENCY,
+                          optarg);
+                return CTL_EXIT_USAGE;
+            }
+            break;
+        case 'n': create = false; break;
+        case 'h': usage(stdout); return CTL_EXIT_OK;
+        default: usage(stderr); return CTL_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        ctl_error("agent-check", "unexpected argument '%s'", argv[optind]);
+        return CTL_EXIT_USAGE;
+    }
+    if (!x.host) {
+        ctl_error("agent-check", "--host is required");
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (!hvd_hostname_valid(x.host)) {
+        ctl_error("agent-check", "--host '%s' is not a valid host name or IPv4 address", x.host);
+        return CTL_EXIT_USAGE;
+    }
+    char err[512];
+    hvd_agent_cfg_init(&x.cfg);
+    if (!hvd_agent_cfg_set_command(&x.cfg, cmd, err, sizeof err)) {
+        ctl_error("agent-check", "%s (or pass --agent-cmd)", err);
+        hvd_agent_cfg_free(&x.cfg);
+        return CTL_EXIT_USAGE;
+    }
+    new_uuid(x.run_id);
+
+    Check checks[6] = {
+        {.name = "noop-test"}, {.name = "correlation-id"}, {.name = "unknown-operation"},
+        {.name = "concurrency"}, {.name = "idempotency"}, {.name = "cleanup"},
+    };
+    size_t n = 6;
+    check_noop(&x, &checks[0], &checks[1]);
+    check_unknown(&x, &checks[2]);
+    check_concurrency(&x, (int)concurrency, checks[1].status == CHECK_PASS, &checks[3]);
+    if (create) {
+        check_idempotency(&x, &checks[4], &checks[5]);
+    } else {
+        checks[4].status = CHECK_SKIP;
+        snprintf(checks[4].reason, sizeof checks[4].reason, "skipped (--no-create)");
+        n = 5;
+    }
+    int rc = report(output, &x, checks, n);
+    hvd_agent_cfg_free(&x.cfg);
+    return rc;
+}
