@@ -81,6 +81,7 @@ typedef struct {
     int attempts;
     char *started_at, *finished_at;   /* RFC 3339 text or NULL */
     char *error, *code, *agent_code;
+    char *output_json, *agent_log;    /* (added) the stage's output / last agent log lines, or NULL */
 } HvdStageRecord;
 
 typedef struct {
@@ -97,6 +98,12 @@ typedef struct {
     size_t n_stages;
     HvdBuf envelope;          /* terminal envelope bytes, when finished */
     bool envelope_sent;
+    /* (added) for status queries; RFC 3339 texts, each NULL when unset */
+    char *code;               /* terminal code */
+    char *updated_at, *finished_at;
+    char *lease_owner, *lease_expires_at;
+    char *waiting_reason;     /* retry, host_busy, circuit_open */
+    char *next_run_at;
 } HvdJobRecord;
 void hvd_job_record_free(HvdJobRecord *r);   /* frees members; NULL-safe */
 
@@ -152,7 +159,9 @@ typedef struct {
 
 /* One transaction: ends `stage`, starts `next_stage`, renews the lease, writes
  * the events. Reports whether a cancel was requested meanwhile and the
- * attempt number of next_stage. */
+ * attempt number of next_stage. When a cancel was requested, next_stage is
+ * NOT started (*next_attempt = 0): the caller ends the job with
+ * hvd_store_finish. */
 HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested,
                               int *next_attempt, char *err, size_t errlen);
 
@@ -230,5 +239,33 @@ HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *f
 /* Loads a job without claiming it (status queries, replay). */
 HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJobRecord *rec,
                              char *err, size_t errlen);
+
+/* ---- additions --------------------------------------------------------- */
+
+typedef struct {
+    char job_id[37];
+    char status[16];
+    char *job_type, *target_host, *vm_name, *code;
+    char *stage;              /* the running stage, else the first not succeeded; NULL when none */
+    int attempts;
+    bool cancel_requested;
+    char *created_at, *updated_at, *finished_at;   /* RFC 3339 or NULL */
+} HvdJobSummary;
+
+/* Recent jobs, newest first; status and host filter when not NULL. *out is a
+ * new array of *n items (free with hvd_job_summaries_free). */
+HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit,
+                              HvdJobSummary **out, size_t *n, char *err, size_t errlen);
+void hvd_job_summaries_free(HvdJobSummary *v, size_t n);   /* NULL-safe */
+
+/* The migrations directory: $HVD_MIGRATIONS_DIR, else `migrations` found
+ * next to the running binary (build/bin/../../migrations, or an install's
+ * ../share/hvdeploy/migrations), else the source tree's, else
+ * /usr/share/hvdeploy/migrations. Static storage. */
+const char *hvd_store_default_migrations_dir(void);
+
+/* Copies dsn to out with any password replaced by "***" (URI user:password@,
+ * ?password=, or password=... in key=value form), for error messages. */
+void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen);
 
 #endif

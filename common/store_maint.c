@@ -1,0 +1,245 @@
+/* Maintenance and operator queries: lease renewal, the sweep for jobs that
+ * need a worker, the envelope outbox, secrets past retention, cancellation
+ * requests and job lists. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "store_priv.h"
+
+static const char SQL_RENEW[] =
+    "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS r(job_id, epoch)),"
+    " u AS (UPDATE hvdeploy.jobs j SET lease_expires_at = now() + $4::int * interval '1 second',"
+    "  next_run_at = now() + $4::int * interval '1 second'"
+    "  FROM r WHERE j.job_id = r.job_id AND j.lease_epoch = r.epoch AND j.lease_owner = $3::text"
+    "  AND j.status = 'running' AND j.holds_slot RETURNING j.job_id)"
+    " SELECT job_id::text FROM u";
+
+HvdStoreStatus hvd_store_renew(HvdStore *s, const char *const *job_ids, const int64_t *epochs, size_t n,
+                               bool *lost, char *err, size_t errlen)
+{
+    HvdBuf ids = {0}, eps = {0};
+    StoreParams p = {0};
+    HvdStoreStatus st = HVD_STORE_OK;
+    size_t valid = 0;
+    for (size_t i = 0; i < n; i++) {
+        lost[i] = true;
+        if (!store_uuid_ok(job_ids[i])) continue;
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", (long long)epochs[i]);
+        store_array_add(&ids, job_ids[i]);
+        store_array_add(&eps, num);
+        valid++;
+    }
+    if (valid == 0) return HVD_STORE_OK;
+    store_array_end(&ids);
+    store_array_end(&eps);
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (!c) {
+        /* unknown, not lost: the caller retries */
+        for (size_t i = 0; i < n; i++) lost[i] = false;
+        goto out;
+    }
+    store_p_text(&p, ids.data);
+    store_p_text(&p, eps.data);
+    store_p_text(&p, s->worker_id);
+    store_p_int(&p, s->lease_ttl_s);
+    PGresult *r = store_exec1(s, c, SQL_RENEW, &p, &st, err, errlen);
+    store_checkin(s, c);
+    if (!r) {
+        for (size_t i = 0; i < n; i++) lost[i] = false;
+        goto out;
+    }
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *id = PQgetvalue(r, row, 0);
+        for (size_t i = 0; i < n; i++)
+            if (strcasecmp(id, job_ids[i]) == 0) lost[i] = false;
+    }
+    PQclear(r);
+    st = HVD_STORE_OK;
+out:
+    hvd_buf_free(&ids);
+    hvd_buf_free(&eps);
+    return st;
+}
+
+static const char SQL_SWEEP[] =
+    "SELECT job_id::text FROM hvdeploy.jobs WHERE status IN " STORE_LIVE " AND next_run_at <= now()"
+    " ORDER BY next_run_at LIMIT $1::int FOR UPDATE SKIP LOCKED";
+
+HvdStoreStatus hvd_store_sweep(HvdStore *s, size_t max, char (*job_ids)[37], size_t *n,
+                               char *err, size_t errlen)
+{
+    StoreParams p = {0};
+    HvdStoreStatus st;
+    *n = 0;
+    if (max == 0) return HVD_STORE_OK;
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (!c) return st;
+    store_p_int(&p, max > 100000 ? 100000 : (int64_t)max);
+    PGresult *r = store_exec1(s, c, SQL_SWEEP, &p, &st, err, errlen);
+    store_checkin(s, c);
+    if (!r) return st;
+    for (int row = 0; row < PQntuples(r) && (size_t)row < max; row++) {
+        store_col_copy(r, row, 0, job_ids[row], 37);
+        (*n)++;
+    }
+    PQclear(r);
+    return HVD_STORE_OK;
+}
+
+static const char SQL_OUTBOX[] =
+    "SELECT job_id::text, reply_to, content_type, correlation_id, envelope FROM hvdeploy.jobs"
+    " WHERE envelope IS NOT NULL AND envelope_sent_at IS NULL"
+    " AND finished_at <= now() - $1::bigint * interval '1 millisecond'"
+    " ORDER BY finished_at LIMIT $2::int";
+
+void hvd_outbox_item_free(HvdOutboxItem *it)
+{
+    if (!it) return;
+    free(it->reply_to);
+    free(it->content_type);
+    free(it->correlation_id);
+    hvd_buf_free(&it->envelope);
+    memset(it, 0, sizeof(*it));
+}
+
+HvdStoreStatus hvd_store_outbox(HvdStore *s, int64_t older_than_ms, size_t max, HvdOutboxItem *items,
+                                size_t *n, char *err, size_t errlen)
+{
+    StoreParams p = {0};
+    HvdStoreStatus st;
+    *n = 0;
+    if (max == 0) return HVD_STORE_OK;
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (!c) return st;
+    store_p_int(&p, older_than_ms < 0 ? 0 : older_than_ms);
+    store_p_int(&p, max > 100000 ? 100000 : (int64_t)max);
+    PGresult *r = store_exec1(s, c, SQL_OUTBOX, &p, &st, err, errlen);
+    store_checkin(s, c);
+    if (!r) return st;
+    for (int row = 0; row < PQntuples(r) && (size_t)row < max; row++) {
+        HvdOutboxItem *it = &items[row];
+        memset(it, 0, sizeof(*it));
+        store_col_copy(r, row, 0, it->job_id, sizeof(it->job_id));
+        it->reply_to = store_col_dup(r, row, 1);
+        it->content_type = store_col_dup(r, row, 2);
+        it->correlation_id = store_col_dup(r, row, 3);
+        store_col_bytea(r, row, 4, &it->envelope);
+        (*n)++;
+    }
+    PQclear(r);
+    return HVD_STORE_OK;
+}
+
+static const char SQL_PURGE[] = "DELETE FROM hvdeploy.job_secrets WHERE erase_after <= now()";
+
+HvdStoreStatus hvd_store_purge_secrets(HvdStore *s, size_t *purged, char *err, size_t errlen)
+{
+    HvdStoreStatus st;
+    if (purged) *purged = 0;
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (!c) return st;
+    PGresult *r = store_exec1(s, c, SQL_PURGE, NULL, &st, err, errlen);
+    store_checkin(s, c);
+    if (!r) return st;
+    if (purged) *purged = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return HVD_STORE_OK;
+}
+
+/* A job waiting for its retry is made due at once, so that a sweep takes it
+ * up and ends it instead of waiting out the delay. */
+static const char SQL_CANCEL[] =
+    "WITH o AS (SELECT status FROM hvdeploy.jobs WHERE job_id = $1::uuid FOR UPDATE),"
+    " u AS (UPDATE hvdeploy.jobs SET cancel_requested = true, updated_at = now(),"
+    "  next_run_at = CASE WHEN status = 'retrying' THEN now() ELSE next_run_at END"
+    "  WHERE job_id = $1::uuid AND status IN " STORE_LIVE ")"
+    " SELECT status FROM o";
+
+HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *found,
+                                        bool *already_finished, char *err, size_t errlen)
+{
+    StoreParams p = {0};
+    HvdStoreStatus st;
+    *found = false;
+    if (already_finished) *already_finished = false;
+    if (!store_uuid_ok(job_id)) return HVD_STORE_OK;
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (!c) return st;
+    store_p_text(&p, job_id);
+    PGresult *r = store_exec1(s, c, SQL_CANCEL, &p, &st, err, errlen);
+    store_checkin(s, c);
+    if (!r) return st;
+    if (PQntuples(r) == 1) {
+        const char *status = PQgetvalue(r, 0, 0);
+        *found = true;
+        if (already_finished)
+            *already_finished = strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
+                                strcmp(status, "cancelled") == 0;
+    }
+    PQclear(r);
+    return HVD_STORE_OK;
+}
+
+static const char SQL_LIST[] =
+    "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.code,"
+    " (SELECT s.stage FROM hvdeploy.job_stages s WHERE s.job_id = j.job_id AND s.status <> 'succeeded'"
+    "  ORDER BY (s.status = 'running') DESC, s.position LIMIT 1),"
+    " j.attempts, j.cancel_requested, " STORE_TS("j.created_at") ", " STORE_TS("j.updated_at") ","
+    " " STORE_TS("j.finished_at")
+    " FROM hvdeploy.jobs j WHERE ($1::text IS NULL OR j.status = $1::text)"
+    " AND ($2::text IS NULL OR lower(j.target_host) = lower($2::text))"
+    " ORDER BY j.created_at DESC, j.seq DESC LIMIT $3::int";
+
+void hvd_job_summaries_free(HvdJobSummary *v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].job_type);
+        free(v[i].target_host);
+        free(v[i].vm_name);
+        free(v[i].code);
+        free(v[i].stage);
+        free(v[i].created_at);
+        free(v[i].updated_at);
+        free(v[i].finished_at);
+    }
+    free(v);
+}
+
+HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit,
+                              HvdJobSummary **out, size_t *n, char *err, size_t errlen)
+{
+    StoreParams p = {0};
+    HvdStoreStatus st;
+    *out = NULL;
+    *n = 0;
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (!c) return st;
+    store_p_text(&p, status && *status ? status : NULL);
+    store_p_text(&p, host && *host ? host : NULL);
+    store_p_int(&p, limit > 100000 ? 100000 : (int64_t)limit);
+    PGresult *r = store_exec1(s, c, SQL_LIST, &p, &st, err, errlen);
+    store_checkin(s, c);
+    if (!r) return st;
+    int rows = PQntuples(r);
+    HvdJobSummary *v = hvd_xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
+    for (int i = 0; i < rows; i++) {
+        store_col_copy(r, i, 0, v[i].job_id, sizeof(v[i].job_id));
+        store_col_copy(r, i, 1, v[i].status, sizeof(v[i].status));
+        v[i].job_type = store_col_dup(r, i, 2);
+        v[i].target_host = store_col_dup(r, i, 3);
+        v[i].vm_name = store_col_dup(r, i, 4);
+        v[i].code = store_col_dup(r, i, 5);
+        v[i].stage = store_col_dup(r, i, 6);
+        v[i].attempts = (int)store_col_int(r, i, 7);
+        v[i].cancel_requested = store_col_bool(r, i, 8);
+        v[i].created_at = store_col_dup(r, i, 9);
+        v[i].updated_at = store_col_dup(r, i, 10);
+        v[i].finished_at = store_col_dup(r, i, 11);
+    }
+    PQclear(r);
+    *out = v;
+    *n = (size_t)rows;
+    return HVD_STORE_OK;
+}

@@ -1,0 +1,542 @@
+/* The store's connection pool, statement execution with SQLSTATE mapping,
+ * transactions, parameter lists and the small helpers the store_*.c share. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "store_priv.h"
+
+/* Connections idle inside a transaction longer than this are ended by the
+ * server: a worker frozen mid-transaction (SIGSTOP, a debugger) must not
+ * hold a host's advisory lock for the fleet. No store transaction waits on
+ * anything but the database, so a healthy one never comes near it. */
+#define STORE_IDLE_TX_TIMEOUT "-c idle_in_transaction_session_timeout=10000"
+
+void store_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || errlen == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+bool store_uuid_ok(const char *s)
+{
+    if (!s || strlen(s) != 36) return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* libpq messages span lines ("...failed: Connection refused\n\tIs the
+ * server running..."): one line, without the trailing newline. */
+static void one_line(char *dst, size_t dstlen, const char *msg)
+{
+    size_t j = 0;
+    bool space = false;
+    if (dstlen == 0) return;
+    for (const char *p = msg ? msg : ""; *p && j + 1 < dstlen; p++) {
+        if (*p == '\n' || *p == '\r' || *p == '\t') {
+            space = j > 0;
+            continue;
+        }
+        if (space) {
+            if (j + 2 >= dstlen) break;
+            dst[j++] = ' ';
+            space = false;
+        }
+        dst[j++] = *p;
+    }
+    while (j > 0 && dst[j - 1] == ' ') j--;
+    dst[j] = '\0';
+}
+
+void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen)
+{
+    HvdBuf b = {0};
+    const char *p = dsn ? dsn : "";
+    if (outlen == 0) return;
+    if (strncmp(p, "postgresql://", 13) == 0 || strncmp(p, "postgres://", 11) == 0) {
+        /* URI: scheme://user:password@host... -> scheme://user:***@host... */
+        const char *auth = strstr(p, "://") + 3;
+        const char *at = strchr(auth, '@');
+        const char *slash = strchr(auth, '/');
+        const char *colon = strchr(auth, ':');
+        if (at && (!slash || at < slash) && colon && colon < at) {
+            hvd_buf_append(&b, p, (size_t)(colon + 1 - p));
+            hvd_buf_puts(&b, "***");
+            p = at;
+        }
+        /* a password=... query parameter */
+        const char *q = strchr(p, '?');
+        if (q) {
+            hvd_buf_append(&b, p, (size_t)(q - p));
+            p = q;
+            while (*p) {
+                const char *amp = strchr(p + 1, '&');
+                size_t n = amp ? (size_t)(amp - p) : strlen(p);
+                if (strncmp(p + 1, "password=", 9) == 0) {
+                    hvd_buf_append(&b, p, 10);
+                    hvd_buf_puts(&b, "***");
+                } else {
+                    hvd_buf_append(&b, p, n);
+                }
+                p += n;
+            }
+        }
+        hvd_buf_puts(&b, p);
+    } else {
+        /* key = value pairs; values may be quoted */
+        while (*p) {
+            const char *k = p;
+            while (*p && *p != '=' && !isspace((unsigned char)*p)) p++;
+            size_t klen = (size_t)(p - k);
+            while (isspace((unsigned char)*p)) p++;
+            if (*p != '=') {
+                hvd_buf_append(&b, k, (size_t)(p - k));
+                if (*p) hvd_buf_append(&b, p++, 1);
+                continue;
+            }
+            p++;
+            while (isspace((unsigned char)*p)) p++;
+            const char *v = p;
+            if (*p == '\'') {
+                for (p++; *p && *p != '\''; p++)
+                    if (*p == '\\' && p[1]) p++;
+                if (*p) p++;
+            } else {
+                while (*p && !isspace((unsigned char)*p)) p++;
+            }
+            hvd_buf_append(&b, k, klen);
+            hvd_buf_puts(&b, "=");
+            if (klen == 8 && strncmp(k, "password", 8) == 0) hvd_buf_puts(&b, "***");
+            else hvd_buf_append(&b, v, (size_t)(p - v));
+            while (isspace((unsigned char)*p)) hvd_buf_append(&b, p++, 1);
+        }
+    }
+    snprintf(out, outlen, "%s", b.data ? b.data : "");
+    hvd_buf_free(&b);
+}
+
+static char migrations_found[PATH_MAX];
+static pthread_once_t migrations_once = PTHREAD_ONCE_INIT;
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Looks next to the running binary (build/bin -> ../../migrations, an
+ * install's bin -> ../share/hvdeploy/migrations), then in the source tree the
+ * library was built from. */
+static void migrations_lookup(void)
+{
+    char exe[PATH_MAX];
+    char cand[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            static const char *const rel[] = {"/../../migrations", "/../migrations",
+                                              "/../share/hvdeploy/migrations"};
+            for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+                snprintf(cand, sizeof(cand), "%s%s", exe, rel[i]);
+                if (is_dir(cand) && realpath(cand, migrations_found)) return;
+            }
+        }
+    }
+#ifdef HVD_SOURCE_DIR
+    snprintf(cand, sizeof(cand), "%s/migrations", HVD_SOURCE_DIR);
+    if (is_dir(cand) && realpath(cand, migrations_found)) return;
+#endif
+    snprintf(migrations_found, sizeof(migrations_found), "%s", "/usr/share/hvdeploy/migrations");
+}
+
+const char *hvd_store_default_migrations_dir(void)
+{
+    const char *env = getenv("HVD_MIGRATIONS_DIR");
+    if (env && *env) return env;
+    pthread_once(&migrations_once, migrations_lookup);
+    return migrations_found;
+}
+
+/* ---- parameters ---- */
+
+static void p_push(StoreParams *p, const char *v, int len, int fmt)
+{
+    if (p->n >= STORE_MAX_PARAMS) abort();   /* a bug in a statement's call site */
+    p->v[p->n] = v;
+    p->len[p->n] = len;
+    p->fmt[p->n] = fmt;
+    p->n++;
+}
+
+void store_p_text(StoreParams *p, const char *s)
+{
+    p_push(p, s, 0, 0);
+}
+
+void store_p_int(StoreParams *p, int64_t v)
+{
+    if (p->n >= STORE_MAX_PARAMS) abort();
+    snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRId64, v);
+    p_push(p, p->num[p->n], 0, 0);
+}
+
+void store_p_bool(StoreParams *p, bool v)
+{
+    p_push(p, v ? "true" : "false", 0, 0);
+}
+
+void store_p_bin(StoreParams *p, const void *data, size_t len)
+{
+    if (len > INT_MAX) abort();
+    p_push(p, data ? (const char *)data : NULL, (int)len, 1);
+}
+
+void store_array_add(HvdBuf *b, const char *s)
+{
+    hvd_buf_puts(b, b->len == 0 ? "{" : ",");
+    if (!s) {
+        hvd_buf_puts(b, "NULL");
+        return;
+    }
+    hvd_buf_puts(b, "\"");
+    for (const char *q = s; *q; q++) {
+        if (*q == '"' || *q == '\\') hvd_buf_puts(b, "\\");
+        hvd_buf_append(b, q, 1);
+    }
+    hvd_buf_puts(b, "\"");
+}
+
+void store_array_end(HvdBuf *b)
+{
+    hvd_buf_puts(b, b->len == 0 ? "{}" : "}");
+}
+
+/* ---- results ---- */
+
+char *store_col_dup(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : hvd_xstrdup(PQgetvalue(r, row, col));
+}
+
+bool store_col_bool(const PGresult *r, int row, int col)
+{
+    return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+int64_t store_col_int(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col)) return 0;
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+void store_col_copy(const PGresult *r, int row, int col, char *dst, size_t dstlen)
+{
+    snprintf(dst, dstlen, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+void store_col_bytea(const PGresult *r, int row, int col, HvdBuf *out)
+{
+    size_t n = 0;
+    if (PQgetisnull(r, row, col)) return;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
+    if (!raw) abort();
+    hvd_buf_append(out, raw, n);
+    PQfreemem(raw);
+}
+
+/* ---- errors ---- */
+
+/* Whether a failure means the connection is gone (reset it before reuse). */
+static bool sqlstate_breaks_conn(const char *code)
+{
+    return code && (strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0 ||
+                    strcmp(code, "57P02") == 0 || strcmp(code, "57P03") == 0);
+}
+
+static bool sqlstate_transient(const char *code)
+{
+    return sqlstate_breaks_conn(code) || (code && (strcmp(code, "40001") == 0 ||
+                                                   strcmp(code, "40P01") == 0 ||
+                                                   strcmp(code, "53300") == 0));
+}
+
+/* Maps a failed result (or none) to RETRY/ERROR with a one-line reason. */
+static HvdStoreStatus fail(StoreConn *c, const PGresult *r, char *err, size_t errlen)
+{
+    const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r ? PQresultErrorMessage(r) : NULL;
+    char line[512];
+    if (!msg || !*msg) msg = PQerrorMessage(c->conn);
+    one_line(line, sizeof(line), msg);
+    if (PQstatus(c->conn) != CONNECTION_OK || sqlstate_breaks_conn(code)) {
+        c->broken = true;
+        store_set_err(err, errlen, "database connection lost: %s", line);
+        return HVD_STORE_RETRY;
+    }
+    if (sqlstate_transient(code)) {
+        store_set_err(err, errlen, "transient database error (%s): %s", code, line);
+        return HVD_STORE_RETRY;
+    }
+    if (code) store_set_err(err, errlen, "database error (%s): %s", code, line);
+    else store_set_err(err, errlen, "database error: %s", line);
+    return HVD_STORE_ERROR;
+}
+
+static bool result_ok(const PGresult *r)
+{
+    ExecStatusType t = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
+}
+
+/* ---- execution ---- */
+
+static const char *prepared_name(StoreConn *c, const char *sql, char name[16], bool *have)
+{
+    for (size_t i = 0; i < c->n_prepared; i++) {
+        if (c->prepared[i] == sql) {
+            snprintf(name, 16, "hvd_s%u", (unsigned)(i & 0xffff));
+            *have = true;
+            return name;
+        }
+    }
+    *have = false;
+    if (c->n_prepared >= STORE_MAX_PREPARED) return NULL;
+    snprintf(name, 16, "hvd_s%u", (unsigned)(c->n_prepared & 0xffff));
+    return name;
+}
+
+PGresult *store_exec(StoreConn *c, const char *sql, const StoreParams *p, HvdStoreStatus *st,
+                     char *err, size_t errlen)
+{
+    static const StoreParams none = {0};
+    char name[16];
+    bool have = false;
+    PGresult *r;
+    if (!p) p = &none;
+    const char *stmt = prepared_name(c, sql, name, &have);
+    if (!stmt) {
+        r = PQexecParams(c->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
+    } else {
+        if (!have) {
+            r = PQprepare(c->conn, stmt, sql, 0, NULL);
+            if (!result_ok(r)) goto failed;
+            PQclear(r);
+            c->prepared[c->n_prepared++] = sql;
+        }
+        r = PQexecPrepared(c->conn, stmt, p->n, p->v, p->len, p->fmt, 0);
+    }
+    if (result_ok(r)) return r;
+failed:
+    *st = fail(c, r, err, errlen);
+    PQclear(r);
+    return NULL;
+}
+
+PGresult *store_exec1(HvdStore *s, StoreConn *c, const char *sql, const StoreParams *p,
+                      HvdStoreStatus *st, char *err, size_t errlen)
+{
+    PGresult *r = store_exec(c, sql, p, st, err, errlen);
+    if (r) atomic_fetch_add(&s->tx_count, 1);
+    return r;
+}
+
+HvdStoreStatus store_exec_script(StoreConn *c, const char *sql, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c->conn, sql);
+    HvdStoreStatus st = HVD_STORE_OK;
+    if (!result_ok(r)) st = fail(c, r, err, errlen);
+    PQclear(r);
+    return st;
+}
+
+HvdStoreStatus store_begin(StoreConn *c, char *err, size_t errlen)
+{
+    return store_exec_script(c, "BEGIN", err, errlen);
+}
+
+HvdStoreStatus store_commit(HvdStore *s, StoreConn *c, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(c->conn, "COMMIT");
+    HvdStoreStatus st = HVD_STORE_OK;
+    if (!result_ok(r)) {
+        st = fail(c, r, err, errlen);
+    } else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        /* COMMIT of a failed transaction answers ROLLBACK */
+        store_set_err(err, errlen, "transaction was rolled back");
+        st = HVD_STORE_ERROR;
+    } else {
+        atomic_fetch_add(&s->tx_count, 1);
+    }
+    PQclear(r);
+    return st;
+}
+
+void store_rollback(StoreConn *c)
+{
+    if (PQstatus(c->conn) != CONNECTION_OK) return;
+    if (PQtransactionStatus(c->conn) == PQTRANS_IDLE) return;
+    PGresult *r = PQexec(c->conn, "ROLLBACK");
+    if (!result_ok(r)) c->broken = true;
+    PQclear(r);
+}
+
+/* ---- pool ---- */
+
+static PGconn *connect_db(const HvdStore *s)
+{
+    /* Our settings come first: a DSN that sets any of them wins. */
+    const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                "application_name", "options", "dbname", NULL};
+    const char *const vals[] = {"10", "1", "10", "5", "3", "30000", "hvdeploy",
+                                STORE_IDLE_TX_TIMEOUT, s->dsn, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+/* Server notices (NOTICE: schema already exists, ...) are not ours to print:
+ * the worker's stderr carries JSON log lines only. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* Opens or resets c outside the pool lock. */
+static HvdStoreStatus ensure_connected(HvdStore *s, StoreConn *c, char *err, size_t errlen)
+{
+    if (c->conn && !c->broken && PQstatus(c->conn) == CONNECTION_OK) return HVD_STORE_OK;
+    c->n_prepared = 0;
+    if (c->conn) {
+        PQreset(c->conn);
+    } else {
+        c->conn = connect_db(s);
+    }
+    if (!c->conn) abort();   /* libpq could not allocate */
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        char line[512];
+        one_line(line, sizeof(line), PQerrorMessage(c->conn));
+        store_set_err(err, errlen, "cannot connect to PostgreSQL: %s", line);
+        c->broken = true;
+        return HVD_STORE_RETRY;
+    }
+    PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
+    c->broken = false;
+    return HVD_STORE_OK;
+}
+
+StoreConn *store_checkout(HvdStore *s, HvdStoreStatus *st, char *err, size_t errlen)
+{
+    StoreConn *c = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        /* prefer a connection that is up */
+        for (size_t i = 0; i < s->n_conns; i++) {
+            StoreConn *k = &s->conns[i];
+            if (k->busy) continue;
+            if (!c || (k->conn && !k->broken && !(c->conn && !c->broken))) c = k;
+        }
+        if (c) break;
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    c->busy = true;
+    pthread_mutex_unlock(&s->mu);
+    *st = ensure_connected(s, c, err, errlen);
+    if (*st != HVD_STORE_OK) {
+        store_checkin(s, c);
+        return NULL;
+    }
+    return c;
+}
+
+void store_checkin(HvdStore *s, StoreConn *c)
+{
+    if (!c) return;
+    /* never hand out a connection inside a transaction */
+    if (c->conn && PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+        store_rollback(c);
+    if (c->conn && PQstatus(c->conn) != CONNECTION_OK) c->broken = true;
+    pthread_mutex_lock(&s->mu);
+    c->busy = false;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+HvdStore *hvd_store_open(const HvdStoreOptions *opt, char *err, size_t errlen)
+{
+    HvdStore *s = NULL;
+    HvdStoreStatus st;
+    if (!opt || !opt->dsn) {
+        store_set_err(err, errlen, "no database DSN given");
+        return NULL;
+    }
+    if (opt->pool_size < 1 || opt->pool_size > 1024) {
+        store_set_err(err, errlen, "pool size must be 1..1024, not %d", opt->pool_size);
+        return NULL;
+    }
+    s = hvd_xcalloc(1, sizeof(*s));
+    s->dsn = hvd_xstrdup(opt->dsn);
+    s->worker_id = hvd_xstrdup(opt->worker_id && *opt->worker_id ? opt->worker_id : "hvdeploy");
+    s->lease_ttl_s = opt->lease_ttl_s > 0 ? opt->lease_ttl_s : 30;
+    s->host_concurrency = opt->host_concurrency > 0 ? opt->host_concurrency : 1;
+    s->secret_retention_s = opt->secret_retention_s >= 0 ? opt->secret_retention_s : 0;
+    s->n_conns = (size_t)opt->pool_size;
+    s->conns = hvd_xcalloc(s->n_conns, sizeof(StoreConn));
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    atomic_init(&s->tx_count, 0);
+    /* one connection now, so that a wrong DSN is reported at once; the others
+     * connect when first needed */
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (!c) {
+        hvd_store_close(s);
+        return NULL;
+    }
+    store_checkin(s, c);
+    return s;
+}
+
+void hvd_store_close(HvdStore *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->n_conns; i++)
+        if (s->conns[i].conn) PQfinish(s->conns[i].conn);
+    free(s->conns);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->dsn);
+    free(s->worker_id);
+    free(s);
+}
+
+bool hvd_store_healthy(HvdStore *s)
+{
+    HvdStoreStatus st;
+    char err[256];
+    if (!s) return false;
+    StoreConn *c = store_checkout(s, &st, err, sizeof(err));
+    if (!c) return false;
+    bool ok = store_exec_script(c, "SELECT 1", err, sizeof(err)) == HVD_STORE_OK;
+    store_checkin(s, c);
+    return ok;
+}
+
+uint64_t hvd_store_tx_count(HvdStore *s)
+{
+    return s ? (uint64_t)atomic_load(&s->tx_count) : 0;
+}
