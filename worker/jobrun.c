@@ -261,6 +261,10 @@ static void finish(JobRun *r, const char *job_status, const char *code, const ch
         char why[256] = "";
         rolled_back = rollback(r, why, sizeof why);
         if (rolled_back) {
+            /* The envelope's data lists what exists: nothing made is left. */
+            static const char *const made[] = {"vm_id", "disk_id", "disk_path", "nic_id", "adapter_name",
+                                               "mac_address"};
+            for (size_t k = 0; k < sizeof made / sizeof made[0]; k++) hvd_node_map_remove(r->outputs, made[k]);
             for (size_t i = 0; i < r->n; i++)
                 if (strcmp(r->st[i].status, "succeeded") == 0)
                     snprintf(r->st[i].status, sizeof r->st[i].status, "rolled_back");
@@ -597,8 +601,7 @@ static void run_stages(JobRun *r)
         HvdNextStep next = hvd_plan_after(c.outcome, attempt, (int)w->cfg.max_attempts, &code);
         if (next == HVD_NEXT_CONTINUE) {
             snprintf(sv->status, sizeof sv->status, "succeeded");
-            free(sv->message);
-            sv->message = hvd_xstrdup(c.message);
+            stage_set_error(sv, c.message, NULL, NULL); /* earlier attempts' errors are history */
             done_output = stage_outputs(stage, c.data);
             for (size_t k = 0; k < done_output->u.map.n; k++)
                 hvd_node_map_set(r->outputs, done_output->u.map.keys[k], hvd_node_clone(done_output->u.map.vals[k]));

@@ -69,7 +69,9 @@ static int setup_agent(Worker *w, char *err, size_t len)
     hvd_agent_cfg_init(&w->agent);
     if (!hvd_agent_cfg_set_command(&w->agent, w->cfg.agent_cmd, err, len)) return -1;
     for (size_t i = 0; i < w->cfg.agent_timeouts.n; i++)
-        hvd_agent_cfg_set_timeout(&w->agent, w->cfg.agent_timeouts.v[i].op,
+        hvd_agent_cfg_set_timeout(&w->agent,
+                                  strcmp(w->cfg.agent_timeouts.v[i].op, "default") == 0 ? NULL
+                                                                                       : w->cfg.agent_timeouts.v[i].op,
                                   w->cfg.agent_timeouts.v[i].seconds * 1000);
     HvdBuf codes = {0};
     for (size_t i = 0; i < w->cfg.agent_retryable_codes.n; i++)
