@@ -499,10 +499,10 @@ HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, v
     srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
                                        (v6 ? MHD_USE_IPv6 : 0),
                                    0, NULL, NULL, handle, srv,
+                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* must come first */
                                    MHD_OPTION_LISTEN_SOCKET, fd,
                                    MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                                    MHD_OPTION_CONNECTION_LIMIT, 64u,
-                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                    MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot start the HTTP server", addr);
