@@ -160,6 +160,11 @@ bool hvd_broker_is_blocked(const HvdBroker *b, const char **reason)
     return b && b->blocked;
 }
 
+const char *hvd_broker_last_error(const HvdBroker *b)
+{
+    return b ? b->last_error : "";
+}
+
 const char *hvd_broker_describe(const HvdBroker *b)
 {
     return b ? b->desc : "";
@@ -280,6 +285,12 @@ static HvdBrokerStatus on_channel_close(HvdBroker *b, amqp_channel_t ch,
     brk_err(b, NULL, 0, "RabbitMQ at %s closed channel %u: %.*s", b->desc, ch,
             (int)m->reply_text.len, (const char *)m->reply_text.bytes);
     brk_lose_pending(b);
+    /* deliveries not yet handed out belong to the closed channel: the broker requeues them */
+    for (size_t i = 0; i < b->nstash; i++) {
+        amqp_destroy_envelope(b->stash[i]);
+        free(b->stash[i]);
+    }
+    b->nstash = 0;
     if (b->consuming) {
         b->consuming = false;
         b->cancelled = true;
@@ -360,7 +371,7 @@ static HvdBrokerStatus on_return(HvdBroker *b, const amqp_basic_return_t *m)
                         "basic.return");
     amqp_destroy_message(&msg);
     (void)m;
-    b->return_pending = true;
+    b->return_pending = b->confirms;      /* without confirms no ack follows */
     return HVD_BROKER_OK;
 }
 

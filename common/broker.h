@@ -91,6 +91,9 @@ bool hvd_broker_is_open(const HvdBroker *b);
 /* True between connection.blocked and connection.unblocked; *reason (borrowed, may be
  * NULL) gets the broker's reason. */
 bool hvd_broker_is_blocked(const HvdBroker *b, const char **reason);
+/* The last error line of this connection (why it was CLOSED, CANCELLED, or an operation
+ * refused); "" when none. Borrowed until the next call. */
+const char *hvd_broker_last_error(const HvdBroker *b);
 /* "host:port/vhost" of the connection, for log lines (never the credentials). */
 const char *hvd_broker_describe(const HvdBroker *b);
 

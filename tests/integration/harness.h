@@ -20,7 +20,8 @@ const char *hvd_it_env(const char *name);
                          ". .state/env after ./deploy/dev.sh up", var);                     \
     } while (0)
 
-/* A new prefix unique to this process and call, e.g. "it4242x1" (never freed). */
+/* A new prefix unique to this process and call, e.g. "it4242x1" (static storage; the
+ * last 32 stay valid). */
 const char *hvd_it_prefix(void);
 /* The retry delays the tests declare (short, so a TTL test stays quick): 1 and 2 s. */
 extern const int hvd_it_delays[];

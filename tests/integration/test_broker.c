@@ -99,6 +99,47 @@ Test(broker_connect, wrong_password_is_refused_without_leaking_it)
     free(url);
 }
 
+/* TLS: only with a broker that listens for amqps (the private one of dev.sh does not):
+ * HVD_IT_AMQPS_URL (e.g. amqps://guest:guest@localhost:5671/%2f) and HVD_IT_TLS_CA,
+ * optionally HVD_IT_TLS_CERT and HVD_IT_TLS_KEY for a client certificate. */
+Test(broker_connect, tls)
+{
+    HVD_IT_NEED("HVD_IT_AMQPS_URL");
+    HVD_IT_NEED("HVD_IT_TLS_CA");
+    char err[512] = "";
+    HvdBrokerOptions o = {.url = hvd_it_env("HVD_IT_AMQPS_URL"), .tls_ca_file = hvd_it_env("HVD_IT_TLS_CA"),
+                          .tls_cert_file = hvd_it_env("HVD_IT_TLS_CERT"),
+                          .tls_key_file = hvd_it_env("HVD_IT_TLS_KEY"), .confirms = true,
+                          .connect_timeout_ms = 5000};
+    HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
+    cr_assert_not_null(b, "%s", err);
+    const char *pfx = hvd_it_prefix();
+    char err2[512] = "";
+    cr_assert_eq(hvd_broker_declare_topology(b, pfx, NULL, 0, err2, sizeof err2), HVD_BROKER_OK, "%s", err2);
+    char *results = hvd_xasprintf("%s.results", pfx);
+    HvdPublish p = {.routing_key = results, .body = "tls", .len = 3};
+    cr_assert_eq(hvd_it_publish(b, &p), HVD_CONFIRM_ACKED);
+    HvdDelivery d;
+    cr_assert_eq(hvd_it_get(b, results, 5000, &d), HVD_BROKER_DELIVERY);
+    cr_assert_eq(d.len, 3);
+    hvd_delivery_free(&d);
+    hvd_broker_close(b);
+    hvd_it_cleanup_prefix(pfx, NULL, 0);
+    free(results);
+
+    /* a CA that did not sign the server's certificate: verification fails, clearly */
+    o.tls_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    o.tls_cert_file = o.tls_key_file = NULL;
+    cr_assert_null(hvd_broker_connect(&o, err, sizeof err));
+    cr_assert(strstr(err, "TLS"), "%s", err);
+    cr_assert_null(strstr(err, ":guest@"), "%s", err);
+    fprintf(stderr, "untrusted server: %s\n", err);
+    /* a missing CA file is named */
+    o.tls_ca_file = "/nonexistent/ca.pem";
+    cr_assert_null(hvd_broker_connect(&o, err, sizeof err));
+    cr_assert(strstr(err, "cannot load the CA file '/nonexistent/ca.pem'"), "%s", err);
+}
+
 /* ---- topology ---- */
 
 Test(broker_topology, declare_twice_is_idempotent, .init = setup, .fini = teardown)
@@ -193,6 +234,61 @@ Test(broker_topology, conflicting_exchange_is_named, .init = setup, .fini = tear
     cr_assert(strstr(err, "PRECONDITION_FAILED"), "got: %s", err);
     free(want);
     free(dead);
+}
+
+/* deploy/rabbitmq/definitions.json, renamed to our prefix and imported, is the very
+ * topology the worker declares: declaring over it succeeds and adds nothing. */
+static const int def_delays[] = {5, 30, 120, 600};
+
+static void def_cleanup(void)
+{
+    hvd_broker_close(tb);
+    tb = NULL;
+    if (prefix && hvd_it_env("HVD_AMQP_URL"))
+        hvd_it_cleanup_prefix(prefix, def_delays, 4);
+}
+
+static long count_lines_with_prefix(const char *dev, const char *what)
+{
+    char *out = hvd_it_run_output("'%s' svc rmqctl %s -q 2>/dev/null | grep -c '^%s\\.'", dev, what, prefix);
+    long n = strtol(out, NULL, 10);
+    free(out);
+    return n;
+}
+
+Test(broker_topology, definitions_file_matches, .init = setup, .fini = def_cleanup, .timeout = 120)
+{
+    HVD_IT_NEED("HVD_AMQP_URL");
+    const char *dev = hvd_it_env("HVD_DEV_SH");
+    if (!dev)
+        cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
+    char tmp[] = "/tmp/hvd-it-defs-XXXXXX";
+    int fd = mkstemp(tmp);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(hvd_it_run("sed 's/\"hvdeploy\\./\"%s./g' '%s/deploy/rabbitmq/definitions.json' > '%s'",
+                            prefix, HVD_SOURCE_DIR, tmp), 0);
+    cr_assert_eq(hvd_it_run("'%s' svc rmqctl import_definitions '%s' >/dev/null 2>&1", dev, tmp), 0);
+    unlink(tmp);
+    /* the import is asynchronous */
+    char *results = name_of("results");
+    long long deadline = hvd_it_now_ms() + 30000;
+    while (hvd_it_queue_len(tb, results) < 0 && hvd_it_now_ms() < deadline)
+        usleep(200000);
+    cr_assert_eq(hvd_it_queue_len(tb, results), 0, "definitions not imported");
+    while (count_lines_with_prefix(dev, "list_bindings source_name") < 6 && hvd_it_now_ms() < deadline)
+        usleep(200000);
+    cr_assert_eq(count_lines_with_prefix(dev, "list_queues name"), 7);
+    cr_assert_eq(count_lines_with_prefix(dev, "list_exchanges name"), 4);
+    cr_assert_eq(count_lines_with_prefix(dev, "list_bindings source_name"), 6);
+
+    char err[512] = "";
+    HvdBrokerStatus st = hvd_broker_declare_topology(tb, prefix, def_delays, 4, err, sizeof err);
+    cr_assert_eq(st, HVD_BROKER_OK, "declare over the definitions: %s", err);
+    cr_assert_eq(count_lines_with_prefix(dev, "list_queues name"), 7);
+    cr_assert_eq(count_lines_with_prefix(dev, "list_exchanges name"), 4);
+    cr_assert_eq(count_lines_with_prefix(dev, "list_bindings source_name"), 6);
+    free(results);
 }
 
 /* ---- publishing ---- */
@@ -573,6 +669,48 @@ Test(broker_connect, capabilities_announced, .init = setup, .fini = teardown)
     hvd_broker_close(b);
 }
 
+Test(broker_consume, connection_closed_by_broker, .init = setup, .fini = teardown, .timeout = 60)
+{
+    HVD_IT_NEED("HVD_AMQP_URL");
+    const char *dev = hvd_it_env("HVD_DEV_SH");
+    if (!dev)
+        cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
+    hvd_it_declare(tb, prefix);
+    char *results = name_of("results");
+    char name[64], err[512] = "";
+    snprintf(name, sizeof name, "hvd-close-%ld", (long)getpid());
+    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .connection_name = name};
+    HvdBroker *c = hvd_broker_connect(&o, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(hvd_broker_consume(c, results, 1, err, sizeof err), HVD_BROKER_OK, "%s", err);
+    char *pid = NULL;
+    for (int i = 0; i < 20 && !pid; i++) {
+        char *out = hvd_it_run_output("'%s' svc rmqctl list_connections pid client_properties -q 2>/dev/null"
+                                      " | grep -F '\"%s\"' | cut -f1", dev, name);
+        char *nl = strchr(out, '\n');
+        if (nl && nl > out) {
+            *nl = '\0';
+            pid = out;
+        } else {
+            free(out);
+            usleep(250000);
+        }
+    }
+    cr_assert_not_null(pid, "connection %s not listed", name);
+    cr_assert_eq(hvd_it_run("'%s' svc rmqctl close_connection '%s' 'hvd test closes you' >/dev/null 2>&1",
+                            dev, pid), 0);
+    HvdDelivery d;
+    long long t0 = hvd_it_now_ms();
+    cr_assert_eq(hvd_broker_next(c, 10000, &d), HVD_BROKER_CLOSED);
+    cr_assert_lt(hvd_it_now_ms() - t0, 5000);
+    cr_assert(strstr(hvd_broker_last_error(c), "closed the connection: CONNECTION_FORCED - hvd test closes you"),
+              "%s", hvd_broker_last_error(c));
+    cr_assert_not(hvd_broker_is_open(c));
+    hvd_broker_close(c);
+    free(pid);
+    free(results);
+}
+
 /* ---- a frozen broker must not hang us ---- */
 
 static long frozen_pid;
@@ -668,6 +806,8 @@ Test(broker_heartbeat, frozen_broker_is_detected, .init = setup, .fini = thaw, .
     cr_assert_eq(na.st, HVD_BROKER_CLOSED, "next: %s", hvd_broker_status_name(na.st));
     cr_assert_lt(na.ms, 15000, "next took %lld ms", na.ms);
     cr_assert_not(hvd_broker_is_open(cons));
+    cr_assert(strstr(hvd_broker_last_error(cons), "missed heartbeats"), "%s", hvd_broker_last_error(cons));
+    cr_assert(strstr(hvd_broker_last_error(pub), "missed heartbeats"), "%s", hvd_broker_last_error(pub));
     cr_assert_null(ca.b, "connected to a frozen broker?");
     cr_assert_lt(ca.ms, 10000, "connect took %lld ms", ca.ms);
     cr_assert(strstr(ca.err, "RabbitMQ"), "%s", ca.err);
