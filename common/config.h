@@ -68,6 +68,8 @@ typedef struct {
     HvdTimeouts agent_timeouts;   /* HVD_AGENT_TIMEOUTS; use hvd_config_agent_timeout() */
     int64_t agent_kill_grace;     /* HVD_AGENT_KILL_GRACE seconds between SIGTERM and SIGKILL */
     int64_t sweep_interval;       /* HVD_SWEEP_INTERVAL seconds */
+    int64_t breaker_threshold;    /* HVD_BREAKER_THRESHOLD host failures; 0 = no breaker */
+    int64_t breaker_cooldown;     /* HVD_BREAKER_COOLDOWN seconds */
     int64_t heartbeat;            /* HVD_HEARTBEAT AMQP heartbeat seconds, 0 = off */
     int64_t pg_pool_size;         /* HVD_PG_POOL_SIZE */
     int64_t secret_retention;     /* HVD_SECRET_RETENTION seconds */

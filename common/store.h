@@ -268,4 +268,24 @@ const char *hvd_store_default_migrations_dir(void);
  * ?password=, or password=... in key=value form), for error messages. */
 void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen);
 
+
+/* ---- per-host circuit breaker (store_host.c) ------------------------------ */
+
+typedef enum {
+    HVD_HOST_CLOSED,   /* calls go through */
+    HVD_HOST_OPEN,     /* failing: wait *wait_ms without spending an attempt */
+    HVD_HOST_TRIAL,    /* cooled down: this job makes the one trial call */
+} HvdHostGate;
+
+/* Reads the host's circuit (one statement; takes the trial for job_id, for
+ * trial_ms, when the cooldown is over and no live trial exists). *fails is
+ * the host's consecutive failures (0 when it has no record). */
+HvdStoreStatus hvd_store_host_gate(HvdStore *s, const char *host, const char *job_id, int64_t trial_ms,
+                                   HvdHostGate *gate, int *fails, int64_t *wait_ms, char *err, size_t errlen);
+/* Records the outcome of a call to the host: host_failed counts toward
+ * threshold (or, after a trial, reopens at once); a success closes it.
+ * *open tells whether the circuit is open afterwards. */
+HvdStoreStatus hvd_store_host_report(HvdStore *s, const char *host, bool host_failed, int threshold,
+                                     int64_t cooldown_ms, bool *open, char *err, size_t errlen);
+
 #endif

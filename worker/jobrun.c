@@ -479,6 +479,30 @@ static void release(JobRun *r)
     }
 }
 
+/* The host's circuit is open: the job waits (stage i pending, its attempts
+ * untouched) and its doorbell rings after the cooldown plus a spread. */
+static void wait_for_host(JobRun *r, int i, int64_t wait_ms)
+{
+    Worker *w = r->w;
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) rnd = (uint32_t)hvd_mono_ms();
+    int64_t spread = w->cfg.breaker_cooldown * 1000;
+    int64_t delay = wait_ms + (spread > 0 ? (int64_t)(rnd % (uint32_t)spread) : 0);
+    char msg[300], next_job[37] = "", err[256];
+    snprintf(msg, sizeof msg, "Host %s keeps failing: its circuit is open, the job waits without spending an attempt.",
+             r->job.target_host);
+    HvdStoreStatus st = hvd_store_wait_retry(w->store, r->rec->job_id, r->epoch, r->stages[i], msg, NULL, NULL,
+                                             NULL, delay, "circuit_open", next_job, err, sizeof err);
+    if (st == HVD_STORE_OK) {
+        hvd_log_kv(HVD_LOG_WARN, &r->log, "waiting for the host's circuit to close", "stage", r->stages[i], NULL);
+        event(r, NULL, "retrying", r->rec->attempts, msg);
+        pub_doorbell(w, r->rec->job_id, delay);
+        if (next_job[0]) pub_doorbell(w, next_job, 0);
+    } else if (st != HVD_STORE_FENCED) {
+        hvd_log_error(&r->log, "cannot record the wait for the host (the lease will expire instead): %s", err);
+    }
+}
+
 /* One store step with retries on transient database errors. */
 static HvdStoreStatus step(JobRun *r, const HvdStageStep *s, bool *cancel, int *attempt)
 {
@@ -519,6 +543,13 @@ static void run_stages(JobRun *r)
 
         bool stop = atomic_load(&w->stopping);
         bool late = r->job_valid && hvd_plan_deadline_passed(r->job.has_deadline, r->job.deadline_ms, hvd_now_ms());
+        /* A host whose circuit is open is not called: the job waits without
+         * spending an attempt, spread over a cooldown so the backlog returns
+         * gradually. */
+        HvdHostGate gate = HVD_HOST_CLOSED;
+        int64_t gate_wait = 0;
+        if (!stop && !late && !cancel) gate = breaker_gate(w, r->job.target_host, r->rec->job_id, &gate_wait);
+        bool hold = gate == HVD_HOST_OPEN;
         /* Record the stage that just ended; start the next one unless we stop here. */
         char *out_json = done_output ? hvd_node_to_json(done_output) : NULL;
         HvdStageStep s = {
@@ -527,7 +558,7 @@ static void run_stages(JobRun *r)
             .stage = done_stage >= 0 ? r->stages[done_stage] : NULL,
             .stage_status = "succeeded",
             .output_json = out_json,
-            .next_stage = (stop || late || cancel) ? NULL : stage,
+            .next_stage = (stop || late || cancel || hold) ? NULL : stage,
         };
         int attempt = sv->attempts + 1;
         HvdStoreStatus st = HVD_STORE_OK;
@@ -547,6 +578,10 @@ static void run_stages(JobRun *r)
         if (late) {
             finish(r, "failed", "deadline_exceeded", "The job's deadline passed before its next stage could start.",
                    -1, NULL);
+            return;
+        }
+        if (hold && !cancel) {
+            wait_for_host(r, (int)i, gate_wait);
             return;
         }
         if (cancel && !s.next_stage) {
@@ -585,6 +620,7 @@ static void run_stages(JobRun *r)
         now_text(sv->finished_at);
         hvd_metric_observe(HVD_M_STAGE_DURATION, stage, NULL, (double)(hvd_mono_ms() - t0) / 1000.0);
 
+        breaker_report(w, r->job.target_host, c.outcome, c.agent_code, gate == HVD_HOST_TRIAL);
         if (leases_lost(w->leases, r->rec->job_id)) {
             hvd_log_warn(&lc, "lease lost while the agent ran: leaving the job to its new owner");
             call_result_free(&c);

@@ -62,6 +62,12 @@ static void names(Worker *w)
     snprintf(w->pub_conn_name, sizeof w->pub_conn_name, "hvdeploy-worker %s publisher", w->cfg.worker_id);
     for (size_t i = 0; i < w->cfg.retry_delays.n; i++) w->retry_delays[i] = (int)w->cfg.retry_delays.v[i];
     w->prefetch = w->cfg.concurrency < 64 ? (int)w->cfg.concurrency : 64;
+    w->breaker_trial_ms = 0;
+    static const char *const ops[] = {"vm.create", "disk.create", "nic.create", "vm.initialize", "vm.delete"};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        int64_t ms = hvd_agent_timeout_ms(&w->agent, ops[i]) + w->agent.kill_grace_ms + 5000;
+        if (ms > w->breaker_trial_ms) w->breaker_trial_ms = ms;
+    }
 }
 
 static int setup_agent(Worker *w, char *err, size_t len)

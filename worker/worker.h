@@ -21,6 +21,7 @@
 #include "agent.h"
 #include "buf.h"
 #include "config.h"
+#include "plan.h"
 #include "secret.h"
 #include "store.h"
 
@@ -41,6 +42,7 @@ typedef struct {
     char dead_queue[128], results_queue[128], events_exchange[128];
     char pub_conn_name[160], con_conn_name[160];
     int prefetch;                  /* basic.qos of the consumer */
+    int64_t breaker_trial_ms;      /* how long one trial call may hold a host's circuit */
     struct HvdBroker *first_consumer_conn;  /* connected by main at start, handed to the consumer */
     atomic_bool stopping;          /* SIGTERM/SIGINT: take no new work */
     atomic_bool maint_stop;        /* the last step of shutdown */
@@ -128,6 +130,15 @@ void intake_claim_existing(Worker *w, const char *job_id, bool *ran);
 /* ---- maint.c --------------------------------------------------------------- */
 
 void *maint_main(void *w);
+
+/* ---- breaker.c ------------------------------------------------------------ */
+
+/* Whether a call to host may go now: CLOSED, TRIAL (this job is the one
+ * trial call) or OPEN (wait *wait_ms without spending an attempt). */
+HvdHostGate breaker_gate(Worker *w, const char *host, const char *job_id, int64_t *wait_ms);
+/* Records a call's outcome for the host's circuit. */
+void breaker_report(Worker *w, const char *host, HvdOutcome o, const char *agent_code, bool was_trial);
+bool breaker_host_failure(HvdOutcome o, const char *agent_code);
 
 /* ---- util ------------------------------------------------------------------ */
 
