@@ -39,26 +39,25 @@ bool store_uuid_ok(const char *s)
 }
 
 /* libpq messages span lines ("...failed: Connection refused\n\tIs the
- * server running..."): one line, without the trailing newline. */
+ * server running..."): one line, continuation lines joined with "; " and
+ * the tab-indented hints left out. */
 static void one_line(char *dst, size_t dstlen, const char *msg)
 {
-    size_t j = 0;
-    bool space = false;
-    if (dstlen == 0) return;
-    for (const char *p = msg ? msg : ""; *p && j + 1 < dstlen; p++) {
-        if (*p == '\n' || *p == '\r' || *p == '\t') {
-            space = j > 0;
-            continue;
+    HvdBuf b = {0};
+    const char *p = msg ? msg : "";
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' ')) n--;
+        if (n > 0 && *p != '\t') {
+            if (b.len) hvd_buf_puts(&b, "; ");
+            hvd_buf_append(&b, p, n);
         }
-        if (space) {
-            if (j + 2 >= dstlen) break;
-            dst[j++] = ' ';
-            space = false;
-        }
-        dst[j++] = *p;
+        if (!nl) break;
+        p = nl + 1;
     }
-    while (j > 0 && dst[j - 1] == ' ') j--;
-    dst[j] = '\0';
+    snprintf(dst, dstlen, "%s", b.data ? b.data : "");
+    hvd_buf_free(&b);
 }
 
 void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen)
@@ -280,7 +279,8 @@ static bool sqlstate_transient(const char *code)
 static HvdStoreStatus fail(StoreConn *c, const PGresult *r, char *err, size_t errlen)
 {
     const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = r ? PQresultErrorMessage(r) : NULL;
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!msg || !*msg) msg = r ? PQresultErrorMessage(r) : NULL;
     char line[512];
     if (!msg || !*msg) msg = PQerrorMessage(c->conn);
     one_line(line, sizeof(line), msg);
