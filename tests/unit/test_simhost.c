@@ -410,7 +410,7 @@ Test(simhost, nic_create_switch_vlan_and_mac)
     regex_t re;
     cr_assert_eq(regcomp(&re, "^00:15:5D:[0-9A-F]{2}:[0-9A-F]{2}:[0-9A-F]{2}$", REG_EXTENDED), 0);
     cr_assert_eq(regexec(&re, mac1, 0, NULL, 0), 0, "MAC %s", mac1);
-    cr_assert(strncmp(data_str(&res, "nic_id"), "Microsoft:", 10) == 0);
+    cr_assert(strncmp(hvd_node_get_str(res.data, "nic_id"), "Microsoft:", 10) == 0);
     hvd_agent_result_free(&res);
     free(spec);
     spec = hvd_xasprintf("{\"vm_id\":\"%s\",\"network\":\"Management\",\"adapter_name\":\"mgmt\"}", vm);
