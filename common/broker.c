@@ -678,6 +678,10 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
             (void)amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
             brk_err(b, err, errlen, "RabbitMQ refused login for user '%s' at %s: %.*s", ci.user,
                     b->desc, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                   r.library_error == AMQP_STATUS_TIMEOUT) {
+            brk_err(b, err, errlen, "RabbitMQ at %s did not complete the login of user '%s' within %d ms",
+                    b->desc, ci.user, connect_ms);
         } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
             brk_err(b, err, errlen, "RabbitMQ login for user '%s' at %s failed: %s", ci.user,
                     b->desc, status_text(r.library_error, 0));
