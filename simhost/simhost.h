@@ -81,23 +81,26 @@ const SimStorageClass *sim_storage_find(const SimResources *r, const char *name)
 const SimNetwork *sim_network_find(const SimResources *r, const char *name);
 const SimImage *sim_image_find(const SimResources *r, const char *name);
 
-/* --- store.c: DIR/<host>/{state.json,effects.jsonl,lock} --- */
+/* --- store.c: DIR/<host>/{state.json,effects.jsonl,answers.jsonl,lock} --- */
 typedef struct {
     char *dir;        /* DIR/<host> */
     int lock_fd;      /* flock'd while open */
-    json_t *state;    /* {version, host, mac_seq, effects_len, last_effect, vms, orphan_disks, answers} */
+    json_t *state;    /* {version, host, mac_seq, vms, orphan_disks, effects_len, last_effect,
+                         answers_len, last_answer} */
+    json_t *found;    /* the answers.jsonl entry last found by sim_store_answer */
 } SimStore;
 
 /* Creates DIR/<host>, takes the exclusive lock, loads the state and repairs
  * effects.jsonl after a crash between the state commit and its append. */
 bool sim_store_open(SimStore *s, const char *state_dir, const char *host, char *err, size_t errlen);
-/* The stored answer line for key (borrowed), NULL when none; *op_out is the
- * operation it answered. */
-const char *sim_store_answer(const SimStore *s, const char *key, const char **op_out);
-/* Commits the state with the answer stored under key (may be NULL) and the
- * effect line, then appends the effect to effects.jsonl. Crash-safe: the
- * state file is replaced by rename after fsync, and an effect committed but
- * not yet appended is appended by the next sim_store_open. */
+/* The stored answer line for key (borrowed until the next lookup or close),
+ * NULL when none; *op_out is the operation it answered. */
+const char *sim_store_answer(SimStore *s, const char *key, const char **op_out);
+/* Commits the state together with the answer to store under key (may be
+ * NULL) and the effect line, then appends them to answers.jsonl and
+ * effects.jsonl. Crash-safe: the state file is replaced by rename after
+ * fsync, and a line committed but not yet appended is appended by the next
+ * sim_store_open. */
 bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *answer_line,
                       const char *effect_line, char *err, size_t errlen);
 void sim_store_close(SimStore *s);   /* releases the lock; safe on a zeroed store */

@@ -1,8 +1,11 @@
-/* The simulated host's state under DIR/<host>/: state.json (VMs, stored
- * idempotent answers), effects.jsonl (one line per applied side effect) and
- * an flock'd lock file that serialises concurrent calls. Every change is
- * written to a new file, fsync'd and renamed into place, so a crash at any
- * instant leaves either the old or the new state. */
+/* The simulated host's state under DIR/<host>/: state.json (VMs, MAC
+ * counter), effects.jsonl (one line per applied side effect), answers.jsonl
+ * (the stored answer of each idempotency key) and an flock'd lock file that
+ * serialises concurrent calls. state.json is replaced by write, fsync,
+ * rename, so a crash at any instant leaves the old or the new state; it also
+ * records the committed length and last line of both logs, so a crash after
+ * the commit but before an append is repaired by the next call. The logs are
+ * append-only, which keeps a call's cost from growing with the answers. */
 #include "simhost.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -93,22 +96,24 @@ static bool load_state(SimStore *s, const char *host, char *err, size_t errlen)
     ensure(st, "last_effect", json_null());
     ensure(st, "vms", json_array());
     ensure(st, "orphan_disks", json_array());
-    ensure(st, "answers", json_object());
+    ensure(st, "answers_len", json_integer(0));
+    ensure(st, "last_answer", json_null());
     s->state = st;
     return true;
 }
 
-/* A crash between the state commit and the append of its effect leaves
- * effects.jsonl short of the committed length: put the last effect back. */
-static bool repair_effects(SimStore *s, char *err, size_t errlen)
+/* A crash between the state commit and the append of its line leaves a log
+ * short of the committed length: put the last line back. */
+static bool repair_log(SimStore *s, const char *file, const char *len_key, const char *last_key, char *err,
+                       size_t errlen)
 {
-    json_int_t want = json_integer_value(json_object_get(s->state, "effects_len"));
-    const char *last = json_string_value(json_object_get(s->state, "last_effect"));
+    json_int_t want = json_integer_value(json_object_get(s->state, len_key));
+    const char *last = json_string_value(json_object_get(s->state, last_key));
     if (want <= 0 || !last) return true;
-    char *path = path_in(s, "effects.jsonl");
+    char *path = path_in(s, file);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     free(path);
-    if (fd < 0) { snprintf(err, errlen, "cannot open effects.jsonl: %s", strerror(errno)); return false; }
+    if (fd < 0) { snprintf(err, errlen, "cannot open %s: %s", file, strerror(errno)); return false; }
     struct stat sb;
     bool ok = fstat(fd, &sb) == 0;
     json_int_t len = (json_int_t)strlen(last);
@@ -117,7 +122,7 @@ static bool repair_effects(SimStore *s, char *err, size_t errlen)
         if (at < 0 || sb.st_size < at) at = sb.st_size;   /* the log was cut elsewhere: just append */
         ok = ftruncate(fd, at) == 0 && lseek(fd, at, SEEK_SET) == at && write_all(fd, last, (size_t)len) &&
              fsync(fd) == 0;
-        if (!ok) snprintf(err, errlen, "cannot repair effects.jsonl: %s", strerror(errno));
+        if (!ok) snprintf(err, errlen, "cannot repair %s: %s", file, strerror(errno));
     }
     close(fd);
     return ok;
@@ -139,16 +144,45 @@ bool sim_store_open(SimStore *s, const char *state_dir, const char *host, char *
         if (errno != EINTR) { snprintf(err, errlen, "cannot lock host state: %s", strerror(errno)); return false; }
     }
     if (!load_state(s, host, err, errlen)) return false;
-    return repair_effects(s, err, errlen);
+    return repair_log(s, "effects.jsonl", "effects_len", "last_effect", err, errlen) &&
+           repair_log(s, "answers.jsonl", "answers_len", "last_answer", err, errlen);
 }
 
-const char *sim_store_answer(const SimStore *s, const char *key, const char **op_out)
+/* answers.jsonl holds one {"key","op","answer"} object a line; the key is
+ * first, so a line is only parsed when it starts with the key sought. */
+const char *sim_store_answer(SimStore *s, const char *key, const char **op_out)
 {
     if (!key) return NULL;
-    json_t *a = json_object_get(json_object_get(s->state, "answers"), key);
-    if (!a) return NULL;
-    if (op_out) *op_out = json_string_value(json_object_get(a, "op"));
-    return json_string_value(json_object_get(a, "answer"));
+    json_int_t committed = json_integer_value(json_object_get(s->state, "answers_len"));
+    if (committed <= 0) return NULL;
+    json_t *k = json_string(key);
+    char *kj = json_dumps(k, JSON_ENCODE_ANY);
+    json_decref(k);
+    char *prefix = kj ? malloc(strlen(kj) + 9) : NULL;
+    if (prefix) sprintf(prefix, "{\"key\":%s,", kj);
+    free(kj);
+    char *path = path_in(s, "answers.jsonl");
+    FILE *f = prefix ? fopen(path, "re") : NULL;
+    free(path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    json_int_t at = 0;
+    size_t plen = prefix ? strlen(prefix) : 0;
+    while (f && at < committed && (n = getline(&line, &cap, f)) > 0) {
+        at += n;
+        if ((size_t)n <= plen || strncmp(line, prefix, plen) != 0) continue;
+        json_t *a = json_loads(line, 0, NULL);
+        if (!a) continue;
+        json_decref(s->found);
+        s->found = a;   /* the last line for the key wins (there is one) */
+    }
+    if (f) fclose(f);
+    free(line);
+    free(prefix);
+    if (!s->found) return NULL;
+    if (op_out) *op_out = json_string_value(json_object_get(s->found, "op"));
+    return json_string_value(json_object_get(s->found, "answer"));
 }
 
 static bool fsync_dir(const char *dir)
@@ -181,32 +215,54 @@ static bool save_state(SimStore *s, char *err, size_t errlen)
     return ok;
 }
 
+static bool append_line(SimStore *s, const char *file, const char *line, char *err, size_t errlen)
+{
+    char *path = path_in(s, file);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    free(path);
+    bool ok = fd >= 0 && write_all(fd, line, strlen(line)) && fsync(fd) == 0;
+    if (!ok) snprintf(err, errlen, "cannot append to %s: %s", file, strerror(errno));
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+/* Records in the state that file will hold line at its end once appended. */
+static bool plan_append(SimStore *s, const char *file, const char *len_key, const char *last_key, const char *line,
+                        char *err, size_t errlen)
+{
+    char *path = path_in(s, file);
+    struct stat sb;
+    off_t size = 0;
+    if (stat(path, &sb) == 0) {
+        size = sb.st_size;
+    } else if (errno != ENOENT) {
+        snprintf(err, errlen, "cannot stat %s: %s", file, strerror(errno));
+        free(path);
+        return false;
+    }
+    free(path);
+    json_object_set_new(s->state, len_key, json_integer((json_int_t)size + (json_int_t)strlen(line)));
+    json_object_set_new(s->state, last_key, json_string(line));
+    return true;
+}
+
 bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *answer_line,
                       const char *effect_line, char *err, size_t errlen)
 {
-    char *path = path_in(s, "effects.jsonl");
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    free(path);
-    if (fd < 0) { snprintf(err, errlen, "cannot open effects.jsonl: %s", strerror(errno)); return false; }
-    struct stat sb;
-    bool ok = fstat(fd, &sb) == 0;
-    if (ok && key && answer_line) {
-        json_t *a = json_object();
-        json_object_set_new(a, "op", json_string(op));
-        json_object_set_new(a, "answer", json_string(answer_line));
-        json_object_set_new(json_object_get(s->state, "answers"), key, a);
+    char *aline = NULL;
+    bool ok = true;
+    if (key && answer_line) {
+        json_t *a = json_pack("{s:s, s:s, s:s}", "key", key, "op", op, "answer", answer_line);
+        aline = sim_dump_line(a);
+        json_decref(a);
+        ok = aline && plan_append(s, "answers.jsonl", "answers_len", "last_answer", aline, err, errlen);
     }
-    if (ok && effect_line) {
-        json_object_set_new(s->state, "effects_len", json_integer((json_int_t)sb.st_size +
-                                                                   (json_int_t)strlen(effect_line)));
-        json_object_set_new(s->state, "last_effect", json_string(effect_line));
-    }
+    if (ok && effect_line) ok = plan_append(s, "effects.jsonl", "effects_len", "last_effect", effect_line, err, errlen);
     ok = ok && save_state(s, err, errlen);
-    if (ok && effect_line) {
-        ok = write_all(fd, effect_line, strlen(effect_line)) && fsync(fd) == 0;
-        if (!ok) snprintf(err, errlen, "cannot append to effects.jsonl: %s", strerror(errno));
-    }
-    close(fd);
+    /* Committed: from here a crash is repaired by the next sim_store_open. */
+    if (ok && effect_line) ok = append_line(s, "effects.jsonl", effect_line, err, errlen);
+    if (ok && aline) ok = append_line(s, "answers.jsonl", aline, err, errlen);
+    free(aline);
     return ok;
 }
 
@@ -215,6 +271,7 @@ void sim_store_close(SimStore *s)
     if (!s || !s->dir) return;               /* zeroed or never opened */
     if (s->lock_fd >= 0) close(s->lock_fd);   /* releases the flock */
     json_decref(s->state);
+    json_decref(s->found);
     free(s->dir);
     memset(s, 0, sizeof *s);
     s->lock_fd = -1;
