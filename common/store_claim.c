@@ -164,6 +164,8 @@ HvdStoreStatus store_lock_job_host(StoreConn *c, const char *job_id, bool *found
     return HVD_STORE_OK;
 }
 
+
+
 static const char SQL_LOCK_HOST[] =
     "SELECT pg_advisory_xact_lock(hashtext('hvdeploy.host:' || $1::text))";
 
@@ -221,8 +223,9 @@ static bool terminal(const char *status)
 }
 
 /* The decision of hvd_store_claim, inside an open transaction. */
-static HvdStoreStatus claim_in_tx(HvdStore *s, StoreConn *c, const char *job_id, HvdClaimOutcome *out,
-                                  HvdJobRecord *rec, bool *takeover, char *err, size_t errlen)
+static HvdStoreStatus claim_in_tx(HvdStore *s, StoreConn *c, const char *job_id, const char *locked_host,
+                                  HvdClaimOutcome *out, HvdJobRecord *rec, bool *takeover, char *err,
+                                  size_t errlen)
 {
     HvdStoreStatus st = HVD_STORE_OK;
     StoreJobState d = {0};
@@ -231,11 +234,13 @@ static HvdStoreStatus claim_in_tx(HvdStore *s, StoreConn *c, const char *job_id,
     char *host = NULL;
 
     if (takeover) *takeover = false;
-    st = store_lock_job_host(c, job_id, &found, err, errlen);
-    if (st != HVD_STORE_OK) return st;
-    if (!found) {
-        *out = HVD_CLAIM_NOT_FOUND;
-        return HVD_STORE_OK;
+    if (!locked_host) {
+        st = store_lock_job_host(c, job_id, &found, err, errlen);
+        if (st != HVD_STORE_OK) return st;
+        if (!found) {
+            *out = HVD_CLAIM_NOT_FOUND;
+            return HVD_STORE_OK;
+        }
     }
 
     st = store_load_job(c, job_id, true, &found, rec, &d, err, errlen);
@@ -247,6 +252,16 @@ static HvdStoreStatus claim_in_tx(HvdStore *s, StoreConn *c, const char *job_id,
     if (terminal(rec->status)) {
         *out = HVD_CLAIM_FINISHED;
         return HVD_STORE_OK;
+    }
+    if (locked_host && rec->target_host && strcmp(rec->target_host, locked_host) != 0) {
+        /* a job sent again with another host: its own host decides (rare, so
+         * taking this lock after the row lock is acceptable: a deadlock would
+         * only surface as RETRY) */
+        StoreParams q = {0};
+        store_p_text(&q, rec->target_host);
+        r = store_exec(c, SQL_LOCK_HOST, &q, &st, err, errlen);
+        if (!r) return st;
+        PQclear(r);
     }
     bool running = strcmp(rec->status, "running") == 0;
     if (running && d.lease_live) {
@@ -337,7 +352,7 @@ HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome 
     StoreConn *c = store_checkout(s, &st, err, errlen);
     if (!c) return st;
     st = store_begin(c, err, errlen);
-    if (st == HVD_STORE_OK) st = claim_in_tx(s, c, job_id, out, rec, takeover, err, errlen);
+    if (st == HVD_STORE_OK) st = claim_in_tx(s, c, job_id, NULL, out, rec, takeover, err, errlen);
     if (st == HVD_STORE_OK) st = store_commit(s, c, err, errlen);
     else store_rollback(c);
     store_checkin(s, c);
@@ -427,7 +442,7 @@ HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOu
             goto out;
         }
     }
-    st = claim_in_tx(s, c, job->job_id, out, rec, NULL, err, errlen);
+    st = claim_in_tx(s, c, job->job_id, job->target_host, out, rec, NULL, err, errlen);
     if (st == HVD_STORE_OK) st = store_commit(s, c, err, errlen);
 out:
     if (st != HVD_STORE_OK) store_rollback(c);

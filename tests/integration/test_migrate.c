@@ -208,7 +208,9 @@ Test(migrate, new_migration_applied_alone_and_failing_one_rolled_back)
     cr_assert_eq(it_pg_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'it_broken'",
                             NULL), 0);
     /* the advisory lock was let go: another session can take it at once */
-    cr_assert_str_eq(it_pg_value(c, "SELECT pg_try_advisory_lock(29382459722229618)::text", NULL), "true");
+    char *v = it_pg_value(c, "SELECT pg_try_advisory_lock(29382459722229618)::text", NULL);
+    cr_assert_str_eq(v, "true");
+    free(v);
     PQfinish(c);
     /* two files with one number */
     write_file(dir, "9002_broken.sql", "SELECT 1;\n");
