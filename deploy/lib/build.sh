@@ -7,11 +7,17 @@ HVD_LIB_BUILD_LOADED=1
 
 HVD_JOBS="${HVD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
-# hvd_cmake_build DIR [cmake -D options...] : configure when needed, then build.
+# Native build tool flags: keep going past a failing target (make -k), so that
+# one broken file does not hide the state of every other target and test.
+_hvd_keep_going() {
+    if [ -f "$1/build.ninja" ]; then echo "-k0"; else echo "-k"; fi
+}
+
+# _hvd_cmake DIR [cmake -D options...] : configure, then build everything.
 _hvd_cmake() {
     local dir="$1"; shift
     cmake -S "$HVD_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return 1
-    cmake --build "$dir" -j "$HVD_JOBS"
+    cmake --build "$dir" -j "$HVD_JOBS" -- "$(_hvd_keep_going "$dir")"
 }
 
 # build/: RelWithDebInfo, programs in build/bin/.
@@ -45,5 +51,5 @@ hvd_build_fuzz() {
         hvd_info "no tests/fuzz/fuzz_*.c harnesses yet: nothing to build"
         return 0
     fi
-    cmake --build "$dir" -j "$HVD_JOBS" "${targets[@]}"
+    cmake --build "$dir" -j "$HVD_JOBS" "${targets[@]}" -- "$(_hvd_keep_going "$dir")"
 }
