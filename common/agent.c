@@ -405,8 +405,8 @@ static int64_t min_wait(int64_t cur, int64_t at, int64_t now)
 
 static void run_loop(Call *c, const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, int64_t deadline)
 {
-    int64_t grace = cfg->kill_grace_ms > 0 ? cfg->kill_grace_ms : HVD_AGENT_DEFAULT_GRACE_MS;
-    int64_t eof_grace = cfg->eof_grace_ms > 0 ? cfg->eof_grace_ms : HVD_AGENT_DEFAULT_EOF_GRACE_MS;
+    int64_t grace = cfg->kill_grace_ms >= 0 ? cfg->kill_grace_ms : HVD_AGENT_DEFAULT_GRACE_MS;
+    int64_t eof_grace = cfg->eof_grace_ms >= 0 ? cfg->eof_grace_ms : HVD_AGENT_DEFAULT_EOF_GRACE_MS;
     const atomic_int *cancel = opts ? opts->cancel : NULL;
     for (;;) {
         int64_t now = now_ms();
@@ -417,7 +417,10 @@ static void run_loop(Call *c, const HvdAgentCfg *cfg, const HvdAgentCallOpts *op
         }
         if (c->exited && c->out_fd < 0 && c->err_fd < 0) return;
         if (c->exited && now - c->exit_seen_at >= eof_grace) {
-            /* A descendant outlived the agent and holds its pipes: end it. */
+            /* A descendant outlived the agent and holds its pipes: take
+             * what is already buffered, then end it. */
+            if (c->out_fd >= 0) drain(c, &c->out_fd, true);
+            if (c->err_fd >= 0) drain(c, &c->err_fd, false);
             c->eof_kill = true;
             kill_group(c, SIGKILL);
             return;

@@ -50,8 +50,8 @@ typedef struct {
     int64_t default_timeout_ms;
     char **retryable;          /* agent codes that are transient */
     size_t n_retryable;
-    int64_t kill_grace_ms;     /* after SIGTERM, before SIGKILL */
-    int64_t eof_grace_ms;      /* after the child exited, while a grandchild holds the pipes */
+    int64_t kill_grace_ms;     /* after SIGTERM, before SIGKILL (0 = at once; < 0 = default) */
+    int64_t eof_grace_ms;      /* after the child exited, while a grandchild holds the pipes (< 0 = default) */
     size_t stderr_cap;         /* bytes of the stderr tail kept */
 } HvdAgentCfg;
 

@@ -541,3 +541,22 @@ Test(agent_call, ten_thousand_calls_without_leaks, .timeout = 240)
     free(path);
     hvd_agent_cfg_free(&shared_cfg);
 }
+
+Test(agent_call, output_buffered_before_exit_is_kept_without_eof_grace)
+{
+    HvdAgentCfg cfg;
+    char err[256];
+    hvd_agent_cfg_init(&cfg);
+    char *path = agent_path("agent_orphan");
+    cr_assert(hvd_agent_cfg_set_command(&cfg, path, err, sizeof err));
+    cfg.eof_grace_ms = 0;
+    for (int i = 0; i < 20; i++) {
+        HvdAgentResult res;
+        hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), &res);
+        ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+        cr_assert_lt(res.elapsed_ms, 1000);
+        hvd_agent_result_free(&res);
+    }
+    free(path);
+    hvd_agent_cfg_free(&cfg);
+}
