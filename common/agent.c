@@ -549,7 +549,9 @@ static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
     if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
     /* Every other descriptor of the caller stays out of the agent, even
      * one a library opened without O_CLOEXEC. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     if (!rc) rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);

@@ -4,6 +4,7 @@
  * over ten thousand calls. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -559,4 +560,24 @@ Test(agent_call, output_buffered_before_exit_is_kept_without_eof_grace)
     }
     free(path);
     hvd_agent_cfg_free(&cfg);
+}
+
+Test(agent_call, the_agent_inherits_only_stdio_and_default_sigpipe)
+{
+    /* A descriptor opened without O_CLOEXEC, and SIGPIPE ignored, as a careless
+     * library or the worker itself might leave them. */
+    int leaky = open("/dev/null", O_RDONLY);
+    cr_assert_geq(leaky, 3);
+    signal(SIGPIPE, SIG_IGN);
+    HvdAgentResult res;
+    run_agent("agent_fds", NULL, 5000, 0, &res);
+    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    const HvdNode *fds = hvd_node_get(res.data, "fds");
+    cr_assert(fds && fds->type == HVD_ARRAY);
+    cr_assert_eq(fds->u.arr.n, 3, "the agent got %zu descriptors", fds->u.arr.n);
+    for (size_t i = 0; i < 3; i++) cr_assert_eq(fds->u.arr.items[i]->u.i, (int64_t)i);
+    const HvdNode *sp = hvd_node_get(res.data, "sigpipe_default");
+    cr_assert(sp && sp->type == HVD_BOOL && sp->u.b, "SIGPIPE must be default and unblocked in the agent");
+    hvd_agent_result_free(&res);
+    close(leaky);
 }
