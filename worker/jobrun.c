@@ -330,6 +330,7 @@ typedef struct {
     HvdNode *data;             /* envelope data (owned) */
     char *log_tail;            /* last agent log lines, redacted by the log guard's rules */
     int64_t elapsed_ms;
+    bool cancelled;            /* stopped by the end of the shutdown grace */
 } CallResult;
 
 static void call_result_free(CallResult *c)
@@ -403,7 +404,9 @@ static void call_agent(JobRun *r, const char *operation, const char *stage, int 
     hvd_node_free(spec);
 
     HvdAgentResult res;
-    hvd_agent_call(&w->agent, r->job.target_host, operation, line.data, line.len, &res);
+    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel};
+    hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
+    out->cancelled = res.outcome == HVD_AGENT_CANCELLED;
     hvd_secret_buf_free(&line);
 
     out->outcome = map_outcome(res.outcome);
@@ -620,6 +623,13 @@ static void run_stages(JobRun *r)
         now_text(sv->finished_at);
         hvd_metric_observe(HVD_M_STAGE_DURATION, stage, NULL, (double)(hvd_mono_ms() - t0) / 1000.0);
 
+        if (c.cancelled) {
+            /* Shutdown grace over: the stage runs again elsewhere, same idempotency key. */
+            hvd_log_warn(&lc, "stage interrupted by shutdown; releasing the job");
+            call_result_free(&c);
+            release(r);
+            return;
+        }
         breaker_report(w, r->job.target_host, c.outcome, c.agent_code, gate == HVD_HOST_TRIAL);
         if (leases_lost(w->leases, r->rec->job_id)) {
             hvd_log_warn(&lc, "lease lost while the agent ran: leaving the job to its new owner");

@@ -146,6 +146,21 @@ void runners_stop(Runners *r, int grace_s)
         }
         pthread_cond_timedwait(&r->cv, &r->mu, &ts);
     }
+    if (r->reserved > 0) {
+        /* Grace over: stop the agents; their runners release their jobs. */
+        atomic_store(&r->w->agent_cancel, 1);
+        deadline = hvd_mono_ms() + r->w->agent.kill_grace_ms + 3000;
+        while (r->reserved > 0 && hvd_mono_ms() < deadline) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        }
+    }
     size_t left = r->reserved;
     pthread_mutex_unlock(&r->mu);
     if (left == 0) {

@@ -46,6 +46,7 @@ typedef struct {
     struct HvdBroker *first_consumer_conn;  /* connected by main at start, handed to the consumer */
     atomic_bool stopping;          /* SIGTERM/SIGINT: take no new work */
     atomic_bool maint_stop;        /* the last step of shutdown */
+    atomic_int agent_cancel;       /* raised when the shutdown grace is over: agents are stopped */
     atomic_bool amqp_ready;        /* consumer connected (for /healthz) */
     atomic_bool pub_ready;         /* publisher connected */
     atomic_bool pg_ready;
