@@ -35,6 +35,7 @@ typedef struct {
     char *routing_key;    /* the routing key it was first published with */
     int64_t at_ms;        /* when it died, 0 when unknown */
     bool record;          /* the worker's JSON record of a failed job (retries exhausted...) */
+    bool resumed;         /* replay: its job was reset and rung in this run */
     HvdNode *headers;
     HvdNode *body;        /* decoded body (JSON or msgpack map/list), NULL when undecodable */
 } DeadItem;
@@ -658,6 +659,7 @@ static ReplayResult replay_job(DeadCtx *c, HvdNode *results, DeadItem *it, bool 
         snprintf(detail, sizeof detail, "job resumes from %s; its envelope goes to %s", stage ? stage : "its failed stage",
                  known && rec.reply_to ? rec.reply_to : "its reply queue");
     hvd_job_record_free(&rec);
+    it->resumed = true;
     if (hvd_broker_ack(c->b, it->d.delivery_tag) != HVD_BROKER_OK) {
         size_t dl = strlen(detail);
         snprintf(detail + dl, sizeof detail - dl, " (the dead letter could not be removed: purge it)");
@@ -699,6 +701,14 @@ static ReplayResult replay_one(DeadCtx *c, HvdNode *results, DeadItem *it)
     return REPLAY_DONE;
 }
 
+static bool already_resumed(const DeadCtx *c, size_t i)
+{
+    const char *job = c->items[i].job_id;
+    for (size_t k = 0; job && k < i; k++)
+        if (c->items[k].resumed && strcasecmp(c->items[k].job_id, job) == 0) return true;
+    return false;
+}
+
 static int dead_replay(DeadCtx *c)
 {
     int rc = dead_open(c, true, false);
@@ -718,12 +728,20 @@ static int dead_replay(DeadCtx *c)
         return CTL_EXIT_FAILED;
     }
     HvdNode *results = hvd_node_array();
-    size_t done = 0, refused = 0;
+    size_t done = 0, refused = 0, removed = 0;
     int64_t start = hvd_mono_ms();
     rc = CTL_EXIT_OK;
     for (size_t i = 0; i < c->n; i++) {
         DeadItem *it = &c->items[i];
         if (!c->a.all && !item_matches(it, c->a.target)) continue;
+        if (already_resumed(c, i)) {
+            /* another dead letter of a job resumed just now: it is about the same failure */
+            bool acked = hvd_broker_ack(c->b, it->d.delivery_tag) == HVD_BROKER_OK;
+            report(c, results, it, "removed", acked ? "its job was replayed above" :
+                   "its job was replayed above, but the dead letter could not be removed: purge it");
+            removed++;
+            continue;
+        }
         if (c->a.all && done + refused > 0) {
             /* at most rate replays per second, keeping the connection serviced */
             int64_t due = start + (int64_t)(done + refused) * 1000 / c->a.rate;
@@ -743,11 +761,13 @@ static int dead_replay(DeadCtx *c)
         HvdNode *res = hvd_node_map();
         hvd_node_map_set_int(res, "replayed", (int64_t)done);
         hvd_node_map_set_int(res, "refused", (int64_t)refused);
+        hvd_node_map_set_int(res, "removed", (int64_t)removed);
         hvd_node_map_set(res, "results", results);
         print_json(res);
         hvd_node_free(res);
     } else {
-        if (c->a.all && done + refused == 0) printf("no dead letters in %s\n", c->dead_queue);
+        if (c->a.all && done + refused + removed == 0) printf("no dead letters in %s\n", c->dead_queue);
+        else if (removed) printf("%zu replayed, %zu refused, %zu removed (same job)\n", done, refused, removed);
         else printf("%zu replayed, %zu refused\n", done, refused);
         hvd_node_free(results);
     }

@@ -362,10 +362,24 @@ Test(ctl_dead, exhausted_job_replays_from_its_failed_stage)
     long vm_creates = effects("vm.create");
     cr_assert_eq(vm_creates, 1);
 
+    /* the same dead letter twice (the job failed twice, say): one replay, the other removed */
+    HvdDelivery d;
+    cr_assert_eq(hvd_it_get(b, dead_queue, 5000, &d), HVD_BROKER_DELIVERY);
+    char dead_exchange[256];
+    snprintf(dead_exchange, sizeof dead_exchange, "%s.dead", prefix);
+    for (int i = 0; i < 2; i++) {
+        HvdPublish dp = {.exchange = dead_exchange, .routing_key = "", .body = d.body, .len = d.len,
+                         .content_type = d.content_type, .message_id = d.message_id,
+                         .correlation_id = d.correlation_id, .persistent = true, .copy_headers_from = &d};
+        cr_assert_eq(hvd_it_publish(b, &dp), HVD_CONFIRM_ACKED);
+    }
+    hvd_delivery_free(&d);
+    wait_queue_len(b, dead_queue, 2, 5000);
+
     r = it_ctl(tmp, "dead replay %s", FULL_ID);
     cr_assert_eq(r.rc, 0, "exit %d: %s\n%s", r.rc, r.out, r.err);
     cr_assert(strstr(r.out, "job resumes from nic.create"), "%s", r.out);
-    cr_assert(strstr(r.out, "1 replayed, 0 refused"));
+    cr_assert(strstr(r.out, "1 replayed, 0 refused, 1 removed (same job)"), "%s", r.out);
     it_ctl_free(&r);
 
     /* the replay's own answer: success, for the same job id */
