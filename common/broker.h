@@ -84,7 +84,9 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
 /* Closes the connection politely (bounded by a short timeout) and frees. NULL-safe. */
 void hvd_broker_close(HvdBroker *b);
 /* Thread-safe and async-signal-safe: shuts the socket down so that the call the owning
- * thread is blocked in returns HVD_BROKER_CLOSED. The owner still calls hvd_broker_close. */
+ * thread is blocked in returns HVD_BROKER_CLOSED (a watchdog's way out of a stuck write).
+ * The owner still calls hvd_broker_close; the caller must make sure that close does not
+ * run concurrently (b must still be alive). */
 void hvd_broker_interrupt(HvdBroker *b);
 /* False once the connection is known to be lost. */
 bool hvd_broker_is_open(const HvdBroker *b);
