@@ -1,0 +1,275 @@
+/* Integration tests of the worker's lifecycle (issue 4): SIGTERM during a slow stage
+ * (exit 0 within the grace, the job finished by another worker), and RabbitMQ then
+ * PostgreSQL restarted under running jobs (every job still answered, none lost).
+ * These restart the shared services: ctest runs integration tests serially. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "buf.h"
+#include "codec.h"
+#include "harness.h"
+#include "model.h"
+#include "worker_proc.h"
+/* CMake links integration tests with harness.c only: the helper is compiled in here.
+ * Define HVD_IT_WORKER_PROC_LINKED when it is linked as its own object instead. */
+#ifndef HVD_IT_WORKER_PROC_LINKED
+#include "worker_proc.c"
+#endif
+
+static WpWorld *W;
+
+/* Whatever happened, leave both services running for the next test. */
+static void services_back(void)
+{
+    const char *dev = hvd_it_env("HVD_DEV_SH");
+    if (!dev) return;
+    if (hvd_it_run("'%s' svc rmq-start >/dev/null 2>&1", dev) != 0) fprintf(stderr, "rmq-start failed\n");
+    if (hvd_it_run("'%s' svc pg-start >/dev/null 2>&1", dev) != 0) fprintf(stderr, "pg-start failed\n");
+}
+
+static void fini(void)
+{
+    services_back();
+    wp_world_free(W);
+    W = NULL;
+}
+
+TestSuite(lifecycle, .fini = fini, .timeout = 240);
+
+static WpWorker *start_worker(const WpOptions *o)
+{
+    WpWorker *k = wp_start(W, o);
+    cr_assert(wp_wait_ready(k, 30000), "worker %s did not start (exit %d); its log:\n%s", wp_name(k),
+              wp_wait_exit(k, 0), wp_log_tail(k));
+    return k;
+}
+
+static bool wait_stage_status(const char *job_id, const char *stage, const char *status, int timeout_ms)
+{
+    for (long long until = hvd_it_now_ms() + timeout_ms; hvd_it_now_ms() < until; usleep(50 * 1000)) {
+        if (wp_pg_long(W, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hvdeploy' AND tablename = 'job_stages'") != 1)
+            continue;
+        if (wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s' AND stage = '%s' AND status = '%s'",
+                       job_id, stage, status) == 1)
+            return true;
+    }
+    return false;
+}
+
+/* Lines of the host's effects.jsonl with this idempotency key. */
+static size_t effects_with_key(const char *host, const char *job_id, const char *op)
+{
+    char *path = hvd_xasprintf("%s/%s/effects.jsonl", W->sim_dir, host);
+    char *text = wp_read_file(path);
+    char *key = hvd_xasprintf("%s:%s\"", job_id, op);
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, key)); p += strlen(key)) n++;
+    free(key);
+    free(text);
+    free(path);
+    return n;
+}
+
+Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewhere)
+{
+    W = wp_world_new(NULL);
+    WpWorker *a = start_worker(&(WpOptions){.name = "a", .sim_latency_ms = "disk.create=8000", .shutdown_grace = "3"});
+    char q[128];
+    wp_private_queue(W, q, sizeof q);
+    HvdNode *job = wp_job_load("minimal.json", "hv-term.lab.example");
+    HvdNode *disk = hvd_node_map();
+    hvd_node_map_set_str(disk, "image_name", "Windows Server 2022");
+    hvd_node_map_set(hvd_node_get_mut(job, "request"), "disk_spec", disk);
+    const char *id = wp_job_id(job);
+    wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q});
+    cr_assert(wait_stage_status(id, "disk.create", "running", 20000), "disk.create never ran; log:\n%s",
+              wp_log_tail(a));
+    usleep(300 * 1000); /* the agent is really running */
+
+    int st = wp_stop(a, 3000 + 3000);
+    long long took = wp_exit_after_ms(a);
+    cr_assert_neq(st, WP_RUNNING, "the worker did not exit within grace 3 s + 3 s of SIGTERM; log:\n%s",
+                  wp_log_tail(a));
+    cr_assert_eq(st, 0, "the worker exits 0 after SIGTERM (exit %d); log:\n%s", st, wp_log_tail(a));
+    cr_assert_leq(took, 3000 + 2000, "exit %lld ms after SIGTERM: over the 3 s grace (+2 s)", took);
+    WpMsg m[2];
+    cr_assert_eq(wp_drain(W->broker, q, 1, 200, m), 0, "no envelope from the stopped worker: the job was unfinished");
+    char *status = wp_pg_value(W, "SELECT status FROM hvdeploy.jobs WHERE job_id = '%s'", id);
+    cr_assert(status && strcmp(status, "succeeded") != 0 && strcmp(status, "failed") != 0,
+              "the job is unfinished after the first worker left (status %s)", status ? status : "(no row)");
+    free(status);
+    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND lease_owner = 'a' "
+                               "AND lease_expires_at > now()",
+                            id),
+                 0, "the stopped worker released its lease");
+
+    /* A second worker, same prefix and database, no latency: it resumes the job. */
+    WpWorker *b = start_worker(&(WpOptions){.name = "b"});
+    cr_assert_eq(wp_collect(W->broker, q, 1, 40000, m), 1, "no envelope from the second worker; its log:\n%s",
+                 wp_log_tail(b));
+    cr_assert_not_null(m[0].body);
+    cr_assert_str_eq(wp_str(m[0].body, "job_id"), id);
+    cr_assert_str_eq(wp_str(m[0].body, "status"), "success", "%s", wp_str(m[0].body, "message"));
+    cr_assert_eq(wp_int(m[0].body, "attempts", -1), 2, "attempts: the first run and the resume");
+    const HvdNode *vm = wp_env_stage(m[0].body, "vm.create");
+    cr_assert_eq(wp_int(vm, "attempts", -1), 1, "vm.create, done before SIGTERM, did not run again");
+    const HvdNode *dk = wp_env_stage(m[0].body, "disk.create");
+    cr_assert_str_eq(wp_str(dk, "status"), "succeeded");
+    cr_assert_eq(effects_with_key("hv-term.lab.example", id, "vm.create"), 1, "one vm.create effect");
+    cr_assert_leq(effects_with_key("hv-term.lab.example", id, "disk.create"), 1, "at most one disk.create effect");
+    WpMsg extra[1];
+    cr_assert_eq(wp_drain(W->broker, q, 1, 3000, extra), 0, "exactly one envelope");
+    cr_assert_eq(wp_pg_long(W, "SELECT count(DISTINCT worker) FROM hvdeploy.job_events WHERE job_id = '%s' AND "
+                               "stage IS NULL AND to_status = 'running'",
+                            id),
+                 2, "both workers ran the job");
+    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = '%s' AND stage IS NULL "
+                               "AND to_status = 'succeeded' AND worker = 'b'",
+                            id),
+                 1, "the second worker finished it");
+    wp_msgs_free(m, 1);
+    hvd_node_free(job);
+    cr_assert_eq(wp_stop(b, 15000), 0);
+}
+
+/* ---- restarts ---- */
+
+#define N_JOBS 10
+
+typedef struct {
+    char id[37];
+    int envelopes;
+    bool success;
+} Seen;
+
+/* Takes envelopes from queue until every job has one or the deadline passes,
+ * reconnecting when the connection breaks. Returns how many arrived. */
+static int collect_all(const char *queue, Seen *seen, int n, long long deadline, bool stop_when_all)
+{
+    int got = 0;
+    for (;;) {
+        int missing = 0;
+        for (int i = 0; i < n; i++) missing += seen[i].envelopes == 0;
+        if (stop_when_all && missing == 0) break;
+        if (hvd_it_now_ms() >= deadline) break;
+        if (!W->broker || !hvd_broker_is_open(W->broker)) {
+            if (!wp_world_reconnect(W, 5000)) continue;
+        }
+        WpMsg m;
+        memset(&m, 0, sizeof m);
+        char err[256] = "";
+        HvdBrokerStatus st = hvd_broker_get(W->broker, queue, true, &m.d, err, sizeof err);
+        if (st == HVD_BROKER_EMPTY) {
+            (void)hvd_broker_service(W->broker, 100);
+            continue;
+        }
+        if (st != HVD_BROKER_DELIVERY) {
+            /* the queue is not there yet (broker starting) or the connection broke */
+            usleep(300 * 1000);
+            (void)wp_world_reconnect(W, 5000);
+            continue;
+        }
+        got++;
+        char why[128];
+        HvdNode *b = NULL;
+        if (hvd_decode(HVD_CT_MSGPACK, m.d.body, m.d.len, &b, why, sizeof why) == HVD_DECODE_OK) {
+            const char *id = wp_str(b, "job_id");
+            for (int i = 0; id && i < n; i++)
+                if (strcmp(seen[i].id, id) == 0) {
+                    seen[i].envelopes++;
+                    if (wp_str(b, "status") && strcmp(wp_str(b, "status"), "success") == 0) seen[i].success = true;
+                    else
+                        cr_log_warn("job %s ended %s: %s", id, wp_str(b, "status"),
+                                    wp_str(b, "message") ? wp_str(b, "message") : "");
+                }
+        }
+        hvd_node_free(b);
+        hvd_delivery_free(&m.d);
+    }
+    return got;
+}
+
+static long unfinished_jobs(void)
+{
+    return wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE status NOT IN ('succeeded','failed','cancelled')");
+}
+
+Test(lifecycle, rabbitmq_then_postgresql_restart_while_jobs_run)
+{
+    const char *dev = hvd_it_env("HVD_DEV_SH");
+    if (!dev) cr_skip_test("deploy/dev.sh not found");
+    W = wp_world_new(NULL);
+    /* One host, one job at a time on it: the ten jobs run one after the other for ~15 s. */
+    WpWorker *k = start_worker(&(WpOptions){.name = "r", .sim_latency_ms = "*=500", .concurrency = "10"});
+    char results[200];
+    snprintf(results, sizeof results, "%s.results", W->prefix);
+    Seen seen[N_JOBS];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < N_JOBS; i++) {
+        HvdNode *job = wp_job_load("minimal.json", "hv-restart.lab.example");
+        HvdNode *nic = hvd_node_map();
+        hvd_node_map_set_str(nic, "network", "Production");
+        hvd_node_map_set(hvd_node_get_mut(job, "request"), "nic_spec", nic);
+        HvdNode *disk = hvd_node_map();
+        hvd_node_map_set_str(disk, "image_name", "Rocky Linux 9");
+        hvd_node_map_set(hvd_node_get_mut(job, "request"), "disk_spec", disk);
+        snprintf(seen[i].id, sizeof seen[i].id, "%s", wp_job_id(job));
+        wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_MSGPACK}); /* no reply_to: <prefix>.results (durable) */
+        hvd_node_free(job);
+    }
+    long long t0 = hvd_it_now_ms();
+    /* a first envelope or two before the broker goes away */
+    (void)collect_all(results, seen, N_JOBS, t0 + 3000, false);
+
+    long before_rmq = unfinished_jobs();
+    long long r0 = hvd_it_now_ms();
+    cr_assert_eq(hvd_it_run("'%s' svc rmq-restart >/dev/null 2>&1", dev), 0, "rmq-restart failed");
+    long long rmq_ms = hvd_it_now_ms() - r0;
+    cr_assert(wp_world_reconnect(W, 30000), "RabbitMQ did not come back");
+    cr_assert(wp_running(k), "the worker died with the broker restart; log:\n%s", wp_log_tail(k));
+    (void)collect_all(results, seen, N_JOBS, hvd_it_now_ms() + 1500, false);
+
+    long before_pg = unfinished_jobs();
+    r0 = hvd_it_now_ms();
+    cr_assert_eq(hvd_it_run("'%s' svc pg-restart >/dev/null 2>&1", dev), 0, "pg-restart failed");
+    long long pg_ms = hvd_it_now_ms() - r0;
+    cr_assert(wp_running(k), "the worker died with the database restart; log:\n%s", wp_log_tail(k));
+
+    (void)collect_all(results, seen, N_JOBS, hvd_it_now_ms() + 120000, true);
+    /* duplicates may still come (consumers deduplicate): count them */
+    (void)collect_all(results, seen, N_JOBS, hvd_it_now_ms() + 5000, false);
+
+    int missing = 0, failed = 0, dups = 0;
+    HvdBuf lost = {0};
+    hvd_buf_puts(&lost, "");
+    for (int i = 0; i < N_JOBS; i++) {
+        if (seen[i].envelopes == 0) {
+            missing++;
+            hvd_buf_printf(&lost, " %s", seen[i].id);
+        } else if (!seen[i].success) {
+            failed++;
+        }
+        if (seen[i].envelopes > 1) dups += seen[i].envelopes - 1;
+    }
+    fprintf(stderr,
+            "[lifecycle restart] rmq-restart %lld ms with %ld of %d jobs unfinished, pg-restart %lld ms with %ld "
+            "unfinished; envelopes: %d missing, %d not success, %d duplicate(s)\n",
+            rmq_ms, before_rmq, N_JOBS, pg_ms, before_pg, missing, failed, dups);
+    cr_log_info("duplicates: %d", dups);
+    cr_assert_eq(missing, 0, "jobs without an envelope (lost):%s\nworker log:\n%s", lost.data, wp_log_tail(k));
+    cr_assert_eq(failed, 0, "%d job(s) did not succeed; worker log:\n%s", failed, wp_log_tail(k));
+    hvd_buf_free(&lost);
+    for (int i = 0; i < N_JOBS; i++) {
+        cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = 'succeeded'",
+                                seen[i].id),
+                     1, "job %s has one succeeded row", seen[i].id);
+        cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = '%s' AND stage IS NULL "
+                                   "AND to_status IN ('succeeded','failed','cancelled')",
+                                seen[i].id),
+                     1, "job %s has exactly one terminal transition", seen[i].id);
+    }
+    cr_assert_gt(before_rmq, 0, "jobs were still running when RabbitMQ restarted");
+    cr_assert_eq(wp_stop(k, 20000), 0, "the worker exits 0 after the restarts; log:\n%s", wp_log_tail(k));
+}
