@@ -59,7 +59,8 @@ else:
 EOF
 )"
 # A password the example sends as guest_la_pw: it must show up nowhere.
-export HVD_EXAMPLE_GUEST_PW="exPW-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+HVD_EXAMPLE_GUEST_PW="exPW-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+export HVD_EXAMPLE_GUEST_PW
 
 # Deletes what this run made on the broker (exchanges and queues with $PREFIX).
 broker_cleanup() {
