@@ -58,6 +58,8 @@ void *maint_main(void *arg)
     while (!atomic_load(&w->maint_stop)) {
         usleep(100 * 1000);
         now = hvd_mono_ms();
+        /* confirms are awaited 10 s per batch; a batch stuck three times that long is a dead socket */
+        publisher_watchdog(w->pub, 45000);
         if (now >= next_health) {
             atomic_store(&w->pg_ready, hvd_store_healthy(w->store));
             next_health = now + 2000;

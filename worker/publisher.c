@@ -37,6 +37,10 @@ struct Publisher {
     size_t n, n_events;
     bool stop;
     bool running;
+    /* watchdog: the connection in use and since when a batch is in the broker */
+    pthread_mutex_t conn_mu;
+    HvdBroker *conn;
+    _Atomic int64_t busy_since;   /* hvd_mono_ms() when send_batch began, 0 when idle */
 };
 
 PubMsg *pubmsg_new(PubKind kind)
@@ -299,6 +303,27 @@ static bool send_batch(Publisher *p, HvdBroker *b, Batch *bt)
     return alive;
 }
 
+static void publisher_forget_conn(Publisher *p)
+{
+    pthread_mutex_lock(&p->conn_mu);
+    p->conn = NULL;
+    pthread_mutex_unlock(&p->conn_mu);
+}
+
+void publisher_watchdog(Publisher *p, int64_t limit_ms)
+{
+    int64_t since = atomic_load(&p->busy_since);
+    if (since == 0 || hvd_mono_ms() - since < limit_ms) return;
+    pthread_mutex_lock(&p->conn_mu);
+    if (p->conn) {
+        hvd_log_warn(NULL, "publisher stuck in RabbitMQ for %lld ms: cutting the connection",
+                     (long long)(hvd_mono_ms() - since));
+        hvd_broker_interrupt(p->conn); /* thread-safe: the blocked call returns CLOSED */
+        atomic_store(&p->busy_since, 0);
+    }
+    pthread_mutex_unlock(&p->conn_mu);
+}
+
 static void *publisher_main(void *arg)
 {
     Publisher *p = arg;
@@ -307,6 +332,9 @@ static void *publisher_main(void *arg)
         if (!b) {
             b = connect_publisher(p);
             if (!b) break; /* stopping and the broker is away */
+            pthread_mutex_lock(&p->conn_mu);
+            p->conn = b;
+            pthread_mutex_unlock(&p->conn_mu);
         }
         Batch bt;
         memset(&bt, 0, sizeof bt);
@@ -335,19 +363,25 @@ static void *publisher_main(void *arg)
         if (bt.n == 0) {
             /* Idle: keep the heartbeats flowing. */
             if (hvd_broker_service(b, 0) == HVD_BROKER_CLOSED) {
+                publisher_forget_conn(p);
                 hvd_broker_close(b);
                 b = NULL;
                 atomic_store(&p->w->pub_ready, false);
             }
             continue;
         }
-        if (!send_batch(p, b, &bt)) {
+        atomic_store(&p->busy_since, hvd_mono_ms());
+        bool alive = send_batch(p, b, &bt);
+        atomic_store(&p->busy_since, 0);
+        if (!alive) {
             hvd_log_warn(NULL, "publisher lost its RabbitMQ connection; reconnecting");
+            publisher_forget_conn(p);
             hvd_broker_close(b);
             b = NULL;
             atomic_store(&p->w->pub_ready, false);
         }
     }
+    publisher_forget_conn(p);
     hvd_broker_close(b);
     /* Whatever is left is lost only from memory: envelopes are in the outbox,
      * doorbells are replaced by the sweep. */
@@ -368,6 +402,7 @@ Publisher *publisher_start(Worker *w)
     Publisher *p = hvd_xcalloc(1, sizeof *p);
     p->w = w;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->conn_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     pthread_create(&p->thread, NULL, publisher_main, p);
     return p;
