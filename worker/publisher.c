@@ -283,6 +283,7 @@ static bool send_batch(Publisher *p, HvdBroker *b, Batch *bt)
             bt->msgs[i] = NULL;
         }
     }
+    atomic_store(&p->busy_since, 0); /* out of the broker: the watchdog has nothing to cut */
     if (n_sent) {
         for (int attempt = 0;; attempt++) {
             HvdStoreStatus st = hvd_store_mark_sent(w->store, sent_ids, n_sent, err, sizeof err);
