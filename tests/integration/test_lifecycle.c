@@ -23,10 +23,9 @@ static WpWorld *W;
 /* Whatever happened, leave both services running for the next test. */
 static void services_back(void)
 {
-    const char *dev = hvd_it_env("HVD_DEV_SH");
-    if (!dev) return;
-    if (hvd_it_run("'%s' svc rmq-start >/dev/null 2>&1", dev) != 0) fprintf(stderr, "rmq-start failed\n");
-    if (hvd_it_run("'%s' svc pg-start >/dev/null 2>&1", dev) != 0) fprintf(stderr, "pg-start failed\n");
+    if (!hvd_it_env("HVD_DEV_SH")) return;
+    if (wp_svc("rmq-start") != 0) fprintf(stderr, "rmq-start failed\n");
+    if (wp_svc("pg-start") != 0) fprintf(stderr, "pg-start failed\n");
 }
 
 static void fini(void)
@@ -44,18 +43,6 @@ static WpWorker *start_worker(const WpOptions *o)
     cr_assert(wp_wait_ready(k, 30000), "worker %s did not start (exit %d); its log:\n%s", wp_name(k),
               wp_wait_exit(k, 0), wp_log_tail(k));
     return k;
-}
-
-static bool wait_stage_status(const char *job_id, const char *stage, const char *status, int timeout_ms)
-{
-    for (long long until = hvd_it_now_ms() + timeout_ms; hvd_it_now_ms() < until; usleep(50 * 1000)) {
-        if (wp_pg_long(W, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hvdeploy' AND tablename = 'job_stages'") != 1)
-            continue;
-        if (wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s' AND stage = '%s' AND status = '%s'",
-                       job_id, stage, status) == 1)
-            return true;
-    }
-    return false;
 }
 
 /* Lines of the host's effects.jsonl with this idempotency key. */
@@ -84,7 +71,7 @@ Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewh
     hvd_node_map_set(hvd_node_get_mut(job, "request"), "disk_spec", disk);
     const char *id = wp_job_id(job);
     wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q});
-    cr_assert(wait_stage_status(id, "disk.create", "running", 20000), "disk.create never ran; log:\n%s",
+    cr_assert(wp_wait_stage_status(W, id, "disk.create", "running", 20000), "disk.create never ran; log:\n%s",
               wp_log_tail(a));
     usleep(300 * 1000); /* the agent is really running */
 
@@ -93,6 +80,7 @@ Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewh
     cr_assert_neq(st, WP_RUNNING, "the worker did not exit within grace 3 s + 3 s of SIGTERM; log:\n%s",
                   wp_log_tail(a));
     cr_assert_eq(st, 0, "the worker exits 0 after SIGTERM (exit %d); log:\n%s", st, wp_log_tail(a));
+    fprintf(stderr, "[lifecycle sigterm] exit %d, %lld ms after SIGTERM (grace 3 s)\n", st, took);
     cr_assert_leq(took, 3000 + 2000, "exit %lld ms after SIGTERM: over the 3 s grace (+2 s)", took);
     WpMsg m[2];
     cr_assert_eq(wp_drain(W->broker, q, 1, 200, m), 0, "no envelope from the stopped worker: the job was unfinished");
@@ -138,59 +126,6 @@ Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewh
 
 #define N_JOBS 10
 
-typedef struct {
-    char id[37];
-    int envelopes;
-    bool success;
-} Seen;
-
-/* Takes envelopes from queue until every job has one or the deadline passes,
- * reconnecting when the connection breaks. Returns how many arrived. */
-static int collect_all(const char *queue, Seen *seen, int n, long long deadline, bool stop_when_all)
-{
-    int got = 0;
-    for (;;) {
-        int missing = 0;
-        for (int i = 0; i < n; i++) missing += seen[i].envelopes == 0;
-        if (stop_when_all && missing == 0) break;
-        if (hvd_it_now_ms() >= deadline) break;
-        if (!W->broker || !hvd_broker_is_open(W->broker)) {
-            if (!wp_world_reconnect(W, 5000)) continue;
-        }
-        WpMsg m;
-        memset(&m, 0, sizeof m);
-        char err[256] = "";
-        HvdBrokerStatus st = hvd_broker_get(W->broker, queue, true, &m.d, err, sizeof err);
-        if (st == HVD_BROKER_EMPTY) {
-            (void)hvd_broker_service(W->broker, 100);
-            continue;
-        }
-        if (st != HVD_BROKER_DELIVERY) {
-            /* the queue is not there yet (broker starting) or the connection broke */
-            usleep(300 * 1000);
-            (void)wp_world_reconnect(W, 5000);
-            continue;
-        }
-        got++;
-        char why[128];
-        HvdNode *b = NULL;
-        if (hvd_decode(HVD_CT_MSGPACK, m.d.body, m.d.len, &b, why, sizeof why) == HVD_DECODE_OK) {
-            const char *id = wp_str(b, "job_id");
-            for (int i = 0; id && i < n; i++)
-                if (strcmp(seen[i].id, id) == 0) {
-                    seen[i].envelopes++;
-                    if (wp_str(b, "status") && strcmp(wp_str(b, "status"), "success") == 0) seen[i].success = true;
-                    else
-                        cr_log_warn("job %s ended %s: %s", id, wp_str(b, "status"),
-                                    wp_str(b, "message") ? wp_str(b, "message") : "");
-                }
-        }
-        hvd_node_free(b);
-        hvd_delivery_free(&m.d);
-    }
-    return got;
-}
-
 static long unfinished_jobs(void)
 {
     return wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE status NOT IN ('succeeded','failed','cancelled')");
@@ -198,14 +133,13 @@ static long unfinished_jobs(void)
 
 Test(lifecycle, rabbitmq_then_postgresql_restart_while_jobs_run)
 {
-    const char *dev = hvd_it_env("HVD_DEV_SH");
-    if (!dev) cr_skip_test("deploy/dev.sh not found");
+    if (!hvd_it_env("HVD_DEV_SH")) cr_skip_test("deploy/dev.sh not found");
     W = wp_world_new(NULL);
     /* One host, one job at a time on it: the ten jobs run one after the other for ~15 s. */
     WpWorker *k = start_worker(&(WpOptions){.name = "r", .sim_latency_ms = "*=500", .concurrency = "10"});
     char results[200];
     snprintf(results, sizeof results, "%s.results", W->prefix);
-    Seen seen[N_JOBS];
+    WpSeen seen[N_JOBS];
     memset(seen, 0, sizeof seen);
     for (int i = 0; i < N_JOBS; i++) {
         HvdNode *job = wp_job_load("minimal.json", "hv-restart.lab.example");
@@ -219,27 +153,26 @@ Test(lifecycle, rabbitmq_then_postgresql_restart_while_jobs_run)
         wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_MSGPACK}); /* no reply_to: <prefix>.results (durable) */
         hvd_node_free(job);
     }
-    long long t0 = hvd_it_now_ms();
     /* a first envelope or two before the broker goes away */
-    (void)collect_all(results, seen, N_JOBS, t0 + 3000, false);
+    (void)wp_collect_jobs(W, results, seen, N_JOBS, 3000, false);
 
     long before_rmq = unfinished_jobs();
     long long r0 = hvd_it_now_ms();
-    cr_assert_eq(hvd_it_run("'%s' svc rmq-restart >/dev/null 2>&1", dev), 0, "rmq-restart failed");
+    cr_assert_eq(wp_svc("rmq-restart"), 0, "rmq-restart failed");
     long long rmq_ms = hvd_it_now_ms() - r0;
     cr_assert(wp_world_reconnect(W, 30000), "RabbitMQ did not come back");
     cr_assert(wp_running(k), "the worker died with the broker restart; log:\n%s", wp_log_tail(k));
-    (void)collect_all(results, seen, N_JOBS, hvd_it_now_ms() + 1500, false);
+    (void)wp_collect_jobs(W, results, seen, N_JOBS, 1500, false);
 
     long before_pg = unfinished_jobs();
     r0 = hvd_it_now_ms();
-    cr_assert_eq(hvd_it_run("'%s' svc pg-restart >/dev/null 2>&1", dev), 0, "pg-restart failed");
+    cr_assert_eq(wp_svc("pg-restart"), 0, "pg-restart failed");
     long long pg_ms = hvd_it_now_ms() - r0;
     cr_assert(wp_running(k), "the worker died with the database restart; log:\n%s", wp_log_tail(k));
 
-    (void)collect_all(results, seen, N_JOBS, hvd_it_now_ms() + 120000, true);
+    (void)wp_collect_jobs(W, results, seen, N_JOBS, 120000, true);
     /* duplicates may still come (consumers deduplicate): count them */
-    (void)collect_all(results, seen, N_JOBS, hvd_it_now_ms() + 5000, false);
+    (void)wp_collect_jobs(W, results, seen, N_JOBS, 5000, false);
 
     int missing = 0, failed = 0, dups = 0;
     HvdBuf lost = {0};
@@ -248,8 +181,9 @@ Test(lifecycle, rabbitmq_then_postgresql_restart_while_jobs_run)
         if (seen[i].envelopes == 0) {
             missing++;
             hvd_buf_printf(&lost, " %s", seen[i].id);
-        } else if (!seen[i].success) {
+        } else if (seen[i].successes == 0) {
             failed++;
+            hvd_buf_printf(&lost, " (%s ended %s %s)", seen[i].id, seen[i].status, seen[i].code);
         }
         if (seen[i].envelopes > 1) dups += seen[i].envelopes - 1;
     }
@@ -259,7 +193,7 @@ Test(lifecycle, rabbitmq_then_postgresql_restart_while_jobs_run)
             rmq_ms, before_rmq, N_JOBS, pg_ms, before_pg, missing, failed, dups);
     cr_log_info("duplicates: %d", dups);
     cr_assert_eq(missing, 0, "jobs without an envelope (lost):%s\nworker log:\n%s", lost.data, wp_log_tail(k));
-    cr_assert_eq(failed, 0, "%d job(s) did not succeed; worker log:\n%s", failed, wp_log_tail(k));
+    cr_assert_eq(failed, 0, "%d job(s) did not succeed:%s\nworker log:\n%s", failed, lost.data, wp_log_tail(k));
     hvd_buf_free(&lost);
     for (int i = 0; i < N_JOBS; i++) {
         cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = 'succeeded'",

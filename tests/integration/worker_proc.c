@@ -645,6 +645,64 @@ char *wp_env_stage_names(const HvdNode *env)
     return hvd_buf_steal(&b);
 }
 
+size_t wp_seen_missing(const WpSeen *seen, size_t n)
+{
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) missing += seen[i].envelopes == 0;
+    return missing;
+}
+
+static void wp_tally(WpSeen *seen, size_t n, const WpMsg *m)
+{
+    const char *id = m->body ? wp_str(m->body, "job_id") : NULL;
+    for (size_t i = 0; id && i < n; i++) {
+        if (strcmp(seen[i].id, id) != 0) continue;
+        const char *status = wp_str(m->body, "status"), *code = wp_str(m->body, "code");
+        seen[i].envelopes++;
+        if (status && strcmp(status, "success") == 0) seen[i].successes++;
+        snprintf(seen[i].status, sizeof seen[i].status, "%s", status ? status : "?");
+        snprintf(seen[i].code, sizeof seen[i].code, "%s", code ? code : "");
+    }
+}
+
+size_t wp_collect_jobs(WpWorld *w, const char *queue, WpSeen *seen, size_t n, int timeout_ms, bool stop_when_all)
+{
+    long long deadline = hvd_it_now_ms() + timeout_ms;
+    size_t got = 0;
+    while (!(stop_when_all && wp_seen_missing(seen, n) == 0) && hvd_it_now_ms() < deadline) {
+        if (!w->broker || !hvd_broker_is_open(w->broker)) {
+            long long left = deadline - hvd_it_now_ms();
+            if (!wp_world_reconnect(w, left < 5000 ? (int)(left > 0 ? left : 1) : 5000)) continue;
+        }
+        WpMsg m;
+        memset(&m, 0, sizeof m);
+        char err[256] = "";
+        HvdBrokerStatus st = hvd_broker_get(w->broker, queue, true, &m.d, err, sizeof err);
+        if (st == HVD_BROKER_EMPTY) {
+            if (hvd_broker_service(w->broker, 100) == HVD_BROKER_CLOSED) (void)wp_world_reconnect(w, 5000);
+            continue;
+        }
+        if (st != HVD_BROKER_DELIVERY) {
+            /* the connection broke, or the queue is not back yet (broker starting) */
+            usleep(300 * 1000);
+            (void)wp_world_reconnect(w, 5000);
+            continue;
+        }
+        wp_decode_msg(&m);
+        wp_tally(seen, n, &m);
+        wp_msgs_free(&m, 1);
+        got++;
+    }
+    return got;
+}
+
+int wp_svc(const char *verb)
+{
+    const char *dev = hvd_it_env("HVD_DEV_SH");
+    if (!dev) return -1;
+    return hvd_it_run("'%s' svc %s >/dev/null 2>&1", dev, verb);
+}
+
 /* ---- the database ---- */
 
 static PGconn *wp_pg(WpWorld *w)
@@ -713,6 +771,33 @@ long wp_pg_long(WpWorld *w, const char *fmt, ...)
     }
     PQclear(r);
     return n;
+}
+
+static bool wp_have_table(WpWorld *w, const char *table)
+{
+    return wp_pg_long(w, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hvdeploy' AND tablename = '%s'",
+                      table) == 1;
+}
+
+bool wp_wait_job_status(WpWorld *w, const char *job_id, const char *status, int timeout_ms)
+{
+    for (long long until = hvd_it_now_ms() + timeout_ms; hvd_it_now_ms() < until; usleep(50 * 1000))
+        if (wp_have_table(w, "jobs") &&
+            wp_pg_long(w, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = '%s'", job_id,
+                       status) == 1)
+            return true;
+    return false;
+}
+
+bool wp_wait_stage_status(WpWorld *w, const char *job_id, const char *stage, const char *status, int timeout_ms)
+{
+    for (long long until = hvd_it_now_ms() + timeout_ms; hvd_it_now_ms() < until; usleep(50 * 1000))
+        if (wp_have_table(w, "job_stages") &&
+            wp_pg_long(w,
+                       "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s' AND stage = '%s' AND status = '%s'",
+                       job_id, stage, status) == 1)
+            return true;
+    return false;
 }
 
 char *wp_pg_dump_schema(WpWorld *w)

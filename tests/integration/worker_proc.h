@@ -186,6 +186,28 @@ char *wp_env_stage_names(const HvdNode *env);
 /* True when memory [p, p+n) contains needle. */
 bool wp_contains(const void *p, size_t n, const char *needle);
 
+/* Per-job tally of envelopes, for runs where connections break (restarts, chaos). */
+typedef struct {
+    char id[37];        /* the job id to look for (set by the caller) */
+    int envelopes;      /* envelopes seen for it */
+    int successes;      /* of which status "success" */
+    char status[16];    /* status of the last one ("" = none yet) */
+    char code[40];      /* code of the last one ("" = nil) */
+} WpSeen;
+/* Takes envelopes from queue until every job of seen[0..n) has one (when
+ * stop_when_all) or timeout_ms passed, reconnecting w->broker whenever it breaks.
+ * Envelopes of other job ids are counted in the return value only. Returns how many
+ * envelopes were taken. */
+size_t wp_collect_jobs(WpWorld *w, const char *queue, WpSeen *seen, size_t n, int timeout_ms, bool stop_when_all);
+/* How many of seen[0..n) have no envelope yet. */
+size_t wp_seen_missing(const WpSeen *seen, size_t n);
+
+/* ---- services ----------------------------------------------------------------- */
+
+/* Runs `$HVD_DEV_SH svc VERB` (rmq-restart, pg-stop, rmq-pause...; output discarded);
+ * returns its exit status (-1 when dev.sh is not found). */
+int wp_svc(const char *verb);
+
 /* ---- the database ------------------------------------------------------------ */
 
 /* First value of the first row of a query on the world's database (printf-style
@@ -194,6 +216,10 @@ bool wp_contains(const void *p, size_t n, const char *needle);
 char *wp_pg_value(WpWorld *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same as a number (-1 when no row or NULL). */
 long wp_pg_long(WpWorld *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Waits until the job's row has that status (polling; the schema may not exist yet). */
+bool wp_wait_job_status(WpWorld *w, const char *job_id, const char *status, int timeout_ms);
+/* Waits until the job's stage row has that status. */
+bool wp_wait_stage_status(WpWorld *w, const char *job_id, const char *stage, const char *status, int timeout_ms);
 /* A whole result (caller PQclear's); fails the test on an SQL error. */
 PGresult *wp_pg_query(WpWorld *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Every value of every column of every table of schema hvdeploy as text
