@@ -85,6 +85,8 @@ EOF
 }
 
 WORKER_PID=
+STARTED=
+DB_CREATED=
 cleanup() {
     set +e
     if [ -n "$WORKER_PID" ] && kill -0 "$WORKER_PID" 2>/dev/null; then
@@ -93,11 +95,14 @@ cleanup() {
         kill -KILL "$WORKER_PID" 2>/dev/null
         wait "$WORKER_PID" 2>/dev/null
     fi
-    broker_cleanup
-    PGCONNECT_TIMEOUT=10 psql -X -q "$HVD_PG_DSN" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
-    rm -rf "$WORK/sim"
-    [ "$failed" -eq 0 ] && rm -rf "$WORK"
-    rmdir "$OUT_BASE/upstream-example" 2>/dev/null
+    [ -n "$STARTED" ] && broker_cleanup
+    [ -n "$DB_CREATED" ] &&
+        PGCONNECT_TIMEOUT=10 psql -X -q "$HVD_PG_DSN" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
+    if [ -n "${WORK:-}" ]; then
+        rm -rf "$WORK/sim"
+        [ "$failed" -eq 0 ] && rm -rf "$WORK"
+        rmdir "$OUT_BASE/upstream-example" 2>/dev/null
+    fi
     return 0
 }
 trap cleanup EXIT
@@ -105,6 +110,7 @@ trap cleanup EXIT
 # ------------------------------------------------------------ the worker
 PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 "$HVD_PG_DSN" -c "CREATE DATABASE \"$DB\"" >/dev/null ||
     die "cannot create database $DB through HVD_PG_DSN"
+DB_CREATED=1
 echo "worker: prefix $PREFIX, database $DB, logs in ${WORK#"$ROOT/"}/"
 env HVD_PG_DSN="$DSN" \
     HVD_AMQP_PREFIX="$PREFIX" \
@@ -115,6 +121,7 @@ env HVD_PG_DSN="$DSN" \
     HVD_LOG_LEVEL=info \
     "$BIN/hvdeploy-worker" </dev/null >"$WORK/worker.out" 2>"$WORK/worker.log" &
 WORKER_PID=$!
+STARTED=1
 
 # Ready when its job queue exists and has its consumer.
 ready=0
@@ -149,7 +156,7 @@ sed 's/^/  client: /' "$WORK/client.err"
 if [ "$rc" -eq 0 ]; then ok "upstream_client.py exited 0"
 else fail "upstream_client.py exited $rc"; fi
 
-if "$PY" - "$WORK/envelope.json" "ex-$id" <<'EOF'
+if "$PY" - "$WORK/envelope.json" "ex-$id" 2>&1 <<'EOF'
 import json, re, sys
 try:
     env = json.load(open(sys.argv[1]))
@@ -178,11 +185,13 @@ then ok "envelope: status success with the four stages"
 else fail "envelope not as expected (see above)"; fi
 
 # The simulated host really made the VM (one effect per stage).
-if [ -f "$WORK/sim/hv01.lab.example/effects.jsonl" ] &&
-   [ "$(grep -c '"op"' "$WORK/sim/hv01.lab.example/effects.jsonl")" -ge 4 ]; then
-    ok "simhost recorded the stages' effects"
+effects="$WORK/sim/hv01.lab.example/effects.jsonl"
+n=0
+[ -f "$effects" ] && n="$(grep -c '"op"' "$effects")"
+if [ "$n" -ge 4 ]; then
+    ok "simhost recorded the stages' effects ($n)"
 else
-    fail "no effects in ${WORK#"$ROOT/"}/sim/hv01.lab.example/effects.jsonl"
+    fail "simhost recorded $n effects, expected one per stage (4)"
 fi
 
 # ------------------------------------------------------------ drain and secrets

@@ -55,6 +55,23 @@ check ssh           "ssh configs and the agent commands' ssh options parse (ssh 
 check python        "upstream_client.py compiles and --help runs under /usr/bin/python3" files python
 check definitions   "definitions.json holds the contract's topology" files definitions
 
+# The objects against the Kubernetes and KEDA API schemas (the npm packages
+# kubernetes-models and @kubernetes-models/keda, installed once into .state/).
+k8s_schema() {
+    command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are not installed"; return 3; }
+    local dir="$ROOT/.state/k8s-schemas"
+    if [ ! -f "$dir/node_modules/kubernetes-models/package.json" ] ||
+       [ ! -f "$dir/node_modules/@kubernetes-models/keda/package.json" ]; then
+        mkdir -p "$dir"
+        [ -f "$dir/package.json" ] || printf '{"name": "hvdeploy-k8s-schemas", "private": true}\n' >"$dir/package.json"
+        timeout 300 npm install --prefix "$dir" --no-audit --no-fund --no-save \
+            kubernetes-models@5.1.0 @kubernetes-models/keda@2.0.0 >"$dir/install.log" 2>&1 ||
+            { echo "could not install the schema packages (${dir#"$ROOT/"}/install.log)"; return 3; }
+    fi
+    "$PY" "$FILES" k8s-json "$ROOT" | node "$ROOT/tests/deploy/k8s_schema.mjs" "$dir"
+}
+check k8s-schema    "the 9 objects validate against the Kubernetes and KEDA API schemas" k8s_schema
+
 shell_syntax() {
     local f rc=0
     for f in "$ROOT/deploy/examples/test_upstream.sh" "$ROOT/tests/deploy/check.sh"; do

@@ -837,7 +837,17 @@ def check_definitions(root, _bin):
         problem("definitions: hvdeploy.jobs is not bound with key managed_deployment")
 
 
+def dump_k8s_json(root, _bin):
+    """Not a check: prints the manifests' objects as a JSON array (for k8s_schema.mjs)."""
+    _, docs = k8s_docs(root)
+    for d in docs:
+        d.pop("_file", None)
+    json.dump(docs, sys.stdout)
+    sys.stdout.write("\n")
+
+
 CHECKS = {
+    "k8s-json": dump_k8s_json,
     "yaml": check_yaml, "k8s": check_k8s, "kustomize": check_kustomize,
     "compose": check_compose, "compose-cli": check_compose_cli, "settings": check_settings,
     "systemd": check_systemd, "dockerfile": check_dockerfile, "dockerignore": check_dockerignore,
