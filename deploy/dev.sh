@@ -14,6 +14,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source=lib/test.sh
 . "$HERE/lib/test.sh"
 
+HVD_RUN_TARGETS=()   # what run_with_services builds: everything unless set
+
 usage() {
     cat <<'EOF'
 usage: ./deploy/dev.sh COMMAND [ARGS...]
@@ -60,7 +62,7 @@ run_with_services() {
         exit 2
     fi
     hvd_deps
-    hvd_build
+    hvd_build "${HVD_RUN_TARGETS[@]}"
     local started=
     if ! { hvd_pg_running && hvd_rmq_running; }; then
         started=1
@@ -117,7 +119,9 @@ main() {
                     cat "$HVD_ENV_FILE" ;;
         svc)        svc "$@" ;;
         test)       cd "$HVD_ROOT" && hvd_test ;;
-        demo)       run_with_services demo "$HVD_ROOT/deploy/demo.sh" "$@" ;;
+        demo)       # the demo needs only the three programs
+                    HVD_RUN_TARGETS=(hvdeploy-worker hvdeployctl hvdeploy-simhost)
+                    run_with_services demo "$HVD_ROOT/deploy/demo.sh" "$@" ;;
         bench)      run_with_services bench "$HVD_ROOT/tests/bench/run.sh" "$@" ;;
         chaos)      run_with_services chaos "$HVD_ROOT/tests/chaos/run.sh" --long "$@" ;;
         help|-h|--help) usage ;;

@@ -13,21 +13,26 @@ _hvd_keep_going() {
     if [ -f "$1/build.ninja" ]; then echo "-k0"; else echo "-k"; fi
 }
 
-# _hvd_cmake DIR [cmake -D options...] : configure, then build everything.
+# _hvd_cmake DIR [cmake -D options...] : configure, then build everything
+# (or only the targets in the array HVD_BUILD_TARGETS when it is set).
 _hvd_cmake() {
     local dir="$1"; shift
+    local targets=() t
+    for t in "${HVD_BUILD_TARGETS[@]}"; do targets+=(--target "$t"); done
     cmake -S "$HVD_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" || return 1
-    cmake --build "$dir" -j "$HVD_JOBS" -- "$(_hvd_keep_going "$dir")"
+    cmake --build "$dir" -j "$HVD_JOBS" "${targets[@]}" -- "$(_hvd_keep_going "$dir")"
 }
 
-# build/: RelWithDebInfo, programs in build/bin/.
+# build/: RelWithDebInfo, programs in build/bin/. Arguments: only these targets.
 hvd_build() {
+    local HVD_BUILD_TARGETS=("$@")
     _hvd_cmake "$HVD_ROOT/build" || return 1
     hvd_info "built: $(find "$HVD_ROOT/build/bin" -maxdepth 1 -type f -perm -u+x -printf '%f ' 2>/dev/null)"
 }
 
 # build-asan/: AddressSanitizer + UndefinedBehaviorSanitizer (HVD_SANITIZE=ON).
 hvd_build_asan() {
+    local HVD_BUILD_TARGETS=()
     _hvd_cmake "$HVD_ROOT/build-asan" -DHVD_SANITIZE=ON
 }
 
