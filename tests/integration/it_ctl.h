@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,6 +75,9 @@ static inline ItWorker it_worker_start(const char *prefix, const char *dsn, cons
     w.pid = fork();
     cr_assert(w.pid >= 0, "fork");
     if (w.pid == 0) {
+        /* a test process that dies (a failed assertion, a timeout) takes its worker along */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() == 1) _exit(1);
         int fd = open(w.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
