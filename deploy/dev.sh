@@ -33,6 +33,7 @@ usage: ./deploy/dev.sh COMMAND [ARGS...]
               write their URLs and the secret key path to .state/env
   down        stop them (state is kept)
   status      show whether they run (exit 1 when one does not)
+  reset       stop them and delete all their state (.state/: data, logs, secret key)
   env         print .state/env, e.g.  eval "$(./deploy/dev.sh env)"
   svc VERB    control one service (for tests and chaos runs):
                 pg-start pg-stop pg-restart pg-crash pg-pid
@@ -115,6 +116,7 @@ main() {
         up)         hvd_locked hvd_up ;;
         down)       hvd_locked hvd_down ;;
         status)     hvd_status ;;
+        reset)      hvd_locked hvd_reset ;;
         env)        [ -f "$HVD_ENV_FILE" ] || hvd_die "no $HVD_ENV_FILE yet: run ./deploy/dev.sh up"
                     cat "$HVD_ENV_FILE" ;;
         svc)        svc "$@" ;;

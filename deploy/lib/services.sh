@@ -4,7 +4,7 @@
 #   hvd_pg_start  hvd_pg_stop  hvd_pg_crash  hvd_pg_pid  hvd_pg_running
 #   hvd_rmq_start hvd_rmq_stop hvd_rmq_kill  hvd_rmq_pid hvd_rmq_running
 #   hvd_rmq_pause hvd_rmq_resume hvd_rmq_ctl ARGS...  hvd_psql ARGS...
-#   hvd_up  hvd_down  hvd_status
+#   hvd_up  hvd_down  hvd_status  hvd_reset
 # Every function returns non-zero on failure and prints its messages on stderr;
 # the *_pid functions print only the pid on stdout.
 
@@ -15,8 +15,14 @@ HVD_LIB_SERVICES_LOADED=1
 
 HVD_PG_BIN="${HVD_PG_BIN:-/usr/lib/postgresql/15/bin}"
 HVD_PG_OS_USER="${HVD_PG_OS_USER:-postgres}"   # PostgreSQL refuses to run as root
-HVD_PG_DIR="$HVD_STATE/pg"
-HVD_PG_DATA="$HVD_PG_DIR/data"
+# .state/pg, or where it links to (see _hvd_pg_prepare_dirs): the cluster's
+# owner must be given paths it can walk.
+_hvd_pg_paths() {
+    HVD_PG_DIR="$HVD_STATE/pg"
+    [ -L "$HVD_PG_DIR" ] && HVD_PG_DIR="$(readlink -f "$HVD_PG_DIR")"
+    HVD_PG_DATA="$HVD_PG_DIR/data"
+}
+_hvd_pg_paths
 HVD_PG_LOG="$HVD_LOG_DIR/postgresql.log"
 HVD_RMQ_BIN="${HVD_RMQ_BIN:-/usr/lib/rabbitmq/bin}"  # not /usr/sbin: that wrapper su's to rabbitmq
 HVD_RMQ_DIR="$HVD_STATE/rabbitmq"
@@ -30,11 +36,14 @@ HVD_SERVICE_TIMEOUT="${HVD_SERVICE_TIMEOUT:-90}"      # seconds to wait for a st
 # session of its own so that a test runner killing its process group on a
 # timeout does not take the database with it.
 _hvd_pg_as_owner() {
-    if hvd_is_root; then
-        runuser -u "$HVD_PG_OS_USER" -- setsid "$@"
-    else
-        setsid "$@"
-    fi
+    (
+        cd / || exit 1   # the owner may not be allowed into the caller's directory
+        if hvd_is_root; then
+            exec runuser -u "$HVD_PG_OS_USER" -- setsid "$@"
+        else
+            exec setsid "$@"
+        fi
+    )
 }
 
 # The socket directory lives in .state/pg/run unless that path is too long for
@@ -65,6 +74,7 @@ _hvd_pg_prepare_dirs() {
             rmdir "$HVD_PG_DIR" 2>/dev/null || true
             mkdir -p "$alt"; chown "$HVD_PG_OS_USER:" "$alt"; chmod 700 "$alt"
             ln -sfn "$alt" "$HVD_PG_DIR"
+            _hvd_pg_paths
         fi
         touch "$HVD_PG_LOG"; chown "$HVD_PG_OS_USER:" "$HVD_PG_LOG"
         if ! runuser -u "$HVD_PG_OS_USER" -- test -w "$HVD_PG_LOG"; then
@@ -384,6 +394,14 @@ hvd_down() {
     hvd_pg_stop || rc=1
     [ "$rc" -eq 0 ] && hvd_info "services are down (state kept in $HVD_STATE)"
     return "$rc"
+}
+
+# Stops the services and deletes their state (databases, queues, logs, key).
+hvd_reset() {
+    hvd_down || return 1
+    [ -L "$HVD_STATE/pg" ] && rm -rf "$(readlink -f "$HVD_STATE/pg")"
+    rm -rf "$HVD_STATE"
+    hvd_info "removed $HVD_STATE"
 }
 
 hvd_status() {

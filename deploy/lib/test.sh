@@ -89,6 +89,8 @@ hvd_t_secret_scan() {
             echo "warning: pg_dumpall failed; the databases are not scanned"
     fi
     local places=("$HVD_LOG_DIR" "$HVD_TEST_OUT_DIR")
+    # the server log is kept with the cluster when its owner cannot write .state/logs
+    [ -f "$HVD_PG_DIR/postgresql.log" ] && places+=("$HVD_PG_DIR/postgresql.log")
     for f in build build-asan build-fuzz; do
         [ -d "$HVD_ROOT/$f/Testing/Temporary" ] && places+=("$HVD_ROOT/$f/Testing/Temporary")
     done
