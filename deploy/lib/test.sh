@@ -163,6 +163,8 @@ hvd_test() {
         else hvd_t_skip example "build/ is not configured"; fi
     else
         hvd_t_skip integration "services did not start"
+        hvd_t_skip chaos "services did not start"
+        hvd_t_skip example "services did not start"
     fi
     hvd_t_step secrets hvd_t_secret_scan || true
 
