@@ -63,6 +63,10 @@ HvdDecodeStatus hvd_json_decode(const void *buf, size_t len, HvdNode **out, char
     json_error_t err;
     json_t *root = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!root) {
+        /* jansson quotes the text it stopped at (" near '...'"): that could be a
+         * piece of a password, and this sentence reaches envelopes and logs. */
+        char *near = strstr(err.text, " near '");
+        if (near) *near = '\0';
         hvd_codec_why(why, whylen, "invalid JSON at line %d column %d: %s", err.line, err.column, err.text);
         return HVD_DECODE_MALFORMED;
     }

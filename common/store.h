@@ -288,4 +288,18 @@ HvdStoreStatus hvd_store_host_gate(HvdStore *s, const char *host, const char *jo
 HvdStoreStatus hvd_store_host_report(HvdStore *s, const char *host, bool host_failed, int threshold,
                                      int64_t cooldown_ms, bool *open, char *err, size_t errlen);
 
+/* (added, common/store_replay.c) One transaction for `hvdeployctl dead replay`:
+ * puts a failed job back in the queue to resume from its failed stage. The job
+ * must exist (*found), be failed, not have been refused before it ran nor
+ * rolled back, and still have its secrets when vm.initialize is still to run;
+ * its VM name must not be taken by another live job of its host. Then: status
+ * queued, next_run_at now(), finished_at/envelope/envelope_sent_at/code
+ * cleared, every stage not succeeded back to pending with 0 attempts, the
+ * retained secrets kept (erase_after cleared), job_events rows (detail
+ * 'replay'). The caller rings the job's doorbell afterwards.
+ * Returns OK with why empty when the job was reset; OK with a sentence in why
+ * when it was refused (nothing changed); *found false for an unknown job. */
+HvdStoreStatus hvd_store_replay(HvdStore *s, const char *job_id, bool *found, char *why, size_t whylen,
+                                char *err, size_t errlen);
+
 #endif

@@ -253,6 +253,7 @@ static void item_describe(DeadItem *it)
 
     int64_t t;
     const char *at = it->record ? hvd_node_get_str(it->body, "at") : NULL;
+    if (!at) at = hvd_delivery_header_str(d, "x-hvdeploy-at"); /* the worker's stamp on raw dead letters */
     if (at && hvd_time_parse_rfc3339(at, &t)) it->at_ms = t;
     else if (death && hvd_node_get_int(death, "time", &t) && t > 0) it->at_ms = t * 1000;
 }

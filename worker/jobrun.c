@@ -436,7 +436,7 @@ static bool rollback(JobRun *r, char *why, size_t whylen)
         CallResult c;
         call_agent(r, HVD_OP_VM_DELETE, HVD_OP_VM_DELETE, attempt, &c);
         HvdOutcome o = c.outcome;
-        snprintf(why, whylen, "%s", c.message);
+        snprintf(why, whylen, "%.200s", c.message);
         call_result_free(&c);
         if (o == HVD_OUT_SUCCESS) {
             hvd_log_info(&r->log, "rolled back: VM deleted with its disks");

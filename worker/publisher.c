@@ -47,6 +47,7 @@ PubMsg *pubmsg_new(PubKind kind)
 {
     PubMsg *m = hvd_xcalloc(1, sizeof *m);
     m->kind = kind;
+    if (kind == PUB_DEAD_LETTER) hvd_time_rfc3339(hvd_now_ms(), m->at);
     return m;
 }
 
@@ -216,6 +217,7 @@ static void fill_publish(const PubMsg *m, HvdPublish *pub, HvdHeader *hdr, size_
     if (m->doorbell_header) hdr[(*nh)++] = (HvdHeader){.key = HVD_BROKER_DOORBELL_HEADER, .i = 1};
     if (m->reason) hdr[(*nh)++] = (HvdHeader){.key = "x-hvdeploy-reason", .str = m->reason};
     if (m->code) hdr[(*nh)++] = (HvdHeader){.key = "x-hvdeploy-code", .str = m->code};
+    if (m->at[0]) hdr[(*nh)++] = (HvdHeader){.key = "x-hvdeploy-at", .str = m->at};
     *pub = (HvdPublish){
         .exchange = m->exchange,
         .routing_key = m->routing_key,
@@ -241,7 +243,7 @@ static bool send_batch(Publisher *p, HvdBroker *b, Batch *bt)
     char err[256];
     for (size_t i = 0; i < bt->n && alive; i++) {
         HvdPublish pub;
-        HvdHeader hdr[4];
+        HvdHeader hdr[5];
         size_t nh;
         fill_publish(bt->msgs[i], &pub, hdr, &nh);
         HvdBrokerStatus st;

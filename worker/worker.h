@@ -76,6 +76,7 @@ typedef struct PubMsg {
     char *reason;                  /* dead letters: x-hvdeploy-reason header */
     char *code;                    /* dead letters: x-hvdeploy-code header */
     char job_id[37];               /* envelopes: whose envelope */
+    char at[32];                   /* when it was made (RFC 3339): dead letters carry it as x-hvdeploy-at */
     PubDone *done;                 /* NULL or signalled once confirmed/failed */
     struct PubMsg *next_;          /* publisher's queue link */
 } PubMsg;

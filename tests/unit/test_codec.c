@@ -766,3 +766,19 @@ Test(codec, empty_strings_and_keys)
     hvd_buf_free(&b);
     hvd_node_free(n);
 }
+
+Test(codec_json, parse_errors_never_quote_the_input)
+{
+    /* A truncated body ending inside a password: the error sentence reaches
+     * envelopes, dead letters and logs, so it must not carry the text. */
+    const char *bodies[] = {"{\"guest_la_pw\": \"S3cret!pw-TEST", "{\"guest_la_pw\": S3cret!pw-TEST}",
+                            "{\"a\": 1, S3cret!pw-TEST"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        HvdNode *n = NULL;
+        char why[256];
+        cr_assert_eq(hvd_decode(HVD_CT_JSON, bodies[i], strlen(bodies[i]), &n, why, sizeof why),
+                     HVD_DECODE_MALFORMED);
+        cr_assert_null(strstr(why, "S3cret"), "error quotes the input: %s", why);
+        cr_assert_not_null(strstr(why, "invalid JSON at line 1"), "%s", why);
+    }
+}

@@ -490,7 +490,7 @@ Test(config, masking)
     cr_assert_str_eq(small, "amqp://u:**");
 }
 
-static char *slurp_stream(void (*fn)(FILE *, const void *), const void *arg)
+__attribute__((noinline)) static char *slurp_stream(void (*fn)(FILE *, const void *), const void *arg)
 {
     char *buf = NULL;
     size_t len = 0;
