@@ -372,9 +372,11 @@ static bool handle_job(Consumer *c, const HvdDelivery *d)
         pub_doorbell(w, job.job_id, 0);
         if (next_job[0]) pub_doorbell(w, next_job, 0);
     } else {
-        if (outcome == HVD_CLAIM_RUN) {
+        if (outcome == HVD_CLAIM_RUN || outcome == HVD_CLAIM_WAITING) {
             HvdLogCtx lc = {.job_id = job.job_id, .correlation_id = corr, .host = job.target_host};
-            hvd_log_info(&lc, "job claimed");
+            hvd_log_info(&lc, outcome == HVD_CLAIM_RUN ? "job claimed" : "job claimed; waiting for its host");
+            if (outcome == HVD_CLAIM_WAITING || rec.attempts <= 1)
+                pub_event(w, job.job_id, corr, nj.content_type, NULL, "queued", 0, NULL);
         }
         after_claim(w, d, outcome, &rec, false, reserved);
     }

@@ -38,6 +38,10 @@ static void outbox(Worker *w)
     char err[256];
     if (hvd_store_outbox(w->store, OUTBOX_AGE_MS, OUTBOX_BATCH, items, &n, err, sizeof err) != HVD_STORE_OK) return;
     for (size_t i = 0; i < n; i++) {
+        if (publisher_has_envelope(w->pub, items[i].job_id)) { /* on its way already */
+            hvd_outbox_item_free(&items[i]);
+            continue;
+        }
         HvdLogCtx lc = {.job_id = items[i].job_id};
         hvd_log_info(&lc, "resending an envelope the broker never confirmed");
         answer_publish(w, PUB_ENVELOPE, items[i].job_id, items[i].reply_to, items[i].correlation_id,

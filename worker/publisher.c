@@ -41,6 +41,9 @@ struct Publisher {
     pthread_mutex_t conn_mu;
     HvdBroker *conn;
     _Atomic int64_t busy_since;   /* hvd_mono_ms() when send_batch began, 0 when idle */
+    /* job ids of the envelopes in the batch being sent (under mu) */
+    char batch_envelopes[PUB_BATCH][37];
+    size_t n_batch_envelopes;
 };
 
 PubMsg *pubmsg_new(PubKind kind)
@@ -148,6 +151,18 @@ bool publisher_send_wait(Publisher *p, PubMsg *m, int timeout_ms)
     pthread_mutex_unlock(&d->mu);
     done_unref(d);
     return ok;
+}
+
+bool publisher_has_envelope(Publisher *p, const char *job_id)
+{
+    bool found = false;
+    pthread_mutex_lock(&p->mu);
+    for (PubMsg *m = p->head; m && !found; m = m->next_)
+        found = m->kind == PUB_ENVELOPE && strcmp(m->job_id, job_id) == 0;
+    for (size_t i = 0; i < p->n_batch_envelopes && !found; i++)
+        found = strcmp(p->batch_envelopes[i], job_id) == 0;
+    pthread_mutex_unlock(&p->mu);
+    return found;
 }
 
 size_t publisher_pending(Publisher *p)
@@ -352,12 +367,14 @@ static void *publisher_main(void *arg)
             }
             pthread_cond_timedwait(&p->cv, &p->mu, &ts);
         }
+        p->n_batch_envelopes = 0;
         while (p->head && bt.n < PUB_BATCH) {
             PubMsg *m = p->head;
             p->head = m->next_;
             if (!p->head) p->tail = NULL;
             p->n--;
             if (m->kind == PUB_EVENT) p->n_events--;
+            if (m->kind == PUB_ENVELOPE) memcpy(p->batch_envelopes[p->n_batch_envelopes++], m->job_id, 37);
             bt.msgs[bt.n++] = m;
         }
         bool stop = p->stop && bt.n == 0 && !p->head;
@@ -375,6 +392,9 @@ static void *publisher_main(void *arg)
         }
         atomic_store(&p->busy_since, hvd_mono_ms());
         bool alive = send_batch(p, b, &bt);
+        pthread_mutex_lock(&p->mu);
+        p->n_batch_envelopes = 0;
+        pthread_mutex_unlock(&p->mu);
         atomic_store(&p->busy_since, 0);
         if (!alive) {
             hvd_log_warn(NULL, "publisher lost its RabbitMQ connection; reconnecting");

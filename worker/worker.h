@@ -89,6 +89,9 @@ void publisher_send(Publisher *p, PubMsg *m);
 bool publisher_send_wait(Publisher *p, PubMsg *m, int timeout_ms);
 void publisher_stop(Publisher *p);          /* flushes what it can, then joins */
 size_t publisher_pending(Publisher *p);
+/* Whether the envelope of job_id is queued or being sent right now (the
+ * outbox leaves those alone). */
+bool publisher_has_envelope(Publisher *p, const char *job_id);
 /* Cuts the publisher's connection when one batch has been inside the broker
  * for longer than limit_ms (a half-open connection the socket timeouts missed). */
 void publisher_watchdog(Publisher *p, int64_t limit_ms);
