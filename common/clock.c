@@ -67,56 +67,88 @@ void hvd_time_rfc3339(int64_t unix_ms, char out[HVD_RFC3339_LEN])
              (int)(sod / 3600), (int)(sod % 3600 / 60), (int)(sod % 60), (int)ms);
 }
 
-/* Reads exactly n digits at *p into *v and advances *p. */
-static bool digits(const char **p, int n, int64_t *v)
+/* RFC 3339 parsing, with a reason for what is wrong (shared by the job
+ * validator, which reports it, and everything else that reads times). */
+static int days_in_month(int64_t y, int m)
 {
-    int64_t x = 0;
+    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : dm[m - 1];
+}
+
+/* Reads exactly n digits of s into *out. */
+static bool digits_n(const char *s, int n, int *out)
+{
+    int v = 0;
     for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i])) return false;
-        x = x * 10 + ((*p)[i] - '0');
+        if (s[i] < '0' || s[i] > '9') return false;
+        v = v * 10 + (s[i] - '0');
     }
-    *p += n;
-    *v = x;
+    *out = v;
     return true;
+}
+
+/* NULL on success, "timezone" when only the offset is missing, else a reason. */
+const char *hvd_time_parse_rfc3339_why(const char *s, int64_t *epoch_ms)
+{
+    int y, mo, d, h, mi, sec;
+    if (!s) return "no input";
+    size_t len = strlen(s);
+    if (len < 19) return "input is too short";
+    if (!digits_n(s, 4, &y) || s[4] != '-' || !digits_n(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits_n(s + 8, 2, &d))
+        return "expected a date as YYYY-MM-DD";
+    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
+        return "expected 'T' between the date and the time";
+    if (!digits_n(s + 11, 2, &h) || s[13] != ':' || !digits_n(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits_n(s + 17, 2, &sec))
+        return "expected a time as HH:MM:SS";
+    if (mo < 1 || mo > 12) return "month value is outside expected range of 1-12";
+    if (d < 1 || d > days_in_month(y, mo)) return "day value is outside expected range";
+    if (h > 23) return "hour value is outside expected range of 0-23";
+    if (mi > 59) return "minute value is outside expected range of 0-59";
+    if (sec > 60) return "second value is outside expected range of 0-59";
+    if (sec == 60) sec = 59;   /* a leap second: keep it inside the same minute */
+    const char *p = s + 19;
+    int ms = 0;
+    if (*p == '.') {
+        p++;
+        int nd = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (nd < 3) ms = ms * 10 + (*p - '0');
+            nd++;
+            p++;
+        }
+        if (nd == 0) return "expected digits after the decimal point";
+        for (; nd < 3; nd++) ms *= 10;
+    }
+    int64_t offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!digits_n(p + 1, 2, &oh) || p[3] != ':' || !digits_n(p + 4, 2, &om))
+            return "expected a timezone offset as +hh:mm or -hh:mm";
+        if (oh > 23 || om > 59) return "timezone offset is outside expected range";
+        offset_min = (int64_t)oh * 60 + om;
+        if (*p == '-') offset_min = -offset_min;
+        p += 6;
+    } else if (*p == '\0') {
+        return "timezone";
+    } else {
+        return "unexpected extra characters at the end of the input";
+    }
+    if (*p != '\0') return "unexpected extra characters at the end of the input";
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t secs = days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - offset_min * 60;
+    *epoch_ms = secs * 1000 + ms;
+    return NULL;
 }
 
 bool hvd_time_parse_rfc3339(const char *s, int64_t *unix_ms)
 {
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int64_t y, mo, d, h, mi, se, ms = 0, off = 0;
-    const char *p = s;
-    if (!s) return false;
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' ')) return false;
-    p++;
-    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' ||
-        !digits(&p, 2, &se)) return false;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p)) return false;
-        int n = 0;
-        for (; isdigit((unsigned char)*p); p++, n++)
-            if (n < 3) ms = ms * 10 + (*p - '0');
-        for (; n < 3; n++) ms *= 10;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1;
-        int64_t oh, om;
-        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
-            return false;
-        off = sign * (oh * 60 + om);
-    } else {
-        return false;
-    }
-    if (*p != '\0') return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo == 2 && d == 29 && !leap) return false;
-    if (se == 60) se = 59;   /* a leap second is read as the second before it */
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off * 60;
-    *unix_ms = secs * 1000 + ms;
+    int64_t v;
+    if (hvd_time_parse_rfc3339_why(s, &v) != NULL) return false;
+    if (unix_ms) *unix_ms = v;
     return true;
 }

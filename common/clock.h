@@ -21,5 +21,9 @@ void hvd_time_rfc3339(int64_t unix_ms, char out[HVD_RFC3339_LEN]);
  * milliseconds (fraction truncated to milliseconds). Returns false when s is
  * not such a time or a field is out of range. */
 bool hvd_time_parse_rfc3339(const char *s, int64_t *unix_ms);
+/* The same, returning NULL on success or the reason it is not such a time
+ * ("expected a time as HH:MM:SS", ...; exactly "timezone" when only the
+ * offset is missing). */
+const char *hvd_time_parse_rfc3339_why(const char *s, int64_t *unix_ms);
 
 #endif

@@ -1,6 +1,7 @@
 /* The job model of contract §3: validates a decoded body into HvdJob and
  * reports every error the way Pydantic v2 does ({loc, msg, type}). Error
  * messages never quote an input value, so a secret cannot leak through them. */
+#include "clock.h"
 #include "model.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -235,101 +236,6 @@ void hvd_hosts_free(char **hosts, size_t n)
     if (!hosts) return;
     for (size_t i = 0; i < n; i++) free(hosts[i]);
     free(hosts);
-}
-
-/* ---------------------------------------------------------------- RFC 3339 */
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dm[m - 1];
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* NULL on success, "timezone" when only the offset is missing, else a reason. */
-static const char *rfc3339_parse(const char *s, int64_t *epoch_ms)
-{
-    int y, mo, d, h, mi, sec;
-    size_t len = strlen(s);
-    if (len < 19) return "input is too short";
-    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits(s + 8, 2, &d))
-        return "expected a date as YYYY-MM-DD";
-    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
-        return "expected 'T' between the date and the time";
-    if (!digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec))
-        return "expected a time as HH:MM:SS";
-    if (mo < 1 || mo > 12) return "month value is outside expected range of 1-12";
-    if (d < 1 || d > days_in_month(y, mo)) return "day value is outside expected range";
-    if (h > 23) return "hour value is outside expected range of 0-23";
-    if (mi > 59) return "minute value is outside expected range of 0-59";
-    if (sec > 60) return "second value is outside expected range of 0-59";
-    if (sec == 60) sec = 59;   /* a leap second: keep it inside the same minute */
-    const char *p = s + 19;
-    int ms = 0;
-    if (*p == '.') {
-        p++;
-        int nd = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (nd < 3) ms = ms * 10 + (*p - '0');
-            nd++;
-            p++;
-        }
-        if (nd == 0) return "expected digits after the decimal point";
-        for (; nd < 3; nd++) ms *= 10;
-    }
-    int64_t offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
-            return "expected a timezone offset as +hh:mm or -hh:mm";
-        if (oh > 23 || om > 59) return "timezone offset is outside expected range";
-        offset_min = (int64_t)oh * 60 + om;
-        if (*p == '-') offset_min = -offset_min;
-        p += 6;
-    } else if (*p == '\0') {
-        return "timezone";
-    } else {
-        return "unexpected extra characters at the end of the input";
-    }
-    if (*p != '\0') return "unexpected extra characters at the end of the input";
-    int64_t days = days_from_civil(y, mo, d);
-    int64_t secs = days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - offset_min * 60;
-    *epoch_ms = secs * 1000 + ms;
-    return NULL;
-}
-
-bool hvd_rfc3339_parse(const char *s, int64_t *epoch_ms)
-{
-    int64_t v;
-    if (!s || rfc3339_parse(s, &v) != NULL) return false;
-    if (epoch_ms) *epoch_ms = v;
-    return true;
 }
 
 /* ---------------------------------------------------------------- field readers */
@@ -749,7 +655,7 @@ static void check_options(Val *v, const HvdNode *body, HvdJob *job)
         job->rollback = strcmp(s, "rollback") == 0;
     if (read_str(v, m, "options", "deadline", false, true, 0, 0, &s) != F_OK) return;
     int64_t ms;
-    const char *why = rfc3339_parse(s, &ms);
+    const char *why = hvd_time_parse_rfc3339_why(s, &ms);
     if (why && strcmp(why, "timezone") == 0) {
         hvd_errors_add(v->errs, "options.deadline", "timezone_aware", "Input should have timezone info");
     } else if (why) {

@@ -98,10 +98,6 @@ bool hvd_ipv4_valid(const char *s);                        /* dotted quad, each 
 /* NULL when the name is acceptable (§3 hardening), else the reason. */
 const char *hvd_name_problem(const char *s, size_t max_chars);
 size_t hvd_utf8_length(const char *s, size_t bytes, bool *valid);  /* code points */
-/* RFC 3339 date-time with a mandatory offset ("Z", "+hh:mm", "-hh:mm"),
- * optional fractional seconds (truncated to ms), 'T', 't' or ' ' between date
- * and time -> Unix epoch milliseconds. False when malformed or out of range. */
-bool hvd_rfc3339_parse(const char *s, int64_t *epoch_ms);
 /* Splits a comma list (HVD_ALLOWED_HOSTS) into trimmed, non-empty, lower-cased
  * names: returns the count and sets *out to a new array (NULL when 0). */
 size_t hvd_hosts_parse(const char *csv, char ***out);

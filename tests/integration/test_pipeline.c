@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "clock.h"
 #include <unistd.h>
 #include "buf.h"
 #include "codec.h"
@@ -54,7 +55,7 @@ static void one_envelope(const char *queue, WpWorker *k, WpMsg *m, const char *w
 static bool is_rfc3339_utc(const char *s, int64_t *ms)
 {
     int64_t v = 0;
-    if (!s || !hvd_rfc3339_parse(s, &v)) return false;
+    if (!s || !hvd_time_parse_rfc3339(s, &v)) return false;
     size_t n = strlen(s);
     if (n == 0 || s[n - 1] != 'Z') return false;
     if (ms) *ms = v;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "codec.h"
+#include "clock.h"
 #include "model.h"
 
 #define JOB_ID "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11"
@@ -617,7 +618,7 @@ Test(validate, deadline_formats)
         cr_assert_eq(job.deadline_ms, good[i].ms, "%s -> %lld", good[i].text, (long long)job.deadline_ms);
         hvd_job_free(&job);
         int64_t ms = -1;
-        cr_assert(hvd_rfc3339_parse(good[i].text, &ms));
+        cr_assert(hvd_time_parse_rfc3339(good[i].text, &ms));
         cr_assert_eq(ms, good[i].ms);
     }
     static const char *const bad[] = {"tomorrow", "2026-11-25", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
@@ -628,7 +629,7 @@ Test(validate, deadline_formats)
         HvdNode *b = with(full_body(), "", "options", hvd_node_map());
         expect_err(with(b, "options", "deadline", hvd_node_str(bad[i])), "options.deadline", "datetime_parsing",
                    NULL);
-        cr_assert_not(hvd_rfc3339_parse(bad[i], NULL), "%s", bad[i]);
+        cr_assert_not(hvd_time_parse_rfc3339(bad[i], NULL), "%s", bad[i]);
     }
     HvdNode *b = with(full_body(), "", "options", hvd_node_map());
     expect_err(with(b, "options", "deadline", hvd_node_str("2026-11-25T10:00:00")), "options.deadline",
