@@ -3,6 +3,7 @@
 #ifndef HVD_CLOCK_H
 #define HVD_CLOCK_H
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #define HVD_RFC3339_LEN 32   /* "2026-11-25T20:04:36.123Z" is 24 chars + NUL; room to spare */
@@ -25,5 +26,9 @@ bool hvd_time_parse_rfc3339(const char *s, int64_t *unix_ms);
  * ("expected a time as HH:MM:SS", ...; exactly "timezone" when only the
  * offset is missing). */
 const char *hvd_time_parse_rfc3339_why(const char *s, int64_t *unix_ms);
+
+/* pthread_cond_timedwait for at most ms milliseconds (the condition uses
+ * CLOCK_REALTIME, as a default-initialised one does). */
+void hvd_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 
 #endif

@@ -138,14 +138,7 @@ bool publisher_send_wait(Publisher *p, PubMsg *m, int timeout_ms)
     int64_t deadline = hvd_mono_ms() + timeout_ms;
     pthread_mutex_lock(&d->mu);
     while (!d->finished && hvd_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+        hvd_cond_wait_ms(&d->cv, &d->mu, 50);
     }
     bool ok = d->finished && d->ok;
     pthread_mutex_unlock(&d->mu);
@@ -358,14 +351,7 @@ static void *publisher_main(void *arg)
         memset(&bt, 0, sizeof bt);
         pthread_mutex_lock(&p->mu);
         if (!p->head && !p->stop) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+            hvd_cond_wait_ms(&p->cv, &p->mu, 200);
         }
         p->n_batch_envelopes = 0;
         while (p->head && bt.n < PUB_BATCH) {

@@ -56,9 +56,7 @@ static void *runner_main(void *arg)
         pthread_mutex_lock(&r->mu);
         r->busy--;
         r->reserved--;
-        hvd_metric_gauge_set("hvdeploy_jobs_in_flight", NULL, NULL, (double)r->reserved);
-        hvd_metric_gauge_set("hvdeploy_consumer_utilisation", NULL, NULL,
-                             (double)r->reserved / (double)r->n_threads);
+        hvd_metrics_set_in_flight((int)r->reserved, (int)r->n_threads);
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
     }
@@ -107,9 +105,7 @@ void runners_submit(Runners *r, HvdJobRecord *rec, bool takeover)
     if (r->tail) r->tail->next = it;
     else r->head = it;
     r->tail = it;
-    hvd_metric_gauge_set("hvdeploy_jobs_in_flight", NULL, NULL, (double)r->reserved);
-    hvd_metric_gauge_set("hvdeploy_consumer_utilisation", NULL, NULL,
-                         (double)r->reserved / (double)r->n_threads);
+    hvd_metrics_set_in_flight((int)r->reserved, (int)r->n_threads);
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
@@ -137,28 +133,14 @@ void runners_stop(Runners *r, int grace_s)
     pthread_cond_broadcast(&r->cv);
     int64_t deadline = hvd_mono_ms() + (int64_t)grace_s * 1000;
     while (r->reserved > 0 && hvd_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        hvd_cond_wait_ms(&r->cv, &r->mu, 100);
     }
     if (r->reserved > 0) {
         /* Grace over: stop the agents; their runners release their jobs. */
         atomic_store(&r->w->agent_cancel, 1);
         deadline = hvd_mono_ms() + r->w->agent.kill_grace_ms + 3000;
         while (r->reserved > 0 && hvd_mono_ms() < deadline) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+            hvd_cond_wait_ms(&r->cv, &r->mu, 100);
         }
     }
     size_t left = r->reserved;
