@@ -1,6 +1,6 @@
 /* PostgreSQL helpers of the store, migrate and ctl integration tests: a fresh
- * database per test (created from $HVD_PG_DSN, dropped at the end), DSNs for
- * it, and small query helpers. Header-only (static inline) so each test binary
+ * database (created from $HVD_PG_DSN, dropped at the end) with an empty
+ * schema for every test, DSNs for it, and small query helpers. Header-only (static inline) so each test binary
  * carries its own copy. */
 #ifndef HVD_IT_PG_H
 #define HVD_IT_PG_H
@@ -47,11 +47,17 @@ static inline char *it_pg_dsn_for(const char *db)
     return hvd_buf_steal(&b);
 }
 
+static inline void it_pg_quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static inline PGconn *it_pg_connect(const char *dsn)
 {
     PGconn *c = PQconnectdb(dsn);
     cr_assert(PQstatus(c) == CONNECTION_OK, "cannot connect to PostgreSQL: %s", PQerrorMessage(c));
-    PQsetNoticeProcessor(c, NULL, NULL);
+    PQsetNoticeProcessor(c, it_pg_quiet, NULL);
     return c;
 }
 
@@ -89,16 +95,35 @@ static inline void it_pg_drop_stale(void)
     free(dsn);
 }
 
-/* Creates a fresh empty database for this test and returns its DSN. */
+/* Creates a database named name (from template0: nothing in it). */
+static inline void it_pg_create_db(const char *name)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s TEMPLATE template0", name);
+    it_pg_admin(sql);
+}
+
+/* Gives the test a database with no hvdeploy schema and returns its DSN: the
+ * binary's database (below) with its schema dropped (tests of a binary run
+ * one at a time: ctest passes --jobs 1), or else a new one for the test. */
 static inline const char *it_pg_create(void)
 {
     static int counter;
-    char sql[160];
+    const char *shared = getenv("HVD_IT_PG_DB");
+    free(it_pg_dsn_str);
+    if (shared && *shared) {
+        snprintf(it_pg_name, sizeof(it_pg_name), "%s", shared);
+        it_pg_dsn_str = it_pg_dsn_for(it_pg_name);
+        PGconn *c = it_pg_connect(it_pg_dsn_str);
+        PGresult *r = PQexec(c, "DROP SCHEMA IF EXISTS hvdeploy CASCADE");
+        cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK, "reset: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        PQfinish(c);
+        return it_pg_dsn_str;
+    }
     it_pg_drop_stale();
     snprintf(it_pg_name, sizeof(it_pg_name), "hvd_it_%ld_%d", (long)getpid(), ++counter);
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", it_pg_name);
-    it_pg_admin(sql);
-    free(it_pg_dsn_str);
+    it_pg_create_db(it_pg_name);
     it_pg_dsn_str = it_pg_dsn_for(it_pg_name);
     return it_pg_dsn_str;
 }
@@ -107,11 +132,39 @@ static inline void it_pg_drop(void)
 {
     char sql[160];
     if (!it_pg_name[0]) return;
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", it_pg_name);
-    it_pg_admin(sql);
+    const char *shared = getenv("HVD_IT_PG_DB");
+    if (!shared || strcmp(shared, it_pg_name) != 0) {
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", it_pg_name);
+        it_pg_admin(sql);
+    }
     it_pg_name[0] = '\0';
     free(it_pg_dsn_str);
     it_pg_dsn_str = NULL;
+}
+
+/* One database for the whole test binary (creating and dropping one per
+ * test costs a second each on a PostgreSQL that syncs to disk): made before
+ * the first test, dropped after the last, named in $HVD_IT_PG_DB for the
+ * test processes. Include this header in one file per test binary. */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    static char name[64];
+    (void)set;
+    if (!hvd_it_env("HVD_PG_DSN")) return;
+    it_pg_drop_stale();
+    snprintf(name, sizeof(name), "hvd_it_%ld_0", (long)getpid());
+    it_pg_create_db(name);
+    setenv("HVD_IT_PG_DB", name, 1);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    const char *name = getenv("HVD_IT_PG_DB");
+    char sql[160];
+    (void)stats;
+    if (!name || !*name) return;
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    it_pg_admin(sql);
 }
 
 /* A query with text parameters (NULL-terminated list) that must succeed. */
