@@ -143,7 +143,11 @@ HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, cons
                                          bool *existing, HvdBuf *existing_envelope,
                                          char *err, size_t errlen);
 
-/* ---- running (all fenced by epoch) ----------------------------------------- */
+/* ---- running (all fenced by epoch) -----------------------------------------
+ * The fence is: job_id, our epoch, lease_owner = this worker, status running,
+ * and the job still holds its host slot (a holder whose lease expired and
+ * whose slot went to another job of the host is fenced too; the job itself
+ * is taken over later). A FENCED write changed nothing. */
 
 typedef struct {
     const char *job_id;
