@@ -122,14 +122,12 @@ int ctl_cmd_list(int argc, char **argv)
     } else if (n == 0) {
         printf("no jobs%s\n", status || host ? " match" : "");
     } else {
-        printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8s  %s\n", "JOB_ID", "STATUS", "HOST", "VM", "STAGE",
-               "ATTEMPTS", "CREATED");
+        printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8s  %-24s  %s\n", "JOB_ID", "STATUS", "HOST", "VM", "STAGE",
+               "ATTEMPTS", "CREATED", "CODE");
         for (size_t i = 0; i < n; i++) {
-            char status_text[64];
-            snprintf(status_text, sizeof status_text, "%s", v[i].status);
-            printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8d  %s%s%s\n", v[i].job_id, status_text,
+            printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8d  %-24s  %s\n", v[i].job_id, v[i].status,
                    dash(v[i].target_host), dash(v[i].vm_name), dash(v[i].stage), v[i].attempts,
-                   dash(v[i].created_at), v[i].code ? "  " : "", v[i].code ? v[i].code : "");
+                   dash(v[i].created_at), dash(v[i].code));
         }
     }
     hvd_job_summaries_free(v, n);

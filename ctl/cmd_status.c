@@ -34,14 +34,17 @@ static bool job_failed(const HvdJobRecord *r)
     return strcmp(r->status, "failed") == 0 || strcmp(r->status, "cancelled") == 0;
 }
 
-/* The error to show as "last error": the failed stage's, else the last
- * stage with an error recorded (a retry wait), else the job's code. */
+/* The stage whose error is the job's "last error": the failed stage, else
+ * the last stage that has not succeeded and has an error recorded (a retry
+ * wait). A stage that succeeded keeps its agent's message in the same
+ * column, which is no error. */
 static const HvdStageRecord *last_error_stage(const HvdJobRecord *r)
 {
     const HvdStageRecord *best = NULL;
     for (size_t i = 0; i < r->n_stages; i++) {
         const HvdStageRecord *st = &r->stages[i];
         if (strcmp(st->status, "failed") == 0) return st;
+        if (strcmp(st->status, "succeeded") == 0 || strcmp(st->status, "rolled_back") == 0) continue;
         if (st->error || st->code || st->agent_code) best = st;
     }
     return best;
@@ -102,7 +105,7 @@ static void print_json(const HvdJobRecord *r)
         hvd_node_map_set_int(s, "attempts", st->attempts);
         hvd_node_map_set_str(s, "started_at", st->started_at);
         hvd_node_map_set_str(s, "finished_at", st->finished_at);
-        hvd_node_map_set_str(s, "error", st->error);
+        hvd_node_map_set_str(s, "message", st->error);
         hvd_node_map_set_str(s, "code", st->code);
         hvd_node_map_set_str(s, "agent_code", st->agent_code);
         hvd_node_map_set(s, "output", st->output_json ? json_or_nil(st->output_json) : hvd_node_nil());
@@ -153,7 +156,7 @@ static void print_human(const HvdJobRecord *r)
         printf("\nno stages\n");
         return;
     }
-    printf("\n%-14s %-12s %-8s %-24s %-24s %s\n", "STAGE", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "ERROR");
+    printf("\n%-14s %-12s %-8s %-24s %-24s %s\n", "STAGE", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "MESSAGE");
     for (size_t i = 0; i < r->n_stages; i++) {
         const HvdStageRecord *st = &r->stages[i];
         char *e = stage_error_text(st);

@@ -103,6 +103,7 @@ static void make_job(HvdStore *s, const char *id, const char *host, const char *
         HvdStageFinal f[4];
         for (int i = 0; i < 4; i++) f[i] = (HvdStageFinal){.name = stages4[i], .status = "succeeded"};
         f[0].output_json = "{\"vm_id\":\"abc\"}";
+        f[0].error = "Created VM 'x'";   /* the agent's message of a stage that succeeded */
         cr_assert_eq(hvd_store_finish(s, id, rec.epoch, "succeeded", NULL, f, 4, "E", 1, next, err, sizeof err),
                      HVD_STORE_OK, "%s", err);
     }
@@ -276,6 +277,11 @@ Test(ctl_db, list_filters)
     char *p1 = strstr(r.out, J1), *p2 = strstr(r.out, J2), *p3 = strstr(r.out, J3);
     cr_assert(p1 && p2 && p3, "%s", r.out);
     cr_assert(p3 < p2 && p2 < p1, "newest first: %s", r.out);
+    run_free(&r);
+    r = ctl("status " J3);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_null(strstr(r.out, "last error"), "a success message is no error: %s", r.out);
+    cr_assert(strstr(r.out, "Created VM 'x'"), "%s", r.out);
     run_free(&r);
     r = ctl("list --status failed");
     cr_assert_eq(r.rc, 0);
