@@ -561,6 +561,7 @@ static void run_stages(JobRun *r)
             .stage = done_stage >= 0 ? r->stages[done_stage] : NULL,
             .stage_status = "succeeded",
             .output_json = out_json,
+            .error = done_stage >= 0 ? r->st[done_stage].message : NULL, /* the agent's success message */
             .next_stage = (stop || late || cancel || hold) ? NULL : stage,
         };
         int attempt = sv->attempts + 1;

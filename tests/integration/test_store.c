@@ -970,7 +970,7 @@ typedef struct {
 static void fleet_ring(Fleet *f, const char *id)
 {
     pthread_mutex_lock(&f->mu);
-    if (id[0] && f->n_bells < 256) snprintf(f->bells[f->n_bells++], 37, "%s", id);
+    if (id[0] && f->n_bells < 256) snprintf(f->bells[f->n_bells++], 37, "%.36s", id);
     pthread_mutex_unlock(&f->mu);
 }
 
