@@ -550,7 +550,30 @@ def write_summary(ctx, results, path, total_s):
         lines.append("| %s | %d | %d (%s) | %d | %d | %s | %.0f s |" % (
             r.name, r.jobs, r.faults, r.fault_desc, r.lost, r.duplicated, "pass" if r.passed else "FAIL",
             r.seconds))
-    lines.append("")
+    lines += [
+        "",
+        "Checked at the end of every scenario: each job has exactly one terminal row and one terminal",
+        "job_events transition, and at least one terminal envelope on its reply queue (lost = a job",
+        "without either); every duplicate envelope is byte-identical to the first (the outbox resending",
+        "an envelope whose publisher confirm was lost, which the contract allows; consumers deduplicate",
+        "by job_id); effects.jsonl of every simulated host holds each idempotency key at most once; the",
+        "hosts hold exactly the VMs named by success or partial envelopes.",
+        "",
+        "- kill: kill -9 of a random worker every 0.3-2 s, restarted within 1.5 s, while jobs arrive.",
+        "- outage: RabbitMQ stopped and started, then PostgreSQL, then both restarted, mid-run.",
+        "- agent: the agent crashes before or after its effect on 10 % of calls and hangs on 2 %",
+        "  (3 s agent timeouts).",
+        "- freeze: a worker SIGSTOPped mid-stage past its 3 s lease; another takes the job over; after",
+        "  SIGCONT it logs 'lease lost' and writes nothing more for the job.",
+        "- ctimeout: a stage longer than the broker's consumer_timeout (60 s): no channel closed, no",
+        "  acknowledgement timeout in the broker log.",
+        "- poison: random bytes, truncated msgpack/JSON, wrong types, non-maps, bad UTF-8, unsupported",
+        "  content and job types, deep nesting, a 10 MiB body, mixed with valid jobs: all valid jobs",
+        "  succeed, every poison message is answered or dead-lettered, no worker goes down.",
+        "- hostlimit: HVD_HOST_CONCURRENCY=1: no two jobs' stage intervals overlap on a host",
+        "  (job_stages), while stages on different hosts do overlap.",
+        "",
+    ]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 
