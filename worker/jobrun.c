@@ -228,6 +228,14 @@ static void build_envelope(JobRun *r, const char *status, const char *code, cons
 
 /* ---- terminal states ---- */
 
+/* Appends a sentence to msg, ending the one before it with a full stop. */
+static void append_sentence(char *msg, size_t size, const char *sentence)
+{
+    size_t l = strlen(msg);
+    const char *sep = l && msg[l - 1] != '.' ? ". " : " ";
+    snprintf(msg + l, size - l, "%s%s", sep, sentence);
+}
+
 static bool any_stage(JobRun *r, const char *status)
 {
     for (size_t i = 0; i < r->n; i++)
@@ -268,11 +276,11 @@ static void finish(JobRun *r, const char *job_status, const char *code, const ch
             for (size_t i = 0; i < r->n; i++)
                 if (strcmp(r->st[i].status, "succeeded") == 0)
                     snprintf(r->st[i].status, sizeof r->st[i].status, "rolled_back");
-            size_t l = strlen(msg);
-            snprintf(msg + l, sizeof msg - l, " Everything it made was rolled back.");
+            append_sentence(msg, sizeof msg, "Everything it made was rolled back.");
         } else {
-            size_t l = strlen(msg);
-            snprintf(msg + l, sizeof msg - l, " Rollback failed (%s); what it made is left in place.", why);
+            char more[400];
+            snprintf(more, sizeof more, "Rollback failed (%s); what it made is left in place.", why);
+            append_sentence(msg, sizeof msg, more);
         }
     }
     const char *env_status = strcmp(job_status, "succeeded") == 0 ? "success"
