@@ -38,4 +38,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 2
 fi
 
+# One chaos run at a time per pair of services: a second run (another checkout,
+# another engineer) would stop the broker or the database under this one.
+key="$(printf '%s %s' "$HVD_AMQP_URL" "$HVD_PG_DSN" | md5sum | cut -c1-12)"
+LOCK="${TMPDIR:-/tmp}/hvdeploy-chaos-$key.lock"
+exec 8>>"$LOCK"
+if ! flock -n 8; then
+    echo "chaos: another chaos run uses these services ($LOCK); waiting for it (up to 30 min)"
+    if ! flock -w 1800 8; then
+        echo "chaos: gave up waiting for $LOCK" >&2
+        echo "0 passed, 1 failed"
+        exit 2
+    fi
+fi
+
 exec "$PY" -u "$HERE/chaos.py" --root "$ROOT" --bin-dir "$BIN" "$@"
