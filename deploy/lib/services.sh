@@ -182,11 +182,11 @@ hvd_pg_crash() {
 
 # ------------------------------------------------------------------ RabbitMQ
 
-# Runs a RabbitMQ script with the environment of this checkout's node: private
-# epmd port, state, logs, config and Erlang cookie under .state/rabbitmq, and
-# the Erlang distribution bound to loopback.
-_hvd_rmq_env() {
-    env HOME="$HVD_RMQ_DIR/home" LC_ALL=C.UTF-8 \
+# Exports the environment of this checkout's node: private epmd port, state,
+# logs, config and Erlang cookie under .state/rabbitmq, the Erlang distribution
+# bound to loopback. Only called in subshells.
+_hvd_rmq_export() {
+    export HOME="$HVD_RMQ_DIR/home" LC_ALL=C.UTF-8 \
         RABBITMQ_NODENAME="$HVD_RMQ_NODE" \
         RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
         RABBITMQ_NODE_PORT="$HVD_DEV_AMQP_PORT" \
@@ -200,8 +200,12 @@ _hvd_rmq_env() {
         RABBITMQ_MNESIA_BASE="$HVD_RMQ_DIR/mnesia" \
         RABBITMQ_LOG_BASE="$HVD_LOG_DIR/rabbitmq" \
         RABBITMQ_PID_FILE="$HVD_RMQ_PID_FILE" \
-        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
-        "$@"
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+# Runs a RabbitMQ script with that environment.
+_hvd_rmq_env() {
+    (_hvd_rmq_export; exec "$@")
 }
 
 # rabbitmqctl against this checkout's node, e.g. hvd_rmq_ctl list_queues name messages
@@ -256,7 +260,7 @@ hvd_rmq_start() {
         hvd_info "starting RabbitMQ $HVD_RMQ_NODE on 127.0.0.1:$HVD_DEV_AMQP_PORT (logs $HVD_LOG_DIR/rabbitmq)"
         # setsid: a session of its own, out of reach of the caller's process group.
         # 9>&-: the server must not inherit the service lock (hvd_locked).
-        _hvd_rmq_env setsid "$HVD_RMQ_BIN/rabbitmq-server" \
+        (_hvd_rmq_export; exec setsid "$HVD_RMQ_BIN/rabbitmq-server") \
             >>"$HVD_LOG_DIR/rabbitmq/startup.log" 2>&1 </dev/null 9>&- &
         launcher=$!
         disown "$launcher" 2>/dev/null || true
