@@ -13,7 +13,7 @@ HVD_DEB_PACKAGES=(
     librabbitmq-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
     libsodium-dev libmicrohttpd-dev
     rabbitmq-server postgresql-15
-    python3-pika python3-msgpack python3-yaml
+    python3-pika python3-msgpack python3-yaml python3-psycopg2
     systemd procps iproute2
 )
 

@@ -161,10 +161,13 @@ hvd_test() {
         elif [ "$built" -eq 1 ]; then
             hvd_t_step example hvd_run_script "$HVD_ROOT/deploy/examples/test_upstream.sh" || true
         else hvd_t_skip example "build/ is not configured"; fi
+        if [ "$built" -eq 1 ]; then hvd_t_step deploy hvd_run_script "$HVD_ROOT/tests/deploy/check.sh" || true
+        else hvd_t_skip deploy "build/ is not configured"; fi
     else
         hvd_t_skip integration "services did not start"
         hvd_t_skip chaos "services did not start"
         hvd_t_skip example "services did not start"
+        hvd_t_skip deploy "services did not start"
     fi
     hvd_t_step secrets hvd_t_secret_scan || true
 
