@@ -48,6 +48,39 @@ static bool spec_lookup(const char *list, const char *operation, char *val, size
     return false;
 }
 
+/* Every value for operation in the list (an operation may be named more than
+ * once, e.g. "vm.create=0.05:before,vm.create=0.05:after"): the exact
+ * entries when there are any, else the "*" ones. Returns how many (at most
+ * max); sets *bad on a malformed list. */
+static size_t spec_lookup_all(const char *list, const char *operation, char (*vals)[128], size_t max, bool *bad)
+{
+    size_t n_exact = 0, n_star = 0;
+    char star[4][128];
+    const char *p = list;
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char entry[160];
+        if (len >= sizeof entry) {
+            *bad = true;
+            return 0;
+        }
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        char op[128];
+        if (len > 0 && spec_lookup(entry, "*", op, sizeof op, bad)) {
+            if (n_star < 4) snprintf(star[n_star++], sizeof star[0], "%s", op);
+        } else if (len > 0 && spec_lookup(entry, operation, op, sizeof op, bad)) {
+            if (n_exact < max) snprintf(vals[n_exact++], 128, "%s", op);
+        }
+        if (*bad) return 0;
+        p = end ? end + 1 : NULL;
+    }
+    if (n_exact) return n_exact;
+    for (size_t i = 0; i < n_star && i < max; i++) snprintf(vals[i], 128, "%s", star[i]);
+    return n_star < max ? n_star : max;
+}
+
 static bool parse_prob(const char *s, double *out, const char **rest)
 {
     char *end = NULL;
@@ -137,20 +170,28 @@ bool sim_faults_draw(const char *op, const char *key, int64_t attempt, SimFaults
         return false;
     }
 
-    if (spec_lookup(getenv("HVD_SIM_CRASH"), op, val, sizeof val, &bad)) {
+    /* Crashes: one entry per kind, "before" and "after" may both be given for an
+     * operation; a single draw picks at most one of them. */
+    char crash[4][128];
+    size_t n_crash = spec_lookup_all(getenv("HVD_SIM_CRASH"), op, crash, 4, &bad);
+    if (bad) {
+        snprintf(err, errlen, "HVD_SIM_CRASH is malformed (want op=probability:before|after,...)");
+        return false;
+    }
+    double u = n_crash ? draw("crash", op, key, attempt) : 1.0, acc = 0.0;
+    for (size_t i = 0; i < n_crash; i++) {
         SimCrash when = SIM_CRASH_NONE;
-        if (parse_prob(val, &p, &rest)) {
+        if (parse_prob(crash[i], &p, &rest)) {
             if (strcmp(rest, ":before") == 0) when = SIM_CRASH_BEFORE;
             else if (strcmp(rest, ":after") == 0) when = SIM_CRASH_AFTER;
         }
         if (when == SIM_CRASH_NONE) {
-            snprintf(err, errlen, "HVD_SIM_CRASH: bad entry for %s: '%s' (want probability:before|after)", op, val);
+            snprintf(err, errlen, "HVD_SIM_CRASH: bad entry for %s: '%s' (want probability:before|after)", op,
+                     crash[i]);
             return false;
         }
-        if (draw("crash", op, key, attempt) < p) f->crash = when;
-    } else if (bad) {
-        snprintf(err, errlen, "HVD_SIM_CRASH is malformed (want op=probability:before|after,...)");
-        return false;
+        if (f->crash == SIM_CRASH_NONE && u < acc + p) f->crash = when;
+        acc += p;
     }
 
     if (spec_lookup(getenv("HVD_SIM_HANG"), op, val, sizeof val, &bad)) {

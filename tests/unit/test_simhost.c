@@ -778,6 +778,30 @@ Test(simhost, crash_after_the_effect)
     cr_assert_eq(count_effects(NULL), 1);
 }
 
+Test(simhost, crash_before_and_after_for_one_operation)
+{
+    /* Both kinds for one operation: one draw picks at most one of them. */
+    setenv("HVD_SIM_CRASH", "vm.create=0.5:before,vm.create=0.5:after", 1);
+    setenv("HVD_SIM_SEED", "11", 1);
+    int crashed = 0;
+    for (int i = 0; i < 20; i++) {
+        char spec[96], key[32];
+        snprintf(spec, sizeof spec, "{\"vm_name\":\"both-%02d\",\"gb_ram\":1,\"cpu_cores\":1}", i);
+        snprintf(key, sizeof key, "job%02d:vm.create", i);
+        HvdAgentResult res;
+        sim_call(NULL, "vm.create", spec, key, 1, 0, &res);
+        cr_assert_eq(res.outcome, HVD_AGENT_TRANSPORT, "probabilities adding up to 1 always crash: %s",
+                     res.detail);
+        crashed++;
+        hvd_agent_result_free(&res);
+    }
+    size_t after = count_effects(NULL);
+    cr_assert(after > 0 && after < 20, "both kinds should occur in 20 draws: %zu effects", after);
+    unsetenv("HVD_SIM_CRASH");
+    unsetenv("HVD_SIM_SEED");
+    cr_assert_eq(crashed, 20);
+}
+
 /* Kills the simhost at random instants during vm.create: the state must
  * always load, and effects.jsonl must end up with one line per VM. */
 Test(simhost, kill_at_any_instant_never_corrupts_state, .timeout = 120)
