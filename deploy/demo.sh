@@ -94,4 +94,4 @@ for h in "$DEMO"/sim/*/; do
     [ -f "$h/effects.jsonl" ] && say "$(basename "$h"): $(wc -l < "$h/effects.jsonl") effects"
 done
 
-bold "done: stopping the demo's workers (the services keep running; ./deploy/dev.sh down stops them)"
+bold "done: the demo's workers are stopped (the services too, unless they were running before: ./deploy/dev.sh up keeps them)"
