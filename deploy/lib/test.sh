@@ -153,6 +153,11 @@ hvd_test() {
         _hvd_t_load_env
         if [ "$built" -eq 1 ]; then hvd_t_ctest integration "$HVD_ROOT/build" integration
         else hvd_t_skip integration "build/ is not configured"; fi
+        # The worker, CLI and simhost themselves under ASan+UBSan, end to end.
+        if [ "$built_asan" -eq 1 ]; then
+            ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+                hvd_t_ctest integration-asan "$HVD_ROOT/build-asan" integration -R "pipeline|lifecycle|observability|ctl_"
+        else hvd_t_skip integration-asan "build-asan/ is not configured"; fi
         if [ ! -f "$HVD_ROOT/tests/chaos/run.sh" ]; then hvd_t_skip chaos "tests/chaos/run.sh not there yet"
         elif [ "$built" -eq 1 ]; then hvd_t_step chaos hvd_run_script "$HVD_ROOT/tests/chaos/run.sh" --short || true
         else hvd_t_skip chaos "build/ is not configured"; fi
@@ -165,6 +170,7 @@ hvd_test() {
         else hvd_t_skip deploy "build/ is not configured"; fi
     else
         hvd_t_skip integration "services did not start"
+        hvd_t_skip integration-asan "services did not start"
         hvd_t_skip chaos "services did not start"
         hvd_t_skip example "services did not start"
         hvd_t_skip deploy "services did not start"
