@@ -189,7 +189,12 @@ static void after_claim(Worker *w, const HvdDelivery *d, HvdClaimOutcome out, Hv
 void intake_claim_existing(Worker *w, const char *job_id, bool *ran)
 {
     *ran = false;
-    if (!runners_reserve(w->runners)) return; /* busy: the sweep of a worker with room will take it */
+    if (!runners_reserve(w->runners)) {
+        /* Every runner is busy (our consumer is pausing): ring the doorbell
+         * again, for a worker with room — paused consumers get none. */
+        pub_doorbell(w, job_id, 0);
+        return;
+    }
     HvdJobRecord rec;
     memset(&rec, 0, sizeof rec);
     HvdClaimOutcome out = HVD_CLAIM_NOT_FOUND;

@@ -61,7 +61,9 @@ static void names(Worker *w)
     snprintf(w->con_conn_name, sizeof w->con_conn_name, "hvdeploy-worker %s consumer", w->cfg.worker_id);
     snprintf(w->pub_conn_name, sizeof w->pub_conn_name, "hvdeploy-worker %s publisher", w->cfg.worker_id);
     for (size_t i = 0; i < w->cfg.retry_delays.n; i++) w->retry_delays[i] = (int)w->cfg.retry_delays.v[i];
-    w->prefetch = w->cfg.concurrency < 64 ? (int)w->cfg.concurrency : 64;
+    /* A few deliveries ahead hide the broker's round trip; more would only
+     * arrive while every runner is busy and have to be handed on. */
+    w->prefetch = w->cfg.concurrency < 4 ? (int)w->cfg.concurrency : 4;
     w->breaker_trial_ms = 0;
     static const char *const ops[] = {"vm.create", "disk.create", "nic.create", "vm.initialize", "vm.delete"};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
