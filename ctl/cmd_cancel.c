@@ -25,36 +25,11 @@ static void cancel_usage(FILE *f)
 
 int ctl_cmd_cancel(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"pg-dsn", required_argument, NULL, 'p'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    CtlOutput output = CTL_OUTPUT_HUMAN;
-    const char *dsn_flag = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'p': dsn_flag = optarg; break;
-        case 'o':
-            if (!ctl_parse_output("cancel", optarg, &output)) return CTL_EXIT_USAGE;
-            break;
-        case 'h': cancel_usage(stdout); return CTL_EXIT_OK;
-        default: cancel_usage(stderr); return CTL_EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        ctl_error("cancel", argc - optind == 0 ? "expected JOB_ID" : "expected exactly one JOB_ID");
-        cancel_usage(stderr);
-        return CTL_EXIT_USAGE;
-    }
-    const char *job_id = argv[optind];
-    if (!ctl_db_job_id_ok("cancel", job_id)) return CTL_EXIT_USAGE;
-
-    HvdStore *s = ctl_db_open("cancel", ctl_db_dsn(dsn_flag));
-    if (!s) return CTL_EXIT_USAGE;
+    CtlOutput output;
+    const char *job_id;
+    HvdStore *s;
+    int rc = ctl_db_job_command("cancel", argc, argv, cancel_usage, &output, &job_id, &s);
+    if (rc >= 0) return rc;
     char err[1024] = "";
     bool found = false, finished = false;
     HvdJobRecord rec = {0};
@@ -64,7 +39,7 @@ int ctl_cmd_cancel(int argc, char **argv)
         st = hvd_store_get(s, job_id, &again, &rec, err, sizeof err);
     }
     hvd_store_close(s);
-    int rc = CTL_EXIT_OK;
+    rc = CTL_EXIT_OK;
     if (st != HVD_STORE_OK) {
         rc = ctl_db_fail("cancel", st, err);
     } else if (!found) {

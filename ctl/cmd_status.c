@@ -168,42 +168,16 @@ static void print_human(const HvdJobRecord *r)
 
 int ctl_cmd_status(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"pg-dsn", required_argument, NULL, 'p'},
-        {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    CtlOutput output = CTL_OUTPUT_HUMAN;
-    const char *dsn_flag = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'p': dsn_flag = optarg; break;
-        case 'o':
-            if (!ctl_parse_output("status", optarg, &output)) return CTL_EXIT_USAGE;
-            break;
-        case 'h': status_usage(stdout); return CTL_EXIT_OK;
-        default: status_usage(stderr); return CTL_EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1) {
-        ctl_error("status", argc - optind == 0 ? "expected JOB_ID" : "expected exactly one JOB_ID");
-        status_usage(stderr);
-        return CTL_EXIT_USAGE;
-    }
-    const char *job_id = argv[optind];
-    if (!ctl_db_job_id_ok("status", job_id)) return CTL_EXIT_USAGE;
-
-    HvdStore *s = ctl_db_open("status", ctl_db_dsn(dsn_flag));
-    if (!s) return CTL_EXIT_USAGE;
+    CtlOutput output;
+    const char *job_id;
+    HvdStore *s;
+    int rc = ctl_db_job_command("status", argc, argv, status_usage, &output, &job_id, &s);
+    if (rc >= 0) return rc;
     HvdJobRecord rec = {0};
     bool found = false;
     char err[1024] = "";
     HvdStoreStatus st = hvd_store_get(s, job_id, &found, &rec, err, sizeof err);
     hvd_store_close(s);
-    int rc;
     if (st != HVD_STORE_OK) {
         rc = ctl_db_fail("status", st, err);
     } else if (!found) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "codec.h"
 #include "dbutil.h"
+#include <getopt.h>
 
 #define CTL_DEFAULT_DSN "postgresql://localhost/hvdeploy"
 
@@ -53,4 +54,39 @@ void ctl_db_print_json(HvdNode *node)
     printf("%s\n", json);
     free(json);
     hvd_node_free(node);
+}
+
+int ctl_db_job_command(const char *cmd, int argc, char **argv, void (*usage)(FILE *), CtlOutput *output,
+                       const char **job_id, HvdStore **store)
+{
+    static const struct option longopts[] = {
+        {"pg-dsn", required_argument, NULL, 'p'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dsn_flag = NULL;
+    int c;
+    *output = CTL_OUTPUT_HUMAN;
+    *store = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': dsn_flag = optarg; break;
+        case 'o':
+            if (!ctl_parse_output(cmd, optarg, output)) return CTL_EXIT_USAGE;
+            break;
+        case 'h': usage(stdout); return CTL_EXIT_OK;
+        default: usage(stderr); return CTL_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        ctl_error(cmd, argc - optind == 0 ? "expected JOB_ID" : "expected exactly one JOB_ID");
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    *job_id = argv[optind];
+    if (!ctl_db_job_id_ok(cmd, *job_id)) return CTL_EXIT_USAGE;
+    *store = ctl_db_open(cmd, ctl_db_dsn(dsn_flag));
+    return *store ? -1 : CTL_EXIT_USAGE;
 }
