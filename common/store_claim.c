@@ -8,26 +8,20 @@
 
 /* ---- records ---- */
 
-static const char SQL_LOAD_JOB[] =
-    "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.correlation_id,"
-    " j.reply_to, j.content_type, j.request::text, j.options::text, j.outputs::text, j.attempts,"
-    " j.lease_epoch, j.cancel_requested, " STORE_TS("j.created_at") ", j.envelope,"
-    " j.envelope_sent_at IS NOT NULL, j.code, " STORE_TS("j.updated_at") ", " STORE_TS("j.finished_at") ","
-    " j.lease_owner, " STORE_TS("j.lease_expires_at") ", j.waiting_reason, " STORE_TS("j.next_run_at") ","
-    " sec.ciphertext, coalesce(j.lease_expires_at > now(), false), coalesce(j.next_run_at > now(), false),"
-    " j.holds_slot, j.seq"
-    " FROM hvdeploy.jobs j LEFT JOIN hvdeploy.job_secrets sec ON sec.job_id = j.job_id"
-    " WHERE j.job_id = $1::uuid";
-static const char SQL_LOAD_JOB_LOCKED[] =
-    "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.correlation_id,"
-    " j.reply_to, j.content_type, j.request::text, j.options::text, j.outputs::text, j.attempts,"
-    " j.lease_epoch, j.cancel_requested, " STORE_TS("j.created_at") ", j.envelope,"
-    " j.envelope_sent_at IS NOT NULL, j.code, " STORE_TS("j.updated_at") ", " STORE_TS("j.finished_at") ","
-    " j.lease_owner, " STORE_TS("j.lease_expires_at") ", j.waiting_reason, " STORE_TS("j.next_run_at") ","
-    " sec.ciphertext, coalesce(j.lease_expires_at > now(), false), coalesce(j.next_run_at > now(), false),"
-    " j.holds_slot, j.seq"
-    " FROM hvdeploy.jobs j LEFT JOIN hvdeploy.job_secrets sec ON sec.job_id = j.job_id"
-    " WHERE j.job_id = $1::uuid FOR UPDATE OF j";
+/* One job with its secret blob and the columns the claim decides on; the
+ * locked form is the same statement with FOR UPDATE. */
+#define SQL_LOAD_JOB_SELECT                                                                                    \
+    "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.correlation_id,"                 \
+    " j.reply_to, j.content_type, j.request::text, j.options::text, j.outputs::text, j.attempts,"             \
+    " j.lease_epoch, j.cancel_requested, " STORE_TS("j.created_at") ", j.envelope,"                            \
+    " j.envelope_sent_at IS NOT NULL, j.code, " STORE_TS("j.updated_at") ", " STORE_TS("j.finished_at") ","    \
+    " j.lease_owner, " STORE_TS("j.lease_expires_at") ", j.waiting_reason, " STORE_TS("j.next_run_at") ","    \
+    " sec.ciphertext, coalesce(j.lease_expires_at > now(), false), coalesce(j.next_run_at > now(), false),"   \
+    " j.holds_slot, j.seq"                                                                                     \
+    " FROM hvdeploy.jobs j LEFT JOIN hvdeploy.job_secrets sec ON sec.job_id = j.job_id"                        \
+    " WHERE j.job_id = $1::uuid"
+static const char SQL_LOAD_JOB[] = SQL_LOAD_JOB_SELECT;
+static const char SQL_LOAD_JOB_LOCKED[] = SQL_LOAD_JOB_SELECT " FOR UPDATE OF j";
 static const char SQL_LOAD_STAGES[] =
     "SELECT stage, status, attempts, " STORE_TS("started_at") ", " STORE_TS("finished_at") ","
     " error, code, agent_code, output::text, agent_log"
