@@ -16,23 +16,22 @@ void answer_encode(const HvdEnvelope *env, HvdContentType ct, HvdBuf *out)
     hvd_node_free(n);
 }
 
-const char *answer_default_reply_to(Worker *w)
+const char *answer_reply_queue(Worker *w, const char *reply_to)
 {
-    return w->results_queue;
+    return reply_to && *reply_to ? reply_to : w->results_queue;
 }
 
-void answer_publish(Worker *w, PubKind kind, const char *job_id, const char *reply_to, const char *correlation_id,
-                    const char *content_type, const HvdBuf *bytes, PubDone *done)
+void answer_publish(Worker *w, const char *job_id, const char *reply_to, const char *correlation_id,
+                    const char *content_type, const HvdBuf *bytes)
 {
-    PubMsg *m = pubmsg_new(kind);
+    PubMsg *m = pubmsg_new(PUB_ENVELOPE);
     m->exchange = NULL; /* the default exchange: routing key = queue name */
-    m->routing_key = hvd_xstrdup(reply_to && *reply_to ? reply_to : answer_default_reply_to(w));
+    m->routing_key = hvd_xstrdup(answer_reply_queue(w, reply_to));
     hvd_buf_append(&m->body, bytes->data, bytes->len);
     m->content_type = hvd_xstrdup(content_type ? content_type : "application/msgpack");
     m->message_id = hvd_xstrdup(job_id);
     m->correlation_id = hvd_xstrdup(correlation_id ? correlation_id : job_id);
     if (job_id) snprintf(m->job_id, sizeof m->job_id, "%s", job_id);
-    m->done = done;
     publisher_send(w->pub, m);
 }
 

@@ -63,7 +63,8 @@ HvdHostGate breaker_gate(Worker *w, const char *host, const char *job_id, int64_
     return gate;
 }
 
-bool breaker_host_failure(HvdOutcome o, const char *agent_code)
+/* Failures that speak of the host, not of the request. */
+static bool host_failure(HvdOutcome o, const char *agent_code)
 {
     return o == HVD_OUT_UNREACHABLE || o == HVD_OUT_TIMEOUT || o == HVD_OUT_TRANSPORT ||
            (o == HVD_OUT_RETRYABLE && agent_code && strcmp(agent_code, "HOST_BUSY") == 0);
@@ -72,7 +73,7 @@ bool breaker_host_failure(HvdOutcome o, const char *agent_code)
 void breaker_report(Worker *w, const char *host, HvdOutcome o, const char *agent_code, bool was_trial)
 {
     if (w->cfg.breaker_threshold <= 0) return;
-    bool failed = breaker_host_failure(o, agent_code);
+    bool failed = host_failure(o, agent_code);
     pthread_mutex_lock(&mu);
     int known = entry_locked(host)->fails;
     pthread_mutex_unlock(&mu);

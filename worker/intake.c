@@ -78,7 +78,7 @@ static bool answer_unstored(Worker *w, const HvdDelivery *d, const char *job_id,
 {
     if (!d->reply_to && !job_id) return true; /* nobody to answer */
     PubMsg *m = pubmsg_new(PUB_ANSWER);
-    m->routing_key = hvd_xstrdup(d->reply_to && *d->reply_to ? d->reply_to : w->results_queue);
+    m->routing_key = hvd_xstrdup(answer_reply_queue(w, d->reply_to));
     hvd_buf_append(&m->body, env->data, env->len);
     m->content_type = hvd_xstrdup(hvd_content_type_name(ct));
     m->message_id = hvd_xstrdup(job_id);
@@ -130,7 +130,7 @@ static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
             .target_host = job->target_host,
             .vm_name = job->vm.vm_name,
             .correlation_id = corr,
-            .reply_to = d->reply_to && *d->reply_to ? d->reply_to : w->results_queue,
+            .reply_to = answer_reply_queue(w, d->reply_to),
             .content_type = hvd_content_type_name(ct),
             .request_json = request_json,
             .options_json = "{}",
@@ -153,9 +153,9 @@ static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
         } else if (existing) {
             /* The id is known: answer with what is stored, if it ended. */
             if (stored.len && !d->redelivered)
-                answer_publish(w, PUB_ENVELOPE, job_id, nj.reply_to, corr, nj.content_type, &stored, NULL);
+                answer_publish(w, job_id, nj.reply_to, corr, nj.content_type, &stored);
         } else {
-            answer_publish(w, PUB_ENVELOPE, job_id, nj.reply_to, corr, nj.content_type, &env, NULL);
+            answer_publish(w, job_id, nj.reply_to, corr, nj.content_type, &env);
         }
         hvd_buf_free(&stored);
     }
@@ -181,8 +181,8 @@ static void after_claim(Worker *w, const HvdDelivery *d, HvdClaimOutcome out, Hv
         /* Upstream sent a finished job again: the stored envelope, byte for byte. */
         HvdLogCtx lc = {.job_id = rec->job_id, .correlation_id = rec->correlation_id};
         hvd_log_info(&lc, "job already finished: publishing its stored envelope again");
-        answer_publish(w, PUB_ENVELOPE, rec->job_id, rec->reply_to, rec->correlation_id, rec->content_type,
-                       &rec->envelope, NULL);
+        answer_publish(w, rec->job_id, rec->reply_to, rec->correlation_id, rec->content_type,
+                       &rec->envelope);
     }
 }
 
@@ -319,7 +319,7 @@ static bool handle_job(Consumer *c, const HvdDelivery *d)
         .target_host = job.target_host,
         .vm_name = job.vm.vm_name,
         .correlation_id = corr,
-        .reply_to = d->reply_to && *d->reply_to ? d->reply_to : w->results_queue,
+        .reply_to = answer_reply_queue(w, d->reply_to),
         .content_type = hvd_content_type_name(ct),
         .request_json = request_json,
         .options_json = opts,

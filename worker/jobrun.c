@@ -318,8 +318,8 @@ static void finish(JobRun *r, const char *job_status, const char *code, const ch
                   r->st[r->final_stage].message);
         event(r, NULL, job_status, r->rec->attempts, msg);
         hvd_metric_inc(HVD_M_JOBS_TOTAL, r->rec->job_type, env_status);
-        answer_publish(w, PUB_ENVELOPE, r->rec->job_id, r->rec->reply_to, r->rec->correlation_id,
-                       r->rec->content_type, &env, NULL);
+        answer_publish(w, r->rec->job_id, r->rec->reply_to, r->rec->correlation_id,
+                       r->rec->content_type, &env);
         if (next_job[0]) pub_doorbell(w, next_job, 0);
     } else if (st == HVD_STORE_FENCED) {
         hvd_log_warn(&r->log, "lease lost before the job could be finished: another worker owns it now");

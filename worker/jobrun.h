@@ -20,15 +20,15 @@ void jobrun_release_all(Worker *w);
 
 /* Encodes env in the content type ct into out. */
 void answer_encode(const HvdEnvelope *env, HvdContentType ct, HvdBuf *out);
-/* Publishes an envelope to reply_to (or <prefix>.results) and, for a stored
- * one (kind PUB_ENVELOPE), lets the publisher mark it sent once confirmed. */
-void answer_publish(Worker *w, PubKind kind, const char *job_id, const char *reply_to,
-                    const char *correlation_id, const char *content_type, const HvdBuf *bytes,
-                    PubDone *done);
+/* Publishes a stored envelope to reply_to (or <prefix>.results); the
+ * publisher marks it sent once the broker confirmed it. */
+void answer_publish(Worker *w, const char *job_id, const char *reply_to, const char *correlation_id,
+                    const char *content_type, const HvdBuf *bytes);
 /* Sends the evidence of a job that ran out of retries to <prefix>.dead. */
 void answer_dead_letter(Worker *w, const HvdJobRecord *rec, const char *stage, const char *code,
                         const char *message, const char *agent_code, const char *agent_log);
-/* The queue envelopes go to when reply_to is absent: "<prefix>.results". */
-const char *answer_default_reply_to(Worker *w);
+/* The queue a job's envelope goes to: its reply_to, or "<prefix>.results"
+ * when it has none. */
+const char *answer_reply_queue(Worker *w, const char *reply_to);
 
 #endif

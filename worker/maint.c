@@ -44,8 +44,8 @@ static void outbox(Worker *w)
         }
         HvdLogCtx lc = {.job_id = items[i].job_id};
         hvd_log_info(&lc, "resending an envelope the broker never confirmed");
-        answer_publish(w, PUB_ENVELOPE, items[i].job_id, items[i].reply_to, items[i].correlation_id,
-                       items[i].content_type, &items[i].envelope, NULL);
+        answer_publish(w, items[i].job_id, items[i].reply_to, items[i].correlation_id,
+                       items[i].content_type, &items[i].envelope);
         hvd_outbox_item_free(&items[i]);
     }
 }

@@ -158,14 +158,6 @@ bool publisher_has_envelope(Publisher *p, const char *job_id)
     return found;
 }
 
-size_t publisher_pending(Publisher *p)
-{
-    pthread_mutex_lock(&p->mu);
-    size_t n = p->n;
-    pthread_mutex_unlock(&p->mu);
-    return n;
-}
-
 /* ---- the thread ---- */
 
 typedef struct {
@@ -236,7 +228,6 @@ static void fill_publish(const PubMsg *m, HvdPublish *pub, HvdHeader *hdr, size_
         .correlation_id = m->correlation_id,
         .expiration = m->expiration,
         .persistent = m->kind != PUB_EVENT,
-        .mandatory = m->mandatory,
         .headers = hdr,
         .n_headers = *nh,
     };

@@ -118,14 +118,6 @@ size_t runners_free(Runners *r)
     return n;
 }
 
-size_t runners_busy(Runners *r)
-{
-    pthread_mutex_lock(&r->mu);
-    size_t n = r->reserved;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
 void runners_stop(Runners *r, int grace_s)
 {
     pthread_mutex_lock(&r->mu);

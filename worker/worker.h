@@ -71,7 +71,6 @@ typedef struct PubMsg {
     HvdBuf body;
     char *content_type, *message_id, *correlation_id;
     char *expiration;              /* per-message TTL in ms as text, or NULL */
-    bool mandatory;
     bool doorbell_header;
     char *reason;                  /* dead letters: x-hvdeploy-reason header */
     char *code;                    /* dead letters: x-hvdeploy-code header */
@@ -88,7 +87,6 @@ void publisher_send(Publisher *p, PubMsg *m);
  * Returns true when confirmed. Takes ownership of m. */
 bool publisher_send_wait(Publisher *p, PubMsg *m, int timeout_ms);
 void publisher_stop(Publisher *p);          /* flushes what it can, then joins */
-size_t publisher_pending(Publisher *p);
 /* Whether the envelope of job_id is queued or being sent right now (the
  * outbox leaves those alone). */
 bool publisher_has_envelope(Publisher *p, const char *job_id);
@@ -113,7 +111,6 @@ void runners_unreserve(Runners *r);
 /* Hands a claimed job (lease held) to the reserved runner; takes ownership of rec. */
 void runners_submit(Runners *r, HvdJobRecord *rec, bool takeover);
 size_t runners_free(Runners *r);
-size_t runners_busy(Runners *r);
 /* Stops: running jobs finish their current stage, then release their lease. */
 void runners_stop(Runners *r, int grace_s);
 
@@ -146,7 +143,6 @@ void *maint_main(void *w);
 HvdHostGate breaker_gate(Worker *w, const char *host, const char *job_id, int64_t *wait_ms);
 /* Records a call's outcome for the host's circuit. */
 void breaker_report(Worker *w, const char *host, HvdOutcome o, const char *agent_code, bool was_trial);
-bool breaker_host_failure(HvdOutcome o, const char *agent_code);
 
 /* ---- util ------------------------------------------------------------------ */
 
