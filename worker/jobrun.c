@@ -19,6 +19,26 @@
 
 #define MAX_STAGES 4
 
+/* What each stage makes, as later stages and the envelope's data name it. */
+static const struct {
+    const char *stage;
+    const char *keys[4];   /* NULL-terminated */
+} STAGE_OUTPUTS[] = {
+    {HVD_STAGE_VM_CREATE, {"vm_id", NULL}},
+    {HVD_STAGE_DISK_CREATE, {"disk_id", "disk_path", NULL}},
+    {HVD_STAGE_NIC_CREATE, {"nic_id", "adapter_name", "mac_address", NULL}},
+};
+#define N_STAGE_OUTPUTS (sizeof STAGE_OUTPUTS / sizeof STAGE_OUTPUTS[0])
+
+/* Copies the string values of keys (NULL-terminated) from one map to another. */
+static void copy_keys(HvdNode *to, const HvdNode *from, const char *const *keys)
+{
+    for (size_t i = 0; keys[i]; i++) {
+        const char *v = hvd_node_get_str(from, keys[i]);
+        if (v) hvd_node_map_set_str(to, keys[i], v);
+    }
+}
+
 typedef struct {
     char status[16];           /* succeeded, failed, not_started, rolled_back, pending, running */
     int attempts;
@@ -160,8 +180,7 @@ static bool rebuild(JobRun *r, char *why, size_t whylen)
 static HvdNode *envelope_data(JobRun *r)
 {
     HvdNode *d = hvd_node_map();
-    const char *vm_id = hvd_node_get_str(r->outputs, "vm_id");
-    if (vm_id) hvd_node_map_set_str(d, "vm_id", vm_id);
+    copy_keys(d, r->outputs, STAGE_OUTPUTS[0].keys); /* vm_id first */
     if (r->job_valid) {
         hvd_node_map_set_str(d, "vm_name", r->job.vm.vm_name);
         hvd_node_map_set_str(d, "target_host", r->job.target_host);
@@ -170,11 +189,7 @@ static HvdNode *envelope_data(JobRun *r)
         hvd_node_map_set_str(d, "vm_name", r->rec->vm_name);
         hvd_node_map_set_str(d, "target_host", r->rec->target_host);
     }
-    static const char *const keys[] = {"disk_id", "disk_path", "nic_id", "adapter_name", "mac_address"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const char *v = hvd_node_get_str(r->outputs, keys[i]);
-        if (v) hvd_node_map_set_str(d, keys[i], v);
-    }
+    for (size_t k = 1; k < N_STAGE_OUTPUTS; k++) copy_keys(d, r->outputs, STAGE_OUTPUTS[k].keys);
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->stages[i], HVD_STAGE_VM_INITIALIZE) == 0 && strcmp(r->st[i].status, "succeeded") == 0 &&
             r->job_valid)
@@ -270,9 +285,8 @@ static void finish(JobRun *r, const char *job_status, const char *code, const ch
         rolled_back = rollback(r, why, sizeof why);
         if (rolled_back) {
             /* The envelope's data lists what exists: nothing made is left. */
-            static const char *const made[] = {"vm_id", "disk_id", "disk_path", "nic_id", "adapter_name",
-                                               "mac_address"};
-            for (size_t k = 0; k < sizeof made / sizeof made[0]; k++) hvd_node_map_remove(r->outputs, made[k]);
+            for (size_t k = 0; k < N_STAGE_OUTPUTS; k++)
+                for (size_t j = 0; STAGE_OUTPUTS[k].keys[j]; j++) hvd_node_map_remove(r->outputs, STAGE_OUTPUTS[k].keys[j]);
             for (size_t i = 0; i < r->n; i++)
                 if (strcmp(r->st[i].status, "succeeded") == 0)
                     snprintf(r->st[i].status, sizeof r->st[i].status, "rolled_back");
@@ -459,18 +473,9 @@ static bool rollback(JobRun *r, char *why, size_t whylen)
 /* Keeps the outputs of a stage that later stages and the envelope need. */
 static HvdNode *stage_outputs(const char *stage, const HvdNode *data)
 {
-    static const char *const vm[] = {"vm_id", NULL};
-    static const char *const disk[] = {"disk_id", "disk_path", NULL};
-    static const char *const nic[] = {"nic_id", "adapter_name", "mac_address", NULL};
-    const char *const *keys = strcmp(stage, HVD_STAGE_VM_CREATE) == 0     ? vm
-                              : strcmp(stage, HVD_STAGE_DISK_CREATE) == 0 ? disk
-                              : strcmp(stage, HVD_STAGE_NIC_CREATE) == 0  ? nic
-                                                                          : NULL;
     HvdNode *out = hvd_node_map();
-    for (size_t i = 0; keys && keys[i]; i++) {
-        const char *v = hvd_node_get_str(data, keys[i]);
-        if (v) hvd_node_map_set_str(out, keys[i], v);
-    }
+    for (size_t k = 0; k < N_STAGE_OUTPUTS; k++)
+        if (strcmp(stage, STAGE_OUTPUTS[k].stage) == 0) copy_keys(out, data, STAGE_OUTPUTS[k].keys);
     return out;
 }
 
