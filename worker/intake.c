@@ -425,16 +425,7 @@ static bool handle_delivery(Consumer *c, const HvdDelivery *d)
 static HvdBroker *connect_consumer(Worker *w, int *attempt)
 {
     char err[512];
-    HvdBrokerOptions o = {
-        .url = w->cfg.amqp_url,
-        .connection_name = w->con_conn_name,
-        .heartbeat_s = (int)w->cfg.heartbeat,
-        .tls_ca_file = w->cfg.amqp_ca_file && *w->cfg.amqp_ca_file ? w->cfg.amqp_ca_file : NULL,
-        .tls_cert_file = w->cfg.amqp_cert_file && *w->cfg.amqp_cert_file ? w->cfg.amqp_cert_file : NULL,
-        .tls_key_file = w->cfg.amqp_key_file && *w->cfg.amqp_key_file ? w->cfg.amqp_key_file : NULL,
-        .tls_no_verify_peer = !w->cfg.amqp_verify,
-        .tls_no_verify_hostname = !w->cfg.amqp_verify,
-    };
+    HvdBrokerOptions o = worker_broker_options(w, w->con_conn_name, false);
     HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
     if (!b) {
         if (*attempt == 0 || *attempt % 10 == 0) hvd_log_warn(NULL, "consumer: %s (retrying)", err);

@@ -30,6 +30,26 @@ void worker_backoff_sleep(Worker *w, int attempt)
     }
 }
 
+static const char *unless_empty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+HvdBrokerOptions worker_broker_options(const Worker *w, const char *connection_name, bool confirms)
+{
+    return (HvdBrokerOptions){
+        .url = w->cfg.amqp_url,
+        .connection_name = connection_name,
+        .heartbeat_s = (int)w->cfg.heartbeat,
+        .confirms = confirms,
+        .tls_ca_file = unless_empty(w->cfg.amqp_ca_file),
+        .tls_cert_file = unless_empty(w->cfg.amqp_cert_file),
+        .tls_key_file = unless_empty(w->cfg.amqp_key_file),
+        .tls_no_verify_peer = !w->cfg.amqp_verify,
+        .tls_no_verify_hostname = !w->cfg.amqp_verify,
+    };
+}
+
 static bool ready(void *arg, char *reason, size_t len)
 {
     Worker *w = arg;
@@ -174,13 +194,7 @@ int main(int argc, char **argv)
     atomic_store(&w.pg_ready, true);
 
     for (int attempt = 0;; attempt++) {
-        HvdBrokerOptions o = {.url = w.cfg.amqp_url, .connection_name = w.con_conn_name,
-                              .heartbeat_s = (int)w.cfg.heartbeat,
-                              .tls_ca_file = *w.cfg.amqp_ca_file ? w.cfg.amqp_ca_file : NULL,
-                              .tls_cert_file = *w.cfg.amqp_cert_file ? w.cfg.amqp_cert_file : NULL,
-                              .tls_key_file = *w.cfg.amqp_key_file ? w.cfg.amqp_key_file : NULL,
-                              .tls_no_verify_peer = !w.cfg.amqp_verify,
-                              .tls_no_verify_hostname = !w.cfg.amqp_verify};
+        HvdBrokerOptions o = worker_broker_options(&w, w.con_conn_name, false);
         HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
         if (b) {
             HvdBrokerStatus st = hvd_broker_declare_topology(b, w.cfg.amqp_prefix, w.retry_delays,

@@ -183,17 +183,7 @@ static HvdBroker *connect_publisher(Publisher *p)
     Worker *w = p->w;
     char err[512];
     for (int attempt = 0;; attempt++) {
-        HvdBrokerOptions o = {
-            .url = w->cfg.amqp_url,
-            .connection_name = w->pub_conn_name,
-            .heartbeat_s = (int)w->cfg.heartbeat,
-            .confirms = true,
-            .tls_ca_file = w->cfg.amqp_ca_file && *w->cfg.amqp_ca_file ? w->cfg.amqp_ca_file : NULL,
-            .tls_cert_file = w->cfg.amqp_cert_file && *w->cfg.amqp_cert_file ? w->cfg.amqp_cert_file : NULL,
-            .tls_key_file = w->cfg.amqp_key_file && *w->cfg.amqp_key_file ? w->cfg.amqp_key_file : NULL,
-            .tls_no_verify_peer = !w->cfg.amqp_verify,
-            .tls_no_verify_hostname = !w->cfg.amqp_verify,
-        };
+        HvdBrokerOptions o = worker_broker_options(w, w->pub_conn_name, true);
         HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
         if (b) {
             if (attempt > 0) hvd_log_info(NULL, "publisher reconnected to RabbitMQ");

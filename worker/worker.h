@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "agent.h"
+#include "broker.h"
 #include "buf.h"
 #include "config.h"
 #include "plan.h"
@@ -145,6 +146,9 @@ HvdHostGate breaker_gate(Worker *w, const char *host, const char *job_id, int64_
 void breaker_report(Worker *w, const char *host, HvdOutcome o, const char *agent_code, bool was_trial);
 
 /* ---- util ------------------------------------------------------------------ */
+
+/* The broker connection options of this worker's settings (TLS included). */
+HvdBrokerOptions worker_broker_options(const Worker *w, const char *connection_name, bool confirms);
 
 /* Retries a store call while it answers HVD_STORE_RETRY and we are not told to
  * stop: sleeps with capped exponential backoff and jitter. */
