@@ -22,16 +22,13 @@
 extern char **environ;
 
 #define HOST_PLACEHOLDER "{host}"
-#define READ_CHUNK       16384
-#define NO_PIDFD_POLL_MS 10     /* how often the exit is checked when pidfd_open is unavailable */
-#define CANCEL_POLL_MS   50
+#define READ_CHUNK 16384
+#define NO_PIDFD_POLL_MS 10 /* how often the exit is checked when pidfd_open is unavailable */
+#define CANCEL_POLL_MS 50
 
 static const HvdAgentTimeout DEFAULT_TIMEOUTS[] = {
-    {"vm.create", 300 * 1000},
-    {"disk.create", 1800 * 1000},
-    {"nic.create", 120 * 1000},
-    {"vm.initialize", 900 * 1000},
-    {"vm.delete", 300 * 1000},
+    {"vm.create", 300 * 1000},     {"disk.create", 1800 * 1000}, {"nic.create", 120 * 1000},
+    {"vm.initialize", 900 * 1000}, {"vm.delete", 300 * 1000},
 };
 
 /* ---- configuration ---- */
@@ -91,7 +88,8 @@ bool hvd_agent_cfg_set_command(HvdAgentCfg *cfg, const char *tmpl, char *err, si
     char **v = tmpl ? split_words(tmpl, " \t", &n) : NULL;
     if (n == 0) {
         free_words(v, n);
-        snprintf(err, errlen, "the agent command is empty: set HVD_AGENT_CMD to the agent's argv, e.g. "
+        snprintf(err, errlen,
+                 "the agent command is empty: set HVD_AGENT_CMD to the agent's argv, e.g. "
                  "'ssh -T {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'");
         return false;
     }
@@ -129,9 +127,12 @@ static bool parse_duration_ms(const char *s, int64_t *out)
     double v = strtod(s, &end);
     if (errno || end == s || v <= 0) return false;
     double ms;
-    if (strcmp(end, "ms") == 0) ms = v;
-    else if (strcmp(end, "s") == 0 || *end == '\0') ms = v * 1000.0;
-    else return false;
+    if (strcmp(end, "ms") == 0)
+        ms = v;
+    else if (strcmp(end, "s") == 0 || *end == '\0')
+        ms = v * 1000.0;
+    else
+        return false;
     if (ms < 1 || ms > 7.0 * 24 * 3600 * 1000) return false;
     *out = (int64_t)ms;
     return true;
@@ -139,7 +140,7 @@ static bool parse_duration_ms(const char *s, int64_t *out)
 
 bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err, size_t errlen)
 {
-    HvdAgentCfg tmp = *cfg;   /* shallow: only the timeout fields are touched */
+    HvdAgentCfg tmp = *cfg; /* shallow: only the timeout fields are touched */
     size_t n = 0;
     char **items = split_words(list ? list : "", ", \t", &n);
     bool ok = true;
@@ -370,7 +371,7 @@ static void drain(Call *c, int *fd, bool is_stdout)
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        close_fd(fd);   /* EOF or a read error */
+        close_fd(fd); /* EOF or a read error */
         return;
     }
 }
@@ -379,10 +380,13 @@ static void feed(Call *c)
 {
     while (c->written < c->req_len) {
         ssize_t n = write(c->in_fd, c->req + c->written, c->req_len - c->written);
-        if (n > 0) { c->written += (size_t)n; continue; }
+        if (n > 0) {
+            c->written += (size_t)n;
+            continue;
+        }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        break;   /* EPIPE (the child closed stdin or exited) or another error: stop feeding */
+        break; /* EPIPE (the child closed stdin or exited) or another error: stop feeding */
     }
     close_fd(&c->in_fd);
 }
@@ -426,8 +430,10 @@ static void run_loop(Call *c, const HvdAgentCfg *cfg, const HvdAgentCallOpts *op
             return;
         }
         if (!c->timed_out && !c->cancelled && !c->exited) {
-            if (cancel && atomic_load(cancel)) c->cancelled = true;
-            else if (now >= deadline) c->timed_out = true;
+            if (cancel && atomic_load(cancel))
+                c->cancelled = true;
+            else if (now >= deadline)
+                c->timed_out = true;
             if (c->timed_out || c->cancelled) {
                 kill_group(c, SIGTERM);
                 c->term_at = now;
@@ -438,9 +444,18 @@ static void run_loop(Call *c, const HvdAgentCfg *cfg, const HvdAgentCallOpts *op
 
         struct pollfd pf[4];
         int n = 0, i_in = -1, i_out = -1, i_err = -1;
-        if (c->in_fd >= 0) { i_in = n; pf[n++] = (struct pollfd){.fd = c->in_fd, .events = POLLOUT}; }
-        if (c->out_fd >= 0) { i_out = n; pf[n++] = (struct pollfd){.fd = c->out_fd, .events = POLLIN}; }
-        if (c->err_fd >= 0) { i_err = n; pf[n++] = (struct pollfd){.fd = c->err_fd, .events = POLLIN}; }
+        if (c->in_fd >= 0) {
+            i_in = n;
+            pf[n++] = (struct pollfd){.fd = c->in_fd, .events = POLLOUT};
+        }
+        if (c->out_fd >= 0) {
+            i_out = n;
+            pf[n++] = (struct pollfd){.fd = c->out_fd, .events = POLLIN};
+        }
+        if (c->err_fd >= 0) {
+            i_err = n;
+            pf[n++] = (struct pollfd){.fd = c->err_fd, .events = POLLIN};
+        }
         if (c->pidfd >= 0 && !c->exited) pf[n++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
 
         int64_t wait = -1;
@@ -460,8 +475,10 @@ static void run_loop(Call *c, const HvdAgentCfg *cfg, const HvdAgentCallOpts *op
             continue;
         }
         if (i_in >= 0 && pf[i_in].revents) {
-            if (pf[i_in].revents & (POLLERR | POLLHUP | POLLNVAL)) close_fd(&c->in_fd);
-            else feed(c);
+            if (pf[i_in].revents & (POLLERR | POLLHUP | POLLNVAL))
+                close_fd(&c->in_fd);
+            else
+                feed(c);
         }
         if (i_out >= 0 && pf[i_out].revents) drain(c, &c->out_fd, true);
         if (i_err >= 0 && pf[i_err].revents) drain(c, &c->err_fd, false);
@@ -476,8 +493,7 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
     if (pr == HVD_AGENT_PARSE_TOO_LARGE) {
         hvd_node_free(env);
         res->outcome = HVD_AGENT_PROTOCOL_ERROR;
-        snprintf(res->detail, sizeof res->detail, "agent wrote more than %d bytes to stdout",
-                 HVD_AGENT_MAX_OUTPUT);
+        snprintf(res->detail, sizeof res->detail, "agent wrote more than %d bytes to stdout", HVD_AGENT_MAX_OUTPUT);
         return;
     }
     if (pr == HVD_AGENT_PARSE_OK && env) {
@@ -520,8 +536,7 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
         snprintf(res->detail, sizeof res->detail, "agent exited with status %d without an answer", res->exit_code);
     } else {
         res->outcome = HVD_AGENT_TRANSPORT;
-        snprintf(res->detail, sizeof res->detail, "agent was killed by signal %d without an answer",
-                 res->term_signal);
+        snprintf(res->detail, sizeof res->detail, "agent was killed by signal %d without an answer", res->term_signal);
     }
 }
 
@@ -533,12 +548,15 @@ static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
     int rc = posix_spawn_file_actions_init(&fa);
     if (rc) return rc;
     rc = posix_spawnattr_init(&attr);
-    if (rc) { posix_spawn_file_actions_destroy(&fa); return rc; }
+    if (rc) {
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
+    }
     sigemptyset(&none);
     sigemptyset(&dfl);
     /* Only an ignored disposition survives exec; give the agent defaults. */
-    static const int DFL[] = {SIGPIPE, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
-                              SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ};
+    static const int DFL[] = {SIGPIPE, SIGCHLD, SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
+                              SIGUSR2, SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ};
     for (size_t i = 0; i < sizeof DFL / sizeof DFL[0]; i++) sigaddset(&dfl, DFL[i]);
     rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     if (!rc) rc = posix_spawnattr_setpgroup(&attr, 0);
@@ -547,7 +565,7 @@ static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
     if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
     if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
     if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
-    /* Every other descriptor of the caller stays out of the agent, even
+        /* Every other descriptor of the caller stays out of the agent, even
      * one a library opened without O_CLOEXEC. */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
@@ -558,15 +576,14 @@ static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
     return rc;
 }
 
-HvdAgentOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation,
-                               const char *request, size_t len, HvdAgentResult *res)
+HvdAgentOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
+                               size_t len, HvdAgentResult *res)
 {
     return hvd_agent_call_opts(cfg, NULL, host, operation, request, len, res);
 }
 
 HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *host,
-                                    const char *operation, const char *request, size_t len,
-                                    HvdAgentResult *res)
+                                    const char *operation, const char *request, size_t len, HvdAgentResult *res)
 {
     memset(res, 0, sizeof *res);
     res->exit_code = -1;
@@ -611,7 +628,7 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
         snprintf(res->detail, sizeof res->detail, "cannot run agent '%.100s': %s", argv[0], strerror(rc));
         goto unblock;
     }
-    c.pidfd = (int)syscall(SYS_pidfd_open, c.pid, 0);   /* O_CLOEXEC by definition; -1 on old kernels */
+    c.pidfd = (int)syscall(SYS_pidfd_open, c.pid, 0); /* O_CLOEXEC by definition; -1 on old kernels */
     set_nonblock(c.in_fd);
     set_nonblock(c.out_fd);
     set_nonblock(c.err_fd);
@@ -634,7 +651,11 @@ unblock:
     close_fd(&c.out_fd);
     close_fd(&c.err_fd);
     close_fd(&c.pidfd);
-    for (int i = 0; i < 2; i++) { close_fd(&in[i]); close_fd(&out[i]); close_fd(&err[i]); }
+    for (int i = 0; i < 2; i++) {
+        close_fd(&in[i]);
+        close_fd(&out[i]);
+        close_fd(&err[i]);
+    }
     if (!sigismember(&old_mask, SIGPIPE)) {
         sigset_t pending;
         struct timespec zero = {0, 0};

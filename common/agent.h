@@ -18,23 +18,23 @@
 #include <stdint.h>
 #include "node.h"
 
-#define HVD_AGENT_DEFAULT_TIMEOUT_MS   (60 * 1000)   /* an operation without its own timeout */
-#define HVD_AGENT_DEFAULT_GRACE_MS     2000          /* SIGTERM -> SIGKILL */
-#define HVD_AGENT_DEFAULT_EOF_GRACE_MS 200           /* after the child exits, wait this long for EOF */
-#define HVD_AGENT_DEFAULT_STDERR_CAP   4096          /* bytes of stderr kept (the last ones) */
-#define HVD_AGENT_DEFAULT_RETRYABLE    "HOST_BUSY,TRANSIENT"
-#define HVD_AGENT_MAX_TIMEOUTS         16
+#define HVD_AGENT_DEFAULT_TIMEOUT_MS (60 * 1000) /* an operation without its own timeout */
+#define HVD_AGENT_DEFAULT_GRACE_MS 2000          /* SIGTERM -> SIGKILL */
+#define HVD_AGENT_DEFAULT_EOF_GRACE_MS 200       /* after the child exits, wait this long for EOF */
+#define HVD_AGENT_DEFAULT_STDERR_CAP 4096        /* bytes of stderr kept (the last ones) */
+#define HVD_AGENT_DEFAULT_RETRYABLE "HOST_BUSY,TRANSIENT"
+#define HVD_AGENT_MAX_TIMEOUTS 16
 
 typedef enum {
-    HVD_AGENT_SUCCESS = 0,     /* envelope status success */
-    HVD_AGENT_AGENT_ERROR,     /* envelope error/partial with a permanent (or no) code */
-    HVD_AGENT_RETRYABLE,       /* envelope error/partial with a retryable code: transient */
-    HVD_AGENT_PROTOCOL_ERROR,  /* exit 0 without a valid envelope, or over 1 MiB of output: permanent */
-    HVD_AGENT_TIMEOUT,         /* deadline passed without an envelope: transient */
-    HVD_AGENT_TRANSPORT,       /* non-zero exit or signal without an envelope, spawn failure: transient */
-    HVD_AGENT_UNREACHABLE,     /* exit 255 without an envelope (ssh could not reach the host): transient */
-    HVD_AGENT_CANCELLED,       /* the caller's cancel flag was raised: transient */
-    HVD_AGENT_BAD_CALL,        /* invalid host or no command: nothing was run; permanent */
+    HVD_AGENT_SUCCESS = 0,    /* envelope status success */
+    HVD_AGENT_AGENT_ERROR,    /* envelope error/partial with a permanent (or no) code */
+    HVD_AGENT_RETRYABLE,      /* envelope error/partial with a retryable code: transient */
+    HVD_AGENT_PROTOCOL_ERROR, /* exit 0 without a valid envelope, or over 1 MiB of output: permanent */
+    HVD_AGENT_TIMEOUT,        /* deadline passed without an envelope: transient */
+    HVD_AGENT_TRANSPORT,      /* non-zero exit or signal without an envelope, spawn failure: transient */
+    HVD_AGENT_UNREACHABLE,    /* exit 255 without an envelope (ssh could not reach the host): transient */
+    HVD_AGENT_CANCELLED,      /* the caller's cancel flag was raised: transient */
+    HVD_AGENT_BAD_CALL,       /* invalid host or no command: nothing was run; permanent */
 } HvdAgentOutcome;
 
 typedef struct {
@@ -43,16 +43,16 @@ typedef struct {
 } HvdAgentTimeout;
 
 typedef struct {
-    char **argv;               /* the template words, NULL-terminated; NULL until set */
+    char **argv; /* the template words, NULL-terminated; NULL until set */
     size_t argc;
     HvdAgentTimeout timeouts[HVD_AGENT_MAX_TIMEOUTS];
     size_t n_timeouts;
     int64_t default_timeout_ms;
-    char **retryable;          /* agent codes that are transient */
+    char **retryable; /* agent codes that are transient */
     size_t n_retryable;
-    int64_t kill_grace_ms;     /* after SIGTERM, before SIGKILL (0 = at once; < 0 = default) */
-    int64_t eof_grace_ms;      /* after the child exited, while a grandchild holds the pipes (< 0 = default) */
-    size_t stderr_cap;         /* bytes of the stderr tail kept */
+    int64_t kill_grace_ms; /* after SIGTERM, before SIGKILL (0 = at once; < 0 = default) */
+    int64_t eof_grace_ms;  /* after the child exited, while a grandchild holds the pipes (< 0 = default) */
+    size_t stderr_cap;     /* bytes of the stderr tail kept */
 } HvdAgentCfg;
 
 /* Defaults: no command yet; timeouts vm.create 300 s, disk.create 1800 s,
@@ -60,7 +60,7 @@ typedef struct {
  * retryable codes HOST_BUSY, TRANSIENT; grace 2 s; EOF grace 200 ms;
  * stderr tail 4 KiB. */
 void hvd_agent_cfg_init(HvdAgentCfg *cfg);
-void hvd_agent_cfg_free(HvdAgentCfg *cfg);     /* NULL-safe; leaves cfg re-initialisable */
+void hvd_agent_cfg_free(HvdAgentCfg *cfg); /* NULL-safe; leaves cfg re-initialisable */
 
 /* Splits tmpl on spaces and tabs into argv words ("{host}" stays a
  * placeholder, replaced per call). Returns false with a one-line reason in
@@ -88,38 +88,37 @@ char **hvd_agent_argv(const HvdAgentCfg *cfg, const char *host, char *err, size_
 void hvd_agent_argv_free(char **argv);
 
 typedef struct {
-    int64_t timeout_ms;            /* > 0 overrides the operation's timeout */
-    const atomic_int *cancel;      /* when non-NULL and raised, the call is stopped like a timeout */
+    int64_t timeout_ms;       /* > 0 overrides the operation's timeout */
+    const atomic_int *cancel; /* when non-NULL and raised, the call is stopped like a timeout */
 } HvdAgentCallOpts;
 
 typedef struct {
     HvdAgentOutcome outcome;
-    HvdNode *envelope;             /* the parsed answer (owned), NULL when there was none */
+    HvdNode *envelope; /* the parsed answer (owned), NULL when there was none */
     /* Borrowed from envelope (NULL when absent): */
     const char *status, *message, *code, *correlation_id;
     const HvdNode *data, *logs;
-    bool exited;                   /* the child exited normally ... */
-    int exit_code;                 /* ... with this status (else -1) */
-    int term_signal;               /* or was killed by this signal (else 0) */
-    bool timed_out;                /* the deadline passed (we sent SIGTERM) */
-    bool killed;                   /* we sent SIGKILL to the group */
-    bool output_overflow;          /* stdout passed HVD_AGENT_MAX_OUTPUT */
+    bool exited;          /* the child exited normally ... */
+    int exit_code;        /* ... with this status (else -1) */
+    int term_signal;      /* or was killed by this signal (else 0) */
+    bool timed_out;       /* the deadline passed (we sent SIGTERM) */
+    bool killed;          /* we sent SIGKILL to the group */
+    bool output_overflow; /* stdout passed HVD_AGENT_MAX_OUTPUT */
     int64_t elapsed_ms;
-    size_t stdout_bytes;           /* bytes of stdout read */
-    char *stderr_tail;             /* the last stderr_cap bytes (NUL-terminated, may be ""), owned */
-    char detail[256];              /* one human sentence on what happened, e.g. "agent exited with status 3 without an answer" */
+    size_t stdout_bytes; /* bytes of stdout read */
+    char *stderr_tail;   /* the last stderr_cap bytes (NUL-terminated, may be ""), owned */
+    char detail[256];    /* one human sentence on what happened, e.g. "agent exited with status 3 without an answer" */
 } HvdAgentResult;
 
 /* Runs one agent call: the configured argv for host, request (len bytes, the
  * JobRequest line) on stdin, the outcome classified per §6 into *res (always
  * filled; free with hvd_agent_result_free). A valid envelope wins over the
  * exit status. Returns res->outcome. */
-HvdAgentOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation,
-                               const char *request, size_t len, HvdAgentResult *res);
+HvdAgentOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
+                               size_t len, HvdAgentResult *res);
 HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *host,
-                                    const char *operation, const char *request, size_t len,
-                                    HvdAgentResult *res);
-void hvd_agent_result_free(HvdAgentResult *res);   /* NULL-safe */
+                                    const char *operation, const char *request, size_t len, HvdAgentResult *res);
+void hvd_agent_result_free(HvdAgentResult *res); /* NULL-safe */
 
 /* "success", "agent_error", "retryable", "protocol_error", "timeout",
  * "transport", "unreachable", "cancelled", "bad_call". */

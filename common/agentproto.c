@@ -45,7 +45,7 @@ HvdNode *hvd_agent_resource_spec(const HvdJob *job, const char *operation, const
         HvdNode *keys = hvd_guest_config_keys(job);
         for (size_t i = 0; keys && keys->type == HVD_MAP && i < keys->u.map.n; i++) {
             hvd_node_map_set(m, keys->u.map.keys[i], keys->u.map.vals[i]);
-            keys->u.map.vals[i] = NULL;   /* moved into m */
+            keys->u.map.vals[i] = NULL; /* moved into m */
         }
         hvd_node_free(keys);
     } else if (strcmp(operation, HVD_OP_VM_DELETE) == 0) {
@@ -63,8 +63,7 @@ void hvd_agent_request_encode(const HvdAgentRequest *req, HvdBuf *out)
 {
     HvdNode *m = hvd_node_map();
     hvd_node_map_set_str(m, "operation", req->operation);
-    hvd_node_map_set(m, "resource_spec",
-                     req->resource_spec ? hvd_node_clone(req->resource_spec) : hvd_node_map());
+    hvd_node_map_set(m, "resource_spec", req->resource_spec ? hvd_node_clone(req->resource_spec) : hvd_node_map());
     hvd_node_map_set_str(m, "correlation_id", req->correlation_id);
     HvdNode *meta = hvd_node_map();
     hvd_node_map_set_str(meta, "timestamp", req->timestamp);
@@ -74,7 +73,7 @@ void hvd_agent_request_encode(const HvdAgentRequest *req, HvdBuf *out)
     hvd_node_map_set_int(meta, "attempt", req->attempt);
     hvd_node_map_set_str(meta, "idempotency_key", req->idempotency_key);
     hvd_node_map_set(m, "metadata", meta);
-    hvd_encode(HVD_CT_JSON, m, out);   /* compact: control characters are escaped, so one line */
+    hvd_encode(HVD_CT_JSON, m, out); /* compact: control characters are escaped, so one line */
     hvd_buf_append(out, "\n", 1);
     hvd_node_free(m);
 }
@@ -92,8 +91,14 @@ typedef struct {
 
 static Span trim(Span s)
 {
-    if (s.n >= 3 && memcmp(s.p, BOM, 3) == 0) { s.p += 3; s.n -= 3; }
-    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t' || s.p[0] == '\r')) { s.p++; s.n--; }
+    if (s.n >= 3 && memcmp(s.p, BOM, 3) == 0) {
+        s.p += 3;
+        s.n -= 3;
+    }
+    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t' || s.p[0] == '\r')) {
+        s.p++;
+        s.n--;
+    }
     while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t' || s.p[s.n - 1] == '\r')) s.n--;
     return s;
 }
@@ -123,7 +128,7 @@ HvdAgentParse hvd_agent_output_parse(const char *out, size_t len, HvdNode **enve
         size_t end = nl ? (size_t)(nl - out) : len;
         Span line = trim((Span){out + i, end - i});
         i = nl ? end + 1 : len;
-        for (;;) {   /* a line may end a CLIXML block and carry more after it */
+        for (;;) { /* a line may end a CLIXML block and carry more after it */
             if (in_clixml) {
                 const char *e = memmem(line.p, line.n, CLIXML_END, strlen(CLIXML_END));
                 if (!e) break;

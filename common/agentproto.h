@@ -19,21 +19,21 @@ typedef struct {
     const char *operation;
     const HvdNode *resource_spec;
     const char *correlation_id;
-    const char *timestamp;     /* RFC 3339 UTC */
+    const char *timestamp; /* RFC 3339 UTC */
     const char *host;
     const char *job_id;
     const char *stage;
     int64_t attempt;
-    const char *idempotency_key;  /* "<job_id>:<stage>" */
+    const char *idempotency_key; /* "<job_id>:<stage>" */
 } HvdAgentRequest;
 
 /* Appends the JobRequest as one JSON line ending in "\n". */
 void hvd_agent_request_encode(const HvdAgentRequest *req, HvdBuf *out);
 
 typedef enum {
-    HVD_AGENT_PARSE_OK = 0,      /* *envelope is the last JSON object line with a "status" key */
-    HVD_AGENT_PARSE_NONE,        /* no such line */
-    HVD_AGENT_PARSE_TOO_LARGE,   /* output over HVD_AGENT_MAX_OUTPUT */
+    HVD_AGENT_PARSE_OK = 0,    /* *envelope is the last JSON object line with a "status" key */
+    HVD_AGENT_PARSE_NONE,      /* no such line */
+    HVD_AGENT_PARSE_TOO_LARGE, /* output over HVD_AGENT_MAX_OUTPUT */
 } HvdAgentParse;
 
 /* Parses agent stdout: tolerates a UTF-8 BOM, CRLF, blank lines, PowerShell

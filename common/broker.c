@@ -35,10 +35,8 @@ void brk_err(HvdBroker *b, char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (err && errlen)
-        snprintf(err, errlen, "%s", line);
-    if (b)
-        snprintf(b->last_error, sizeof b->last_error, "%s", line);
+    if (err && errlen) snprintf(err, errlen, "%s", line);
+    if (b) snprintf(b->last_error, sizeof b->last_error, "%s", line);
 }
 
 char *brk_strdup_bytes(amqp_bytes_t bytes)
@@ -74,20 +72,16 @@ const char *hvd_confirm_name(HvdConfirm c)
 
 char *hvd_broker_mask_url(const char *url)
 {
-    if (!url)
-        return NULL;
+    if (!url) return NULL;
     const char *auth = strstr(url, "://");
     auth = auth ? auth + 3 : url;
     size_t authlen = strcspn(auth, "/?#");
     const char *at = NULL;
     for (const char *p = auth; p < auth + authlen; p++)
-        if (*p == '@')
-            at = p;                      /* userinfo ends at the last '@' */
-    if (!at)
-        return hvd_xstrdup(url);
+        if (*p == '@') at = p; /* userinfo ends at the last '@' */
+    if (!at) return hvd_xstrdup(url);
     const char *colon = memchr(auth, ':', (size_t)(at - auth));
-    if (!colon)
-        return hvd_xstrdup(url);
+    if (!colon) return hvd_xstrdup(url);
     return hvd_xasprintf("%.*s***%s", (int)(colon + 1 - url), url, at);
 }
 
@@ -117,21 +111,21 @@ static const char *status_text(int status, int saved_errno)
 
 HvdBrokerStatus brk_lost(HvdBroker *b, int amqp_status, const char *during)
 {
-    int e = errno;   /* of the failed socket call, when the library made one */
+    int e = errno; /* of the failed socket call, when the library made one */
     if (amqp_status != AMQP_STATUS_SOCKET_ERROR ||
         (e != ETIMEDOUT && e != ECONNRESET && e != EPIPE && e != EHOSTUNREACH && e != ENETUNREACH))
         e = 0;
     if (!b->dead) {
         if (atomic_load(&b->interrupted))
-            brk_err(b, NULL, 0, "connection to RabbitMQ at %s interrupted%s%s", b->desc,
-                    during ? " during " : "", during ? during : "");
+            brk_err(b, NULL, 0, "connection to RabbitMQ at %s interrupted%s%s", b->desc, during ? " during " : "",
+                    during ? during : "");
         else
-            brk_err(b, NULL, 0, "connection to RabbitMQ at %s lost%s%s: %s", b->desc,
-                    during ? " during " : "", during ? during : "",
-                    e == ETIMEDOUT ? "no TCP acknowledgement in time (TCP_USER_TIMEOUT)"
-                    : e ? status_text(amqp_status, e)
+            brk_err(b, NULL, 0, "connection to RabbitMQ at %s lost%s%s: %s", b->desc, during ? " during " : "",
+                    during ? during : "",
+                    e == ETIMEDOUT                            ? "no TCP acknowledgement in time (TCP_USER_TIMEOUT)"
+                    : e                                       ? status_text(amqp_status, e)
                     : amqp_status == AMQP_STATUS_SOCKET_ERROR ? "socket error"
-                    : status_text(amqp_status, 0));
+                                                              : status_text(amqp_status, 0));
     }
     b->dead = true;
     brk_lose_pending(b);
@@ -140,12 +134,10 @@ HvdBrokerStatus brk_lost(HvdBroker *b, int amqp_status, const char *during)
 
 void hvd_broker_interrupt(HvdBroker *b)
 {
-    if (!b)
-        return;
+    if (!b) return;
     atomic_store(&b->interrupted, true);
     int fd = atomic_load(&b->fd);
-    if (fd >= 0)
-        shutdown(fd, SHUT_RDWR);
+    if (fd >= 0) shutdown(fd, SHUT_RDWR);
 }
 
 bool hvd_broker_is_open(const HvdBroker *b)
@@ -155,8 +147,7 @@ bool hvd_broker_is_open(const HvdBroker *b)
 
 bool hvd_broker_is_blocked(const HvdBroker *b, const char **reason)
 {
-    if (reason)
-        *reason = b && b->blocked ? b->blocked_reason : NULL;
+    if (reason) *reason = b && b->blocked ? b->blocked_reason : NULL;
     return b && b->blocked;
 }
 
@@ -196,8 +187,7 @@ void brk_settle(HvdBroker *b, uint64_t tag, bool multiple, HvdConfirm status)
 
 void brk_lose_pending(HvdBroker *b)
 {
-    for (size_t i = 0; i < b->npend; i++)
-        settled_push(b, b->pend[i], HVD_CONFIRM_LOST);
+    for (size_t i = 0; i < b->npend; i++) settled_push(b, b->pend[i], HVD_CONFIRM_LOST);
     b->npend = 0;
     b->return_pending = false;
 }
@@ -218,8 +208,7 @@ static HvdBrokerStatus open_channel(HvdBroker *b, amqp_channel_t ch, char *err, 
 {
     amqp_channel_open(b->conn, ch);
     amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL)
-        return HVD_BROKER_OK;
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return HVD_BROKER_OK;
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
         brk_lost(b, r.library_error, "channel.open");
     else
@@ -232,8 +221,7 @@ static HvdBrokerStatus open_channel(HvdBroker *b, amqp_channel_t ch, char *err, 
 HvdBrokerStatus brk_open_data_channel(HvdBroker *b)
 {
     HvdBrokerStatus st = open_channel(b, BRK_CH_DATA, NULL, 0);
-    if (st != HVD_BROKER_OK)
-        return st;
+    if (st != HVD_BROKER_OK) return st;
     b->ch_gen++;
     b->seq = 0;
     b->return_pending = false;
@@ -241,8 +229,7 @@ HvdBrokerStatus brk_open_data_channel(HvdBroker *b)
         amqp_confirm_select(b->conn, BRK_CH_DATA);
         amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-            if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
-                return brk_lost(b, r.library_error, "confirm.select");
+            if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) return brk_lost(b, r.library_error, "confirm.select");
             b->dead = true;
             brk_err(b, NULL, 0, "RabbitMQ at %s refused confirm.select", b->desc);
             return HVD_BROKER_CLOSED;
@@ -257,11 +244,9 @@ HvdBrokerStatus brk_rpc_channel(HvdBroker *b, char *err, size_t errlen)
         brk_err(b, err, errlen, "%s", b->last_error);
         return HVD_BROKER_CLOSED;
     }
-    if (b->ch_rpc_open)
-        return HVD_BROKER_OK;
+    if (b->ch_rpc_open) return HVD_BROKER_OK;
     HvdBrokerStatus st = open_channel(b, BRK_CH_RPC, err, errlen);
-    if (st == HVD_BROKER_OK)
-        b->ch_rpc_open = true;
+    if (st == HVD_BROKER_OK) b->ch_rpc_open = true;
     return st;
 }
 
@@ -273,8 +258,8 @@ static void send_close_ok(HvdBroker *b, amqp_channel_t ch)
 
 /* The broker closed channel ch (reply in m). Answers, reopens channel 1 when it is
  * the one, and says whether our consumer went with it. */
-static HvdBrokerStatus on_channel_close(HvdBroker *b, amqp_channel_t ch,
-                                        const amqp_channel_close_t *m, bool *consumer_gone)
+static HvdBrokerStatus on_channel_close(HvdBroker *b, amqp_channel_t ch, const amqp_channel_close_t *m,
+                                        bool *consumer_gone)
 {
     *consumer_gone = false;
     send_close_ok(b, ch);
@@ -282,8 +267,8 @@ static HvdBrokerStatus on_channel_close(HvdBroker *b, amqp_channel_t ch,
         b->ch_rpc_open = false;
         return HVD_BROKER_OK;
     }
-    brk_err(b, NULL, 0, "RabbitMQ at %s closed channel %u: %.*s", b->desc, ch,
-            (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+    brk_err(b, NULL, 0, "RabbitMQ at %s closed channel %u: %.*s", b->desc, ch, (int)m->reply_text.len,
+            (const char *)m->reply_text.bytes);
     brk_lose_pending(b);
     /* deliveries not yet handed out belong to the closed channel: the broker requeues them */
     for (size_t i = 0; i < b->nstash; i++) {
@@ -299,21 +284,17 @@ static HvdBrokerStatus on_channel_close(HvdBroker *b, amqp_channel_t ch,
     return brk_open_data_channel(b);
 }
 
-HvdBrokerStatus brk_rpc_check(HvdBroker *b, amqp_channel_t ch, int *code, char *text,
-                              size_t textlen)
+HvdBrokerStatus brk_rpc_check(HvdBroker *b, amqp_channel_t ch, int *code, char *text, size_t textlen)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
     *code = 0;
-    if (textlen)
-        text[0] = '\0';
+    if (textlen) text[0] = '\0';
     switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-        return HVD_BROKER_OK;
+    case AMQP_RESPONSE_NORMAL: return HVD_BROKER_OK;
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
         if (r.library_error == AMQP_STATUS_TIMEOUT) {
             /* The answer may still come: the connection's state is unknown. */
-            brk_err(b, NULL, 0, "RabbitMQ at %s did not answer within %d ms", b->desc,
-                    b->rpc_timeout_ms);
+            brk_err(b, NULL, 0, "RabbitMQ at %s did not answer within %d ms", b->desc, b->rpc_timeout_ms);
             b->dead = true;
             brk_lose_pending(b);
         } else {
@@ -338,15 +319,14 @@ HvdBrokerStatus brk_rpc_check(HvdBroker *b, amqp_channel_t ch, int *code, char *
             amqp_connection_close_ok_t ok = {0};
             (void)amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
             *code = m->reply_code;
-            brk_err(b, NULL, 0, "RabbitMQ at %s closed the connection: %.*s", b->desc,
-                    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            brk_err(b, NULL, 0, "RabbitMQ at %s closed the connection: %.*s", b->desc, (int)m->reply_text.len,
+                    (const char *)m->reply_text.bytes);
             snprintf(text, textlen, "%s", b->last_error);
             b->dead = true;
             brk_lose_pending(b);
             return HVD_BROKER_CLOSED;
         }
-        brk_err(b, NULL, 0, "RabbitMQ at %s answered with unexpected method 0x%08x", b->desc,
-                (unsigned)r.reply.id);
+        brk_err(b, NULL, 0, "RabbitMQ at %s answered with unexpected method 0x%08x", b->desc, (unsigned)r.reply.id);
         snprintf(text, textlen, "%s", b->last_error);
         b->dead = true;
         return HVD_BROKER_CLOSED;
@@ -366,19 +346,18 @@ static HvdBrokerStatus on_return(HvdBroker *b, const amqp_basic_return_t *m)
     amqp_message_t msg;
     amqp_rpc_reply_t r = amqp_read_message(b->conn, BRK_CH_DATA, &msg, 0);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        return brk_lost(b, r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? r.library_error
-                                                                         : AMQP_STATUS_UNEXPECTED_STATE,
-                        "basic.return");
+        return brk_lost(
+            b, r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? r.library_error : AMQP_STATUS_UNEXPECTED_STATE,
+            "basic.return");
     amqp_destroy_message(&msg);
     (void)m;
-    b->return_pending = b->confirms;      /* without confirms no ack follows */
+    b->return_pending = b->confirms; /* without confirms no ack follows */
     return HVD_BROKER_OK;
 }
 
 HvdBrokerStatus brk_handle_frame(HvdBroker *b, const amqp_frame_t *f, bool *changed)
 {
-    if (f->frame_type != AMQP_FRAME_METHOD)
-        return HVD_BROKER_OK;                      /* a stray header/body frame */
+    if (f->frame_type != AMQP_FRAME_METHOD) return HVD_BROKER_OK; /* a stray header/body frame */
     amqp_method_number_t id = f->payload.method.id;
     const void *dec = f->payload.method.decoded;
 
@@ -387,8 +366,8 @@ HvdBrokerStatus brk_handle_frame(HvdBroker *b, const amqp_frame_t *f, bool *chan
             const amqp_connection_close_t *m = dec;
             amqp_connection_close_ok_t ok = {0};
             (void)amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-            brk_err(b, NULL, 0, "RabbitMQ at %s closed the connection: %.*s", b->desc,
-                    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            brk_err(b, NULL, 0, "RabbitMQ at %s closed the connection: %.*s", b->desc, (int)m->reply_text.len,
+                    (const char *)m->reply_text.bytes);
             b->dead = true;
             brk_lose_pending(b);
             return HVD_BROKER_CLOSED;
@@ -419,10 +398,8 @@ HvdBrokerStatus brk_handle_frame(HvdBroker *b, const amqp_frame_t *f, bool *chan
             *changed = true;
             return HVD_BROKER_OK;
         }
-        case AMQP_BASIC_RETURN_METHOD:
-            return on_return(b, dec);
-        case AMQP_BASIC_DELIVER_METHOD:
-            return brk_stash_delivery(b, dec);
+        case AMQP_BASIC_RETURN_METHOD: return on_return(b, dec);
+        case AMQP_BASIC_DELIVER_METHOD: return brk_stash_delivery(b, dec);
         case AMQP_BASIC_CANCEL_METHOD:
             /* consumer_cancel_notify: the queue went away. No reply is expected. */
             b->consuming = false;
@@ -433,12 +410,10 @@ HvdBrokerStatus brk_handle_frame(HvdBroker *b, const amqp_frame_t *f, bool *chan
             bool gone;
             HvdBrokerStatus st = on_channel_close(b, f->channel, dec, &gone);
             *changed = true;
-            if (st != HVD_BROKER_OK)
-                return st;
+            if (st != HVD_BROKER_OK) return st;
             return gone ? HVD_BROKER_CANCELLED : HVD_BROKER_OK;
         }
-        default:
-            return HVD_BROKER_OK;
+        default: return HVD_BROKER_OK;
         }
     }
     if (id == AMQP_CHANNEL_CLOSE_METHOD) {
@@ -452,35 +427,27 @@ HvdBrokerStatus brk_pump(HvdBroker *b, int timeout_ms)
 {
     int64_t deadline = brk_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
-        if (b->dead)
-            return HVD_BROKER_CLOSED;
+        if (b->dead) return HVD_BROKER_CLOSED;
         int64_t left = deadline - brk_now_ms();
-        if (left < 0)
-            left = 0;
+        if (left < 0) left = 0;
         struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
         amqp_frame_t f;
         amqp_maybe_release_buffers(b->conn);
         int rc = amqp_simple_wait_frame_noblock(b->conn, &f, &tv);
-        if (rc == AMQP_STATUS_TIMEOUT)
-            return HVD_BROKER_TIMEOUT;
-        if (rc != AMQP_STATUS_OK)
-            return brk_lost(b, rc, NULL);
+        if (rc == AMQP_STATUS_TIMEOUT) return HVD_BROKER_TIMEOUT;
+        if (rc != AMQP_STATUS_OK) return brk_lost(b, rc, NULL);
         bool changed = false;
         HvdBrokerStatus st = brk_handle_frame(b, &f, &changed);
-        if (st != HVD_BROKER_OK)
-            return st;
-        if (changed)
-            return HVD_BROKER_OK;
+        if (st != HVD_BROKER_OK) return st;
+        if (changed) return HVD_BROKER_OK;
     }
 }
 
 HvdBrokerStatus hvd_broker_service(HvdBroker *b, int timeout_ms)
 {
-    if (!b || b->dead)
-        return HVD_BROKER_CLOSED;
+    if (!b || b->dead) return HVD_BROKER_CLOSED;
     HvdBrokerStatus st = brk_pump(b, timeout_ms);
-    if (st == HVD_BROKER_CANCELLED)
-        b->cancelled = false;              /* reported here, not again by next */
+    if (st == HVD_BROKER_CANCELLED) b->cancelled = false; /* reported here, not again by next */
     return st;
 }
 
@@ -512,8 +479,7 @@ static int probe_connect_errno(const char *host, int port, int timeout_ms)
     char portstr[16];
     int e = 0;
     snprintf(portstr, sizeof portstr, "%d", port);
-    if (getaddrinfo(host, portstr, &hints, &res) != 0)
-        return 0;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0) return 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
@@ -535,8 +501,7 @@ static int probe_connect_errno(const char *host, int port, int timeout_ms)
             }
         }
         close(fd);
-        if (e == 0)
-            break;
+        if (e == 0) break;
     }
     freeaddrinfo(res);
     return e;
@@ -566,8 +531,7 @@ static struct timeval ms_tv(int ms)
 static bool setup_tls(amqp_socket_t *sock, const HvdBrokerOptions *o, char *why, size_t whylen)
 {
     const char *ca = o->tls_ca_file;
-    if (!ca && access(BRK_SYSTEM_CA, R_OK) == 0)
-        ca = BRK_SYSTEM_CA;
+    if (!ca && access(BRK_SYSTEM_CA, R_OK) == 0) ca = BRK_SYSTEM_CA;
     if (ca && amqp_ssl_socket_set_cacert(sock, ca) != AMQP_STATUS_OK) {
         snprintf(why, whylen, "cannot load the CA file '%s'", ca);
         return false;
@@ -578,8 +542,8 @@ static bool setup_tls(amqp_socket_t *sock, const HvdBrokerOptions *o, char *why,
             return false;
         }
         if (amqp_ssl_socket_set_key(sock, o->tls_cert_file, o->tls_key_file) != AMQP_STATUS_OK) {
-            snprintf(why, whylen, "cannot load the client certificate '%s' with key '%s'",
-                     o->tls_cert_file, o->tls_key_file);
+            snprintf(why, whylen, "cannot load the client certificate '%s' with key '%s'", o->tls_cert_file,
+                     o->tls_key_file);
             return false;
         }
     }
@@ -601,8 +565,7 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
     if (amqp_parse_url(urlcopy, &ci) != AMQP_STATUS_OK) {
         char *masked = hvd_broker_mask_url(url);
         brk_err(NULL, err, errlen,
-                "HVD_AMQP_URL '%s' is not a valid URL (amqp://user:password@host:port/vhost or amqps://...)",
-                masked);
+                "HVD_AMQP_URL '%s' is not a valid URL (amqp://user:password@host:port/vhost or amqps://...)", masked);
         free(masked);
         goto fail;
     }
@@ -611,14 +574,13 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
     atomic_init(&b->interrupted, false);
     b->confirms = o->confirms;
     b->rpc_timeout_ms = o->rpc_timeout_ms > 0 ? o->rpc_timeout_ms : 15000;
-    snprintf(b->desc, sizeof b->desc, "%s:%d%s%s", ci.host, ci.port,
-             strcmp(ci.vhost, "/") == 0 ? "" : "/", strcmp(ci.vhost, "/") == 0 ? "" : ci.vhost);
+    snprintf(b->desc, sizeof b->desc, "%s:%d%s%s", ci.host, ci.port, strcmp(ci.vhost, "/") == 0 ? "" : "/",
+             strcmp(ci.vhost, "/") == 0 ? "" : ci.vhost);
 
     b->conn = amqp_new_connection();
     amqp_socket_t *sock = ci.ssl ? amqp_ssl_socket_new(b->conn) : amqp_tcp_socket_new(b->conn);
     if (!sock) {
-        brk_err(b, err, errlen, "cannot create a %s socket for RabbitMQ at %s",
-                ci.ssl ? "TLS" : "TCP", b->desc);
+        brk_err(b, err, errlen, "cannot create a %s socket for RabbitMQ at %s", ci.ssl ? "TLS" : "TCP", b->desc);
         goto fail;
     }
     if (ci.ssl) {
@@ -636,26 +598,23 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
                               ? probe_connect_errno(ci.host, ci.port, connect_ms < 3000 ? connect_ms : 3000)
                               : 0;
         if (ci.ssl && rc <= AMQP_STATUS_SSL_ERROR && rc > _AMQP_STATUS_SSL_NEXT_VALUE)
-            brk_err(b, err, errlen, "TLS handshake with RabbitMQ at %s:%d failed: %s", ci.host,
-                    ci.port, amqp_error_string2(rc));
+            brk_err(b, err, errlen, "TLS handshake with RabbitMQ at %s:%d failed: %s", ci.host, ci.port,
+                    amqp_error_string2(rc));
         else
             brk_err(b, err, errlen, "cannot connect to RabbitMQ at %s:%d: %s", ci.host, ci.port,
                     status_text(rc, saved_errno));
         goto fail;
     }
     int fd = amqp_socket_get_sockfd(sock);
-    if (fd >= 0)
-        set_sockopts(fd, o);
+    if (fd >= 0) set_sockopts(fd, o);
     atomic_store(&b->fd, fd);
     (void)amqp_set_handshake_timeout(b->conn, &ctv);
     struct timeval rtv = ms_tv(b->rpc_timeout_ms);
     (void)amqp_set_rpc_timeout(b->conn, &rtv);
 
     amqp_table_entry_t caps[] = {
-        entry_bool("connection.blocked", true),
-        entry_bool("consumer_cancel_notify", true),
-        entry_bool("publisher_confirms", true),
-        entry_bool("basic.nack", true),
+        entry_bool("connection.blocked", true),           entry_bool("consumer_cancel_notify", true),
+        entry_bool("publisher_confirms", true),           entry_bool("basic.nack", true),
         entry_bool("authentication_failure_close", true),
     };
     amqp_table_entry_t props[3];
@@ -667,24 +626,21 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
     amqp_table_t ptable = {.num_entries = 3, .entries = props};
     int heartbeat = o->heartbeat_s == 0 ? 30 : (o->heartbeat_s < 0 ? 0 : o->heartbeat_s);
 
-    amqp_rpc_reply_t r = amqp_login_with_properties(b->conn, ci.vhost, 0, BRK_FRAME_MAX,
-                                                    heartbeat, &ptable, AMQP_SASL_METHOD_PLAIN,
-                                                    ci.user, ci.password);
+    amqp_rpc_reply_t r = amqp_login_with_properties(b->conn, ci.vhost, 0, BRK_FRAME_MAX, heartbeat, &ptable,
+                                                    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-        if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-            r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             const amqp_connection_close_t *m = r.reply.decoded;
             amqp_connection_close_ok_t ok = {0};
             (void)amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-            brk_err(b, err, errlen, "RabbitMQ refused login for user '%s' at %s: %.*s", ci.user,
-                    b->desc, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-                   r.library_error == AMQP_STATUS_TIMEOUT) {
-            brk_err(b, err, errlen, "RabbitMQ at %s did not complete the login of user '%s' within %d ms",
-                    b->desc, ci.user, connect_ms);
+            brk_err(b, err, errlen, "RabbitMQ refused login for user '%s' at %s: %.*s", ci.user, b->desc,
+                    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+            brk_err(b, err, errlen, "RabbitMQ at %s did not complete the login of user '%s' within %d ms", b->desc,
+                    ci.user, connect_ms);
         } else if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
-            brk_err(b, err, errlen, "RabbitMQ login for user '%s' at %s failed: %s", ci.user,
-                    b->desc, status_text(r.library_error, 0));
+            brk_err(b, err, errlen, "RabbitMQ login for user '%s' at %s failed: %s", ci.user, b->desc,
+                    status_text(r.library_error, 0));
         } else {
             brk_err(b, err, errlen, "RabbitMQ login for user '%s' at %s failed", ci.user, b->desc);
         }
@@ -699,8 +655,7 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
     return b;
 
 fail:
-    if (b)
-        b->dead = true;
+    if (b) b->dead = true;
     hvd_broker_close(b);
     free(urlcopy);
     return NULL;
@@ -708,8 +663,7 @@ fail:
 
 void hvd_broker_close(HvdBroker *b)
 {
-    if (!b)
-        return;
+    if (!b) return;
     if (b->conn) {
         if (!b->dead && !atomic_load(&b->interrupted)) {
             struct timeval tv = ms_tv(BRK_CLOSE_TIMEOUT_MS);

@@ -43,19 +43,19 @@
 typedef struct HvdBroker HvdBroker;
 
 typedef struct {
-    const char *url;              /* HVD_AMQP_URL; NULL = HVD_BROKER_DEFAULT_URL */
-    const char *connection_name;  /* shown by rabbitmqctl list_connections; NULL = "hvdeploy" */
-    int heartbeat_s;              /* 0 = 30; negative = no heartbeats (not advised) */
-    int connect_timeout_ms;       /* TCP connect and AMQP handshake; 0 = 10000 */
-    int rpc_timeout_ms;           /* synchronous methods (declare, qos, consume...); 0 = 15000 */
-    int tcp_user_timeout_ms;      /* TCP_USER_TIMEOUT and SO_SNDTIMEO/SO_RCVTIMEO; 0 = 30000 */
-    int keepalive_idle_s;         /* TCP_KEEPIDLE; 0 = 10 */
-    int keepalive_intvl_s;        /* TCP_KEEPINTVL; 0 = 5 */
-    int keepalive_cnt;            /* TCP_KEEPCNT; 0 = 3 */
-    bool confirms;                /* confirm.select on channel 1 (publisher connections) */
+    const char *url;             /* HVD_AMQP_URL; NULL = HVD_BROKER_DEFAULT_URL */
+    const char *connection_name; /* shown by rabbitmqctl list_connections; NULL = "hvdeploy" */
+    int heartbeat_s;             /* 0 = 30; negative = no heartbeats (not advised) */
+    int connect_timeout_ms;      /* TCP connect and AMQP handshake; 0 = 10000 */
+    int rpc_timeout_ms;          /* synchronous methods (declare, qos, consume...); 0 = 15000 */
+    int tcp_user_timeout_ms;     /* TCP_USER_TIMEOUT and SO_SNDTIMEO/SO_RCVTIMEO; 0 = 30000 */
+    int keepalive_idle_s;        /* TCP_KEEPIDLE; 0 = 10 */
+    int keepalive_intvl_s;       /* TCP_KEEPINTVL; 0 = 5 */
+    int keepalive_cnt;           /* TCP_KEEPCNT; 0 = 3 */
+    bool confirms;               /* confirm.select on channel 1 (publisher connections) */
     /* TLS, used with amqps:// URLs only. Verification is on unless turned off. */
-    const char *tls_ca_file;      /* NULL = /etc/ssl/certs/ca-certificates.crt when present */
-    const char *tls_cert_file;    /* client certificate (PEM), with tls_key_file */
+    const char *tls_ca_file;   /* NULL = /etc/ssl/certs/ca-certificates.crt when present */
+    const char *tls_cert_file; /* client certificate (PEM), with tls_key_file */
     const char *tls_key_file;
     bool tls_no_verify_peer;
     bool tls_no_verify_hostname;
@@ -63,17 +63,17 @@ typedef struct {
 
 typedef enum {
     HVD_BROKER_OK = 0,
-    HVD_BROKER_DELIVERY,   /* next/get: *d was filled in; free it with hvd_delivery_free */
-    HVD_BROKER_TIMEOUT,    /* nothing happened within the timeout */
-    HVD_BROKER_EMPTY,      /* get: the queue is empty */
-    HVD_BROKER_CLOSED,     /* the connection is lost or was closed by the broker: close and reconnect */
-    HVD_BROKER_CANCELLED,  /* the broker cancelled our consumer (queue deleted): consume again or reconnect */
-    HVD_BROKER_BLOCKED,    /* publish: the broker blocked this connection (resource alarm); try later */
-    HVD_BROKER_ERROR,      /* the broker refused this one operation (channel error); the channel was
+    HVD_BROKER_DELIVERY,  /* next/get: *d was filled in; free it with hvd_delivery_free */
+    HVD_BROKER_TIMEOUT,   /* nothing happened within the timeout */
+    HVD_BROKER_EMPTY,     /* get: the queue is empty */
+    HVD_BROKER_CLOSED,    /* the connection is lost or was closed by the broker: close and reconnect */
+    HVD_BROKER_CANCELLED, /* the broker cancelled our consumer (queue deleted): consume again or reconnect */
+    HVD_BROKER_BLOCKED,   /* publish: the broker blocked this connection (resource alarm); try later */
+    HVD_BROKER_ERROR,     /* the broker refused this one operation (channel error); the channel was
                               reopened and the connection is usable; err says why */
 } HvdBrokerStatus;
 
-const char *hvd_broker_status_name(HvdBrokerStatus s);   /* "ok", "closed", ... */
+const char *hvd_broker_status_name(HvdBrokerStatus s); /* "ok", "closed", ... */
 
 /* Connects, logs in and opens channel 1 (in confirm mode when opt->confirms).
  * NULL on failure with one line in err, e.g.
@@ -111,62 +111,56 @@ char *hvd_broker_mask_url(const char *url);
  * <prefix>.jobs with routing key HVD_BROKER_JOB_KEY. An existing object with other
  * arguments gives HVD_BROKER_ERROR and a message naming it, e.g. "queue 'hvdeploy.jobs'
  * exists with different arguments: PRECONDITION_FAILED - inequivalent arg ...". */
-HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix,
-                                            const int *retry_delays_s, size_t n,
-                                            char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix, const int *retry_delays_s, size_t n,
+                                            char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The routing key of the retry bucket of delay_s seconds on <prefix>.retry: "<N>s". */
 void hvd_broker_retry_key(int delay_s, char *buf, size_t n);
 
 /* Smaller RPCs (channel 2). Names of missing objects come back as HVD_BROKER_ERROR. */
 /* Passive declare: counts of a queue (either pointer may be NULL). */
-HvdBrokerStatus hvd_broker_queue_info(HvdBroker *b, const char *queue, uint32_t *messages,
-                                      uint32_t *consumers, char *err, size_t errlen);
+HvdBrokerStatus hvd_broker_queue_info(HvdBroker *b, const char *queue, uint32_t *messages, uint32_t *consumers,
+                                      char *err, size_t errlen);
 /* A server-named exclusive, auto-delete queue (for a private reply queue or an event
  * tap); its name goes to name (namelen >= 128 is enough). */
-HvdBrokerStatus hvd_broker_declare_private_queue(HvdBroker *b, char *name, size_t namelen,
-                                                 char *err, size_t errlen);
-HvdBrokerStatus hvd_broker_bind(HvdBroker *b, const char *queue, const char *exchange,
-                                const char *key, char *err, size_t errlen);
-HvdBrokerStatus hvd_broker_queue_purge(HvdBroker *b, const char *queue, uint32_t *purged,
-                                       char *err, size_t errlen);
+HvdBrokerStatus hvd_broker_declare_private_queue(HvdBroker *b, char *name, size_t namelen, char *err, size_t errlen);
+HvdBrokerStatus hvd_broker_bind(HvdBroker *b, const char *queue, const char *exchange, const char *key, char *err,
+                                size_t errlen);
+HvdBrokerStatus hvd_broker_queue_purge(HvdBroker *b, const char *queue, uint32_t *purged, char *err, size_t errlen);
 /* Deleting a queue or exchange that does not exist is OK. */
 HvdBrokerStatus hvd_broker_queue_delete(HvdBroker *b, const char *queue, char *err, size_t errlen);
-HvdBrokerStatus hvd_broker_exchange_delete(HvdBroker *b, const char *exchange, char *err,
-                                           size_t errlen);
+HvdBrokerStatus hvd_broker_exchange_delete(HvdBroker *b, const char *exchange, char *err, size_t errlen);
 
 /* ---- consuming (channel 1) ---- */
 
 typedef struct {
-    const void *body;        /* the message body, len bytes (not NUL-terminated) */
+    const void *body; /* the message body, len bytes (not NUL-terminated) */
     size_t len;
-    uint64_t delivery_tag;   /* 0 for a message taken with no_ack */
+    uint64_t delivery_tag; /* 0 for a message taken with no_ack */
     bool redelivered;
-    char *exchange;          /* "" for the default exchange */
+    char *exchange; /* "" for the default exchange */
     char *routing_key;
-    char *content_type;      /* properties: NULL when absent */
+    char *content_type; /* properties: NULL when absent */
     char *message_id;
     char *correlation_id;
     char *reply_to;
-    int delivery_mode;       /* 2 = persistent, 0 when absent */
-    bool doorbell;           /* header x-hvdeploy-doorbell is 1, "1" or true */
-    int64_t delivery_count;  /* header x-delivery-count (quorum queues), 0 when absent */
-    void *priv;              /* the received message, with its full header table */
+    int delivery_mode;      /* 2 = persistent, 0 when absent */
+    bool doorbell;          /* header x-hvdeploy-doorbell is 1, "1" or true */
+    int64_t delivery_count; /* header x-delivery-count (quorum queues), 0 when absent */
+    void *priv;             /* the received message, with its full header table */
 } HvdDelivery;
 
 /* basic.qos(prefetch) + basic.consume on queue. ERROR names a missing queue. */
-HvdBrokerStatus hvd_broker_consume(HvdBroker *b, const char *queue, uint16_t prefetch,
-                                   char *err, size_t errlen) __attribute__((warn_unused_result));
+HvdBrokerStatus hvd_broker_consume(HvdBroker *b, const char *queue, uint16_t prefetch, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Stops the consumer (deliveries already sent stay unacked until acked or the connection
  * closes, which requeues them). */
 HvdBrokerStatus hvd_broker_cancel_consume(HvdBroker *b, char *err, size_t errlen);
 /* Waits up to timeout_ms for the next delivery: DELIVERY, TIMEOUT, CLOSED or CANCELLED.
  * Services heartbeats and other frames (confirms, blocked) meanwhile. */
-HvdBrokerStatus hvd_broker_next(HvdBroker *b, int timeout_ms, HvdDelivery *d)
-    __attribute__((warn_unused_result));
+HvdBrokerStatus hvd_broker_next(HvdBroker *b, int timeout_ms, HvdDelivery *d) __attribute__((warn_unused_result));
 /* basic.get: DELIVERY or EMPTY (or CLOSED/ERROR). With no_ack the message is gone at once. */
-HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, HvdDelivery *d,
-                               char *err, size_t errlen) __attribute__((warn_unused_result));
+HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, HvdDelivery *d, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 HvdBrokerStatus hvd_broker_ack(HvdBroker *b, uint64_t delivery_tag);
 /* requeue=false dead-letters the message (when its queue has a dead-letter exchange). */
 HvdBrokerStatus hvd_broker_reject(HvdBroker *b, uint64_t delivery_tag, bool requeue);
@@ -178,39 +172,39 @@ HvdNode *hvd_delivery_headers(const HvdDelivery *d);
 /* A header's value as a string (UTF-8 or byte string only; borrowed until
  * hvd_delivery_free; NULL when absent or of another type). */
 const char *hvd_delivery_header_str(const HvdDelivery *d, const char *key);
-void hvd_delivery_free(HvdDelivery *d);   /* NULL-safe; leaves *d zeroed */
+void hvd_delivery_free(HvdDelivery *d); /* NULL-safe; leaves *d zeroed */
 
 /* ---- publishing (channel 1; confirms when opt->confirms) ---- */
 
 typedef struct {
     const char *key;
-    const char *str;   /* a string value; NULL = the integer i */
+    const char *str; /* a string value; NULL = the integer i */
     int64_t i;
 } HvdHeader;
 
 typedef struct {
-    const char *exchange;        /* NULL or "" = the default exchange */
-    const char *routing_key;     /* with the default exchange: the queue name */
+    const char *exchange;    /* NULL or "" = the default exchange */
+    const char *routing_key; /* with the default exchange: the queue name */
     const void *body;
     size_t len;
-    const char *content_type;    /* NULL = unset, as are the other properties */
+    const char *content_type; /* NULL = unset, as are the other properties */
     const char *message_id;
     const char *correlation_id;
     const char *reply_to;
-    const char *expiration;      /* per-message TTL in milliseconds as text, NULL = none */
-    bool persistent;             /* delivery_mode 2 */
-    bool mandatory;              /* unroutable -> HVD_CONFIRM_RETURNED */
-    const HvdHeader *headers;    /* n_headers entries, added after copy_headers_from's */
+    const char *expiration;   /* per-message TTL in milliseconds as text, NULL = none */
+    bool persistent;          /* delivery_mode 2 */
+    bool mandatory;           /* unroutable -> HVD_CONFIRM_RETURNED */
+    const HvdHeader *headers; /* n_headers entries, added after copy_headers_from's */
     size_t n_headers;
-    const HvdDelivery *copy_headers_from;  /* NULL, or a delivery whose headers are copied
+    const HvdDelivery *copy_headers_from; /* NULL, or a delivery whose headers are copied
                                               (a dead letter keeping x-death and the like) */
 } HvdPublish;
 
 typedef enum {
-    HVD_CONFIRM_ACKED,      /* the broker took responsibility for the message */
-    HVD_CONFIRM_NACKED,     /* the broker refused it (e.g. x-overflow=reject-publish) */
-    HVD_CONFIRM_RETURNED,   /* mandatory and unroutable: it went nowhere */
-    HVD_CONFIRM_LOST,       /* the channel or connection closed before the confirm: unknown */
+    HVD_CONFIRM_ACKED,    /* the broker took responsibility for the message */
+    HVD_CONFIRM_NACKED,   /* the broker refused it (e.g. x-overflow=reject-publish) */
+    HVD_CONFIRM_RETURNED, /* mandatory and unroutable: it went nowhere */
+    HVD_CONFIRM_LOST,     /* the channel or connection closed before the confirm: unknown */
 } HvdConfirm;
 const char *hvd_confirm_name(HvdConfirm c);
 
@@ -222,8 +216,8 @@ typedef void (*HvdConfirmFn)(void *ctx, uint64_t seq, HvdConfirm status);
  * OK, CLOSED, BLOCKED (the connection is blocked by a resource alarm: nothing was sent),
  * or ERROR (invalid arguments). A publish to a missing exchange is refused by the broker
  * asynchronously: its seq is reported HVD_CONFIRM_LOST and the channel reopened. */
-HvdBrokerStatus hvd_broker_publish(HvdBroker *b, const HvdPublish *p, uint64_t *seq_out,
-                                   char *err, size_t errlen) __attribute__((warn_unused_result));
+HvdBrokerStatus hvd_broker_publish(HvdBroker *b, const HvdPublish *p, uint64_t *seq_out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Reads frames until every published seq is settled or timeout_ms passed, calling fn (may
  * be NULL) once per seq as it is settled (ack with multiple=true settles all up to the
  * tag). OK when none is outstanding, TIMEOUT, or CLOSED (the outstanding seqs are then

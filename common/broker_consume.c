@@ -20,8 +20,7 @@ static const amqp_field_value_t *header_find(const amqp_table_t *t, const char *
     size_t klen = strlen(key);
     for (int i = 0; t && i < t->num_entries; i++) {
         const amqp_table_entry_t *e = &t->entries[i];
-        if (e->key.len == klen && memcmp(e->key.bytes, key, klen) == 0)
-            return &e->value;
+        if (e->key.len == klen && memcmp(e->key.bytes, key, klen) == 0) return &e->value;
     }
     return NULL;
 }
@@ -48,12 +47,9 @@ static bool field_int(const amqp_field_value_t *v, int64_t *out)
 static bool is_doorbell(const amqp_field_value_t *v)
 {
     int64_t i;
-    if (!v)
-        return false;
-    if (field_int(v, &i))
-        return i == 1;
-    if (v->kind == AMQP_FIELD_KIND_BOOLEAN)
-        return v->value.boolean != 0;
+    if (!v) return false;
+    if (field_int(v, &i)) return i == 1;
+    if (v->kind == AMQP_FIELD_KIND_BOOLEAN) return v->value.boolean != 0;
     if (v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES)
         return v->value.bytes.len == 1 && ((const char *)v->value.bytes.bytes)[0] == '1';
     return false;
@@ -85,14 +81,12 @@ static void fill_delivery(HvdBroker *b, amqp_envelope_t *env, HvdDelivery *d, bo
     d->doorbell = is_doorbell(header_find(h, HVD_BROKER_DOORBELL_HEADER));
     const amqp_field_value_t *dc = header_find(h, "x-delivery-count");
     int64_t n;
-    if (dc && field_int(dc, &n))
-        d->delivery_count = n;
+    if (dc && field_int(dc, &n)) d->delivery_count = n;
 }
 
 void hvd_delivery_free(HvdDelivery *d)
 {
-    if (!d)
-        return;
+    if (!d) return;
     if (d->priv) {
         amqp_destroy_envelope(d->priv);
         free(d->priv);
@@ -108,17 +102,14 @@ void hvd_delivery_free(HvdDelivery *d)
 
 const char *hvd_delivery_header_str(const HvdDelivery *d, const char *key)
 {
-    if (!d || !d->priv)
-        return NULL;
+    if (!d || !d->priv) return NULL;
     const amqp_field_value_t *v = header_find(env_headers(d->priv), key);
-    if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES))
-        return NULL;
+    if (!v || (v->kind != AMQP_FIELD_KIND_UTF8 && v->kind != AMQP_FIELD_KIND_BYTES)) return NULL;
     /* Strings decoded by rabbitmq-c are not NUL-terminated: keep a terminated copy in
      * the envelope's pool, which lives as long as the delivery. */
     amqp_envelope_t *env = d->priv;
     char *s = amqp_pool_alloc(&env->message.pool, v->value.bytes.len + 1);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     memcpy(s, v->value.bytes.bytes, v->value.bytes.len);
     s[v->value.bytes.len] = '\0';
     return s;
@@ -140,16 +131,14 @@ static HvdNode *table_node(const amqp_table_t *t)
 static HvdNode *field_node(const amqp_field_value_t *v)
 {
     int64_t i;
-    if (field_int(v, &i))
-        return hvd_node_int(i);
+    if (field_int(v, &i)) return hvd_node_int(i);
     switch (v->kind) {
     case AMQP_FIELD_KIND_BOOLEAN: return hvd_node_bool(v->value.boolean != 0);
     case AMQP_FIELD_KIND_F32: return hvd_node_float(v->value.f32);
     case AMQP_FIELD_KIND_F64: return hvd_node_float(v->value.f64);
     case AMQP_FIELD_KIND_DECIMAL: {
         double f = v->value.decimal.value;
-        for (int k = 0; k < v->value.decimal.decimals; k++)
-            f /= 10;
+        for (int k = 0; k < v->value.decimal.decimals; k++) f /= 10;
         return hvd_node_float(f);
     }
     case AMQP_FIELD_KIND_UTF8:
@@ -188,9 +177,9 @@ HvdBrokerStatus brk_stash_delivery(HvdBroker *b, const amqp_basic_deliver_t *m)
         amqp_bytes_free(env->exchange);
         amqp_bytes_free(env->routing_key);
         free(env);
-        return brk_lost(b, r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? r.library_error
-                                                                         : AMQP_STATUS_UNEXPECTED_STATE,
-                        "basic.deliver");
+        return brk_lost(
+            b, r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? r.library_error : AMQP_STATUS_UNEXPECTED_STATE,
+            "basic.deliver");
     }
     if (b->nstash == b->capstash) {
         b->capstash = b->capstash ? b->capstash * 2 : 8;
@@ -200,8 +189,7 @@ HvdBrokerStatus brk_stash_delivery(HvdBroker *b, const amqp_basic_deliver_t *m)
     return HVD_BROKER_OK;
 }
 
-HvdBrokerStatus hvd_broker_consume(HvdBroker *b, const char *queue, uint16_t prefetch,
-                                   char *err, size_t errlen)
+HvdBrokerStatus hvd_broker_consume(HvdBroker *b, const char *queue, uint16_t prefetch, char *err, size_t errlen)
 {
     char text[300];
     int code;
@@ -215,8 +203,8 @@ HvdBrokerStatus hvd_broker_consume(HvdBroker *b, const char *queue, uint16_t pre
         brk_err(b, err, errlen, "cannot set prefetch %u: %s", prefetch, text);
         return st;
     }
-    amqp_basic_consume_ok_t *ok = amqp_basic_consume(b->conn, BRK_CH_DATA, amqp_cstring_bytes(queue),
-                                                     amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(b->conn, BRK_CH_DATA, amqp_cstring_bytes(queue), amqp_empty_bytes,
+                                                     0, 0, 0, amqp_empty_table);
     st = brk_rpc_check(b, BRK_CH_DATA, &code, text, sizeof text);
     if (st != HVD_BROKER_OK) {
         if (code == AMQP_NOT_FOUND)
@@ -240,13 +228,11 @@ HvdBrokerStatus hvd_broker_cancel_consume(HvdBroker *b, char *err, size_t errlen
         brk_err(b, err, errlen, "%s", b ? b->last_error : "not connected to RabbitMQ");
         return HVD_BROKER_CLOSED;
     }
-    if (!b->consuming)
-        return HVD_BROKER_OK;
+    if (!b->consuming) return HVD_BROKER_OK;
     amqp_basic_cancel(b->conn, BRK_CH_DATA, b->consumer_tag);
     HvdBrokerStatus st = brk_rpc_check(b, BRK_CH_DATA, &code, text, sizeof text);
     b->consuming = false;
-    if (st != HVD_BROKER_OK)
-        brk_err(b, err, errlen, "cannot cancel the consumer: %s", text);
+    if (st != HVD_BROKER_OK) brk_err(b, err, errlen, "cannot cancel the consumer: %s", text);
     return st;
 }
 
@@ -262,21 +248,17 @@ static HvdBrokerStatus pop_stash(HvdBroker *b, HvdDelivery *d)
 HvdBrokerStatus hvd_broker_next(HvdBroker *b, int timeout_ms, HvdDelivery *d)
 {
     memset(d, 0, sizeof *d);
-    if (!b || b->dead)
-        return HVD_BROKER_CLOSED;
+    if (!b || b->dead) return HVD_BROKER_CLOSED;
     int64_t deadline = brk_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
-        if (b->nstash)
-            return pop_stash(b, d);
+        if (b->nstash) return pop_stash(b, d);
         if (b->cancelled) {
             b->cancelled = false;
             return HVD_BROKER_CANCELLED;
         }
-        if (b->dead)
-            return HVD_BROKER_CLOSED;
+        if (b->dead) return HVD_BROKER_CLOSED;
         int64_t left = deadline - brk_now_ms();
-        if (left < 0)
-            left = 0;
+        if (left < 0) left = 0;
         struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
         amqp_envelope_t *env = hvd_xcalloc(1, sizeof *env);
         amqp_maybe_release_buffers(b->conn);
@@ -285,29 +267,23 @@ HvdBrokerStatus hvd_broker_next(HvdBroker *b, int timeout_ms, HvdDelivery *d)
             fill_delivery(b, env, d, false);
             return HVD_BROKER_DELIVERY;
         }
-        free(env);   /* not filled in on failure */
+        free(env); /* not filled in on failure */
         if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION)
             return brk_lost(b, AMQP_STATUS_UNEXPECTED_STATE, "basic.consume");
-        if (r.library_error == AMQP_STATUS_TIMEOUT)
-            return HVD_BROKER_TIMEOUT;
-        if (r.library_error != AMQP_STATUS_UNEXPECTED_STATE)
-            return brk_lost(b, r.library_error, NULL);
+        if (r.library_error == AMQP_STATUS_TIMEOUT) return HVD_BROKER_TIMEOUT;
+        if (r.library_error != AMQP_STATUS_UNEXPECTED_STATE) return brk_lost(b, r.library_error, NULL);
         /* Another frame (cancel, close, ack, blocked...) was put back for us. */
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame(b->conn, &f);
-        if (rc != AMQP_STATUS_OK)
-            return brk_lost(b, rc, NULL);
+        if (rc != AMQP_STATUS_OK) return brk_lost(b, rc, NULL);
         bool changed = false;
         HvdBrokerStatus st = brk_handle_frame(b, &f, &changed);
-        if (st == HVD_BROKER_CANCELLED)
-            b->cancelled = false;          /* reported now */
-        if (st != HVD_BROKER_OK)
-            return st;
+        if (st == HVD_BROKER_CANCELLED) b->cancelled = false; /* reported now */
+        if (st != HVD_BROKER_OK) return st;
     }
 }
 
-HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, HvdDelivery *d,
-                               char *err, size_t errlen)
+HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, HvdDelivery *d, char *err, size_t errlen)
 {
     char text[300];
     int code;
@@ -327,8 +303,7 @@ HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, Hvd
             brk_err(b, err, errlen, "cannot get from queue '%s': %s", queue, text);
         return st;
     }
-    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
-        return HVD_BROKER_EMPTY;
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return HVD_BROKER_EMPTY;
     const amqp_basic_get_ok_t *ok = r.reply.decoded;
     amqp_envelope_t *env = hvd_xcalloc(1, sizeof *env);
     env->channel = BRK_CH_DATA;
@@ -341,8 +316,8 @@ HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, Hvd
         amqp_bytes_free(env->exchange);
         amqp_bytes_free(env->routing_key);
         free(env);
-        st = brk_lost(b, r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? r.library_error
-                                                                       : AMQP_STATUS_UNEXPECTED_STATE,
+        st = brk_lost(b,
+                      r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION ? r.library_error : AMQP_STATUS_UNEXPECTED_STATE,
                       "basic.get");
         brk_err(b, err, errlen, "%s", b->last_error);
         return st;
@@ -354,30 +329,24 @@ HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, Hvd
 /* A tag from an earlier generation of channel 1 is unknown to the broker now. */
 static bool tag_current(HvdBroker *b, uint64_t tag)
 {
-    if ((tag >> BRK_TAG_BITS) == b->ch_gen && (tag & BRK_TAG_MASK) != 0)
-        return true;
-    brk_err(b, NULL, 0,
-            "delivery tag %llu belongs to a channel since closed: the broker redelivers that message",
+    if ((tag >> BRK_TAG_BITS) == b->ch_gen && (tag & BRK_TAG_MASK) != 0) return true;
+    brk_err(b, NULL, 0, "delivery tag %llu belongs to a channel since closed: the broker redelivers that message",
             (unsigned long long)(tag & BRK_TAG_MASK));
     return false;
 }
 
 HvdBrokerStatus hvd_broker_ack(HvdBroker *b, uint64_t delivery_tag)
 {
-    if (!b || b->dead)
-        return HVD_BROKER_CLOSED;
-    if (!tag_current(b, delivery_tag))
-        return HVD_BROKER_ERROR;
+    if (!b || b->dead) return HVD_BROKER_CLOSED;
+    if (!tag_current(b, delivery_tag)) return HVD_BROKER_ERROR;
     int rc = amqp_basic_ack(b->conn, BRK_CH_DATA, delivery_tag & BRK_TAG_MASK, 0);
     return rc == AMQP_STATUS_OK ? HVD_BROKER_OK : brk_lost(b, rc, "basic.ack");
 }
 
 HvdBrokerStatus hvd_broker_reject(HvdBroker *b, uint64_t delivery_tag, bool requeue)
 {
-    if (!b || b->dead)
-        return HVD_BROKER_CLOSED;
-    if (!tag_current(b, delivery_tag))
-        return HVD_BROKER_ERROR;
+    if (!b || b->dead) return HVD_BROKER_CLOSED;
+    if (!tag_current(b, delivery_tag)) return HVD_BROKER_ERROR;
     int rc = amqp_basic_reject(b->conn, BRK_CH_DATA, delivery_tag & BRK_TAG_MASK, requeue);
     return rc == AMQP_STATUS_OK ? HVD_BROKER_OK : brk_lost(b, rc, "basic.reject");
 }

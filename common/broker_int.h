@@ -6,8 +6,8 @@
 #include <stdatomic.h>
 #include "broker.h"
 
-#define BRK_CH_DATA 1   /* consume + publish (confirm mode) */
-#define BRK_CH_RPC 2    /* declarations and other synchronous methods */
+#define BRK_CH_DATA 1 /* consume + publish (confirm mode) */
+#define BRK_CH_RPC 2  /* declarations and other synchronous methods */
 /* Delivery tags handed out carry the generation of channel 1 in their top 16 bits, so an
  * ack for a delivery of a channel since closed is refused here instead of closing the
  * new channel with PRECONDITION_FAILED (unknown delivery tag). */
@@ -21,37 +21,36 @@ typedef struct {
 
 struct HvdBroker {
     amqp_connection_state_t conn;
-    atomic_int fd;               /* socket, for hvd_broker_interrupt; -1 when none */
+    atomic_int fd; /* socket, for hvd_broker_interrupt; -1 when none */
     atomic_bool interrupted;
-    bool dead;                   /* connection lost: every call returns CLOSED */
-    bool confirms;               /* confirm mode wanted on channel 1 */
+    bool dead;     /* connection lost: every call returns CLOSED */
+    bool confirms; /* confirm mode wanted on channel 1 */
     bool ch_rpc_open;
-    uint16_t ch_gen;             /* generation of channel 1 (reopens) */
+    uint16_t ch_gen; /* generation of channel 1 (reopens) */
     int rpc_timeout_ms;
-    char desc[300];              /* host:port/vhost */
+    char desc[300]; /* host:port/vhost */
     char last_error[512];
 
     bool blocked;
     char *blocked_reason;
 
     bool consuming;
-    bool cancelled;              /* broker sent basic.cancel or closed channel 1 under it */
+    bool cancelled; /* broker sent basic.cancel or closed channel 1 under it */
     amqp_bytes_t consumer_tag;
 
-    amqp_envelope_t **stash;     /* deliveries read outside hvd_broker_next */
+    amqp_envelope_t **stash; /* deliveries read outside hvd_broker_next */
     size_t nstash, capstash;
 
-    uint64_t seq;                /* last publish seq on channel 1 (confirm mode) */
-    uint64_t *pend;              /* unsettled seqs, ascending */
+    uint64_t seq;   /* last publish seq on channel 1 (confirm mode) */
+    uint64_t *pend; /* unsettled seqs, ascending */
     size_t npend, cappend;
-    BrkSettled *done;            /* settled, not yet reported */
+    BrkSettled *done; /* settled, not yet reported */
     size_t ndone, capdone;
-    bool return_pending;         /* a basic.return was read: the next ack/nack is its seq */
+    bool return_pending; /* a basic.return was read: the next ack/nack is its seq */
 };
 
 /* Writes "fmt..." into err and b->last_error (b may be NULL). */
-void brk_err(HvdBroker *b, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void brk_err(HvdBroker *b, char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Marks the connection lost, with a reason; returns HVD_BROKER_CLOSED. */
 HvdBrokerStatus brk_lost(HvdBroker *b, int amqp_status, const char *during);
 /* Handles one frame read from the connection (confirms, returns, cancel, close,
@@ -64,8 +63,7 @@ HvdBrokerStatus brk_pump(HvdBroker *b, int timeout_ms);
 /* Checks the reply of the last synchronous method on channel ch. On a channel error it
  * answers close-ok, reopens the channel when it is channel 1, copies the broker's text to
  * text and its code to *code, and returns ERROR; a connection error returns CLOSED. */
-HvdBrokerStatus brk_rpc_check(HvdBroker *b, amqp_channel_t ch, int *code, char *text,
-                              size_t textlen);
+HvdBrokerStatus brk_rpc_check(HvdBroker *b, amqp_channel_t ch, int *code, char *text, size_t textlen);
 /* Makes sure the RPC channel is open; CLOSED or OK. */
 HvdBrokerStatus brk_rpc_channel(HvdBroker *b, char *err, size_t errlen);
 /* (Re)opens channel 1 and selects confirms; resets the publish sequence. */

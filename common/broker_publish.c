@@ -26,8 +26,7 @@ static amqp_table_entry_t *build_headers(const HvdPublish *p, int *n_out)
     const amqp_table_t *src = NULL;
     if (p->copy_headers_from && p->copy_headers_from->priv) {
         const amqp_envelope_t *env = p->copy_headers_from->priv;
-        if (env->message.properties._flags & AMQP_BASIC_HEADERS_FLAG)
-            src = &env->message.properties.headers;
+        if (env->message.properties._flags & AMQP_BASIC_HEADERS_FLAG) src = &env->message.properties.headers;
     }
     size_t cap = (src ? (size_t)src->num_entries : 0) + p->n_headers;
     amqp_table_entry_t *e = hvd_xcalloc(cap ? cap : 1, sizeof *e);
@@ -36,8 +35,7 @@ static amqp_table_entry_t *build_headers(const HvdPublish *p, int *n_out)
         bool overridden = false;
         for (size_t j = 0; j < p->n_headers && !overridden; j++)
             overridden = key_eq(src->entries[i].key, p->headers[j].key);
-        if (!overridden)
-            e[n++] = src->entries[i];
+        if (!overridden) e[n++] = src->entries[i];
     }
     for (size_t j = 0; j < p->n_headers; j++) {
         amqp_table_entry_t *x = &e[n++];
@@ -54,11 +52,9 @@ static amqp_table_entry_t *build_headers(const HvdPublish *p, int *n_out)
     return e;
 }
 
-HvdBrokerStatus hvd_broker_publish(HvdBroker *b, const HvdPublish *p, uint64_t *seq_out,
-                                   char *err, size_t errlen)
+HvdBrokerStatus hvd_broker_publish(HvdBroker *b, const HvdPublish *p, uint64_t *seq_out, char *err, size_t errlen)
 {
-    if (seq_out)
-        *seq_out = 0;
+    if (seq_out) *seq_out = 0;
     if (!b || b->dead) {
         brk_err(b, err, errlen, "%s", b ? b->last_error : "not connected to RabbitMQ");
         return HVD_BROKER_CLOSED;
@@ -118,8 +114,7 @@ HvdBrokerStatus hvd_broker_publish(HvdBroker *b, const HvdPublish *p, uint64_t *
     }
     amqp_bytes_t body = {.len = p->len, .bytes = (void *)(p->len ? p->body : "")};
     amqp_maybe_release_buffers(b->conn);
-    int rc = amqp_basic_publish(b->conn, BRK_CH_DATA,
-                                amqp_cstring_bytes(p->exchange ? p->exchange : ""),
+    int rc = amqp_basic_publish(b->conn, BRK_CH_DATA, amqp_cstring_bytes(p->exchange ? p->exchange : ""),
                                 amqp_cstring_bytes(p->routing_key), p->mandatory, 0, &props, body);
     free(entries);
     if (rc != AMQP_STATUS_OK) {
@@ -130,8 +125,7 @@ HvdBrokerStatus hvd_broker_publish(HvdBroker *b, const HvdPublish *p, uint64_t *
     if (b->confirms) {
         b->seq++;
         pend_push(b, b->seq);
-        if (seq_out)
-            *seq_out = b->seq;
+        if (seq_out) *seq_out = b->seq;
     }
     return HVD_BROKER_OK;
 }
@@ -145,34 +139,28 @@ static void report(HvdBroker *b, HvdConfirmFn fn, void *ctx)
 {
     /* Copy first: fn may publish (and settle) again. */
     size_t n = b->ndone;
-    if (!n)
-        return;
+    if (!n) return;
     BrkSettled *list = hvd_xmalloc(n * sizeof *list);
     memcpy(list, b->done, n * sizeof *list);
     memmove(b->done, b->done + n, (b->ndone - n) * sizeof *b->done);
     b->ndone -= n;
     for (size_t i = 0; i < n; i++)
-        if (fn)
-            fn(ctx, list[i].seq, list[i].status);
+        if (fn) fn(ctx, list[i].seq, list[i].status);
     free(list);
 }
 
 HvdBrokerStatus hvd_broker_wait_confirms(HvdBroker *b, int timeout_ms, HvdConfirmFn fn, void *ctx)
 {
-    if (!b)
-        return HVD_BROKER_CLOSED;
+    if (!b) return HVD_BROKER_CLOSED;
     int64_t deadline = brk_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     HvdBrokerStatus st = HVD_BROKER_OK;
     while (b->npend && !b->dead) {
         int64_t left = deadline - brk_now_ms();
         st = brk_pump(b, left > 0 ? (int)left : 0);
-        if (st == HVD_BROKER_TIMEOUT && left <= 0)
-            break;
-        if (st == HVD_BROKER_CLOSED)
-            break;
+        if (st == HVD_BROKER_TIMEOUT && left <= 0) break;
+        if (st == HVD_BROKER_CLOSED) break;
         /* OK and CANCELLED (a consumer on this connection) just go on. */
-        if (st == HVD_BROKER_CANCELLED)
-            b->cancelled = true;
+        if (st == HVD_BROKER_CANCELLED) b->cancelled = true;
         st = HVD_BROKER_OK;
     }
     if (b->dead) {

@@ -5,7 +5,7 @@
 #include <string.h>
 #include "buf.h"
 
-#define BRK_NAME_MAX 256   /* AMQP short string */
+#define BRK_NAME_MAX 256 /* AMQP short string */
 #define BRK_MAX_BUCKETS 32
 
 void hvd_broker_retry_key(int delay_s, char *buf, size_t n)
@@ -29,39 +29,33 @@ static amqp_table_entry_t arg_int(const char *k, int64_t v)
     return e;
 }
 
-static HvdBrokerStatus declare_exchange(HvdBroker *b, const char *name, const char *type,
-                                        char *err, size_t errlen)
+static HvdBrokerStatus declare_exchange(HvdBroker *b, const char *name, const char *type, char *err, size_t errlen)
 {
     char text[400];
     int code;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
-    amqp_exchange_declare(b->conn, BRK_CH_RPC, amqp_cstring_bytes(name), amqp_cstring_bytes(type),
-                          0, 1, 0, 0, amqp_empty_table);
+    if (st != HVD_BROKER_OK) return st;
+    amqp_exchange_declare(b->conn, BRK_CH_RPC, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1, 0, 0,
+                          amqp_empty_table);
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
-    if (st == HVD_BROKER_OK)
-        return st;
+    if (st == HVD_BROKER_OK) return st;
     if (code == AMQP_PRECONDITION_FAILED)
-        brk_err(b, err, errlen, "exchange '%s' exists with a different type or arguments (want %s, durable): %s",
-                name, type, text);
+        brk_err(b, err, errlen, "exchange '%s' exists with a different type or arguments (want %s, durable): %s", name,
+                type, text);
     else
         brk_err(b, err, errlen, "cannot declare exchange '%s': %s", name, text);
     return st;
 }
 
-static HvdBrokerStatus declare_queue(HvdBroker *b, const char *name, amqp_table_t args,
-                                     char *err, size_t errlen)
+static HvdBrokerStatus declare_queue(HvdBroker *b, const char *name, amqp_table_t args, char *err, size_t errlen)
 {
     char text[400];
     int code;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
+    if (st != HVD_BROKER_OK) return st;
     amqp_queue_declare(b->conn, BRK_CH_RPC, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
-    if (st == HVD_BROKER_OK)
-        return st;
+    if (st == HVD_BROKER_OK) return st;
     if (code == AMQP_PRECONDITION_FAILED)
         brk_err(b, err, errlen, "queue '%s' exists with different arguments: %s", name, text);
     else
@@ -69,27 +63,24 @@ static HvdBrokerStatus declare_queue(HvdBroker *b, const char *name, amqp_table_
     return st;
 }
 
-HvdBrokerStatus hvd_broker_bind(HvdBroker *b, const char *queue, const char *exchange,
-                                const char *key, char *err, size_t errlen)
+HvdBrokerStatus hvd_broker_bind(HvdBroker *b, const char *queue, const char *exchange, const char *key, char *err,
+                                size_t errlen)
 {
     char text[400];
     int code;
-    if (!b)
-        return HVD_BROKER_CLOSED;
+    if (!b) return HVD_BROKER_CLOSED;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
+    if (st != HVD_BROKER_OK) return st;
     amqp_queue_bind(b->conn, BRK_CH_RPC, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
                     amqp_cstring_bytes(key ? key : ""), amqp_empty_table);
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
     if (st != HVD_BROKER_OK)
-        brk_err(b, err, errlen, "cannot bind queue '%s' to exchange '%s' with key '%s': %s", queue,
-                exchange, key ? key : "", text);
+        brk_err(b, err, errlen, "cannot bind queue '%s' to exchange '%s' with key '%s': %s", queue, exchange,
+                key ? key : "", text);
     return st;
 }
 
-HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix,
-                                            const int *retry_delays_s, size_t n,
+HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix, const int *retry_delays_s, size_t n,
                                             char *err, size_t errlen)
 {
     char jobs[BRK_NAME_MAX], retry[BRK_NAME_MAX], dead[BRK_NAME_MAX], events[BRK_NAME_MAX];
@@ -125,10 +116,8 @@ HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix,
         return st;
 
     amqp_table_entry_t jargs[] = {
-        arg_str("x-queue-type", "quorum"),
-        arg_str("x-dead-letter-exchange", dead),
-        arg_int("x-delivery-limit", 5),
-        arg_str("x-dead-letter-strategy", "at-least-once"),
+        arg_str("x-queue-type", "quorum"),       arg_str("x-dead-letter-exchange", dead),
+        arg_int("x-delivery-limit", 5),          arg_str("x-dead-letter-strategy", "at-least-once"),
         arg_str("x-overflow", "reject-publish"),
     };
     if ((st = declare_queue(b, jobs, (amqp_table_t){5, jargs}, err, errlen)) != HVD_BROKER_OK ||
@@ -157,18 +146,16 @@ HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix,
     return declare_queue(b, results, (amqp_table_t){1, qargs}, err, errlen);
 }
 
-HvdBrokerStatus hvd_broker_queue_info(HvdBroker *b, const char *queue, uint32_t *messages,
-                                      uint32_t *consumers, char *err, size_t errlen)
+HvdBrokerStatus hvd_broker_queue_info(HvdBroker *b, const char *queue, uint32_t *messages, uint32_t *consumers,
+                                      char *err, size_t errlen)
 {
     char text[400];
     int code;
-    if (!b)
-        return HVD_BROKER_CLOSED;
+    if (!b) return HVD_BROKER_CLOSED;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(b->conn, BRK_CH_RPC, amqp_cstring_bytes(queue),
-                                                     1, 0, 0, 0, amqp_empty_table);
+    if (st != HVD_BROKER_OK) return st;
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(b->conn, BRK_CH_RPC, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
     if (st != HVD_BROKER_OK) {
         if (code == AMQP_NOT_FOUND)
@@ -177,25 +164,20 @@ HvdBrokerStatus hvd_broker_queue_info(HvdBroker *b, const char *queue, uint32_t 
             brk_err(b, err, errlen, "cannot inspect queue '%s': %s", queue, text);
         return st;
     }
-    if (messages)
-        *messages = ok->message_count;
-    if (consumers)
-        *consumers = ok->consumer_count;
+    if (messages) *messages = ok->message_count;
+    if (consumers) *consumers = ok->consumer_count;
     return HVD_BROKER_OK;
 }
 
-HvdBrokerStatus hvd_broker_declare_private_queue(HvdBroker *b, char *name, size_t namelen,
-                                                 char *err, size_t errlen)
+HvdBrokerStatus hvd_broker_declare_private_queue(HvdBroker *b, char *name, size_t namelen, char *err, size_t errlen)
 {
     char text[400];
     int code;
-    if (!b)
-        return HVD_BROKER_CLOSED;
+    if (!b) return HVD_BROKER_CLOSED;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(b->conn, BRK_CH_RPC, amqp_empty_bytes, 0, 0, 1,
-                                                     1, amqp_empty_table);
+    if (st != HVD_BROKER_OK) return st;
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(b->conn, BRK_CH_RPC, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
     if (st != HVD_BROKER_OK) {
         brk_err(b, err, errlen, "cannot declare a private queue: %s", text);
@@ -210,24 +192,20 @@ HvdBrokerStatus hvd_broker_declare_private_queue(HvdBroker *b, char *name, size_
     return HVD_BROKER_OK;
 }
 
-HvdBrokerStatus hvd_broker_queue_purge(HvdBroker *b, const char *queue, uint32_t *purged,
-                                       char *err, size_t errlen)
+HvdBrokerStatus hvd_broker_queue_purge(HvdBroker *b, const char *queue, uint32_t *purged, char *err, size_t errlen)
 {
     char text[400];
     int code;
-    if (!b)
-        return HVD_BROKER_CLOSED;
+    if (!b) return HVD_BROKER_CLOSED;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
+    if (st != HVD_BROKER_OK) return st;
     amqp_queue_purge_ok_t *ok = amqp_queue_purge(b->conn, BRK_CH_RPC, amqp_cstring_bytes(queue));
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
     if (st != HVD_BROKER_OK) {
         brk_err(b, err, errlen, "cannot purge queue '%s': %s", queue, text);
         return st;
     }
-    if (purged)
-        *purged = ok->message_count;
+    if (purged) *purged = ok->message_count;
     return HVD_BROKER_OK;
 }
 
@@ -235,35 +213,26 @@ HvdBrokerStatus hvd_broker_queue_delete(HvdBroker *b, const char *queue, char *e
 {
     char text[400];
     int code;
-    if (!b)
-        return HVD_BROKER_CLOSED;
+    if (!b) return HVD_BROKER_CLOSED;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
+    if (st != HVD_BROKER_OK) return st;
     amqp_queue_delete(b->conn, BRK_CH_RPC, amqp_cstring_bytes(queue), 0, 0);
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
-    if (st == HVD_BROKER_ERROR && code == AMQP_NOT_FOUND)
-        return HVD_BROKER_OK;
-    if (st != HVD_BROKER_OK)
-        brk_err(b, err, errlen, "cannot delete queue '%s': %s", queue, text);
+    if (st == HVD_BROKER_ERROR && code == AMQP_NOT_FOUND) return HVD_BROKER_OK;
+    if (st != HVD_BROKER_OK) brk_err(b, err, errlen, "cannot delete queue '%s': %s", queue, text);
     return st;
 }
 
-HvdBrokerStatus hvd_broker_exchange_delete(HvdBroker *b, const char *exchange, char *err,
-                                           size_t errlen)
+HvdBrokerStatus hvd_broker_exchange_delete(HvdBroker *b, const char *exchange, char *err, size_t errlen)
 {
     char text[400];
     int code;
-    if (!b)
-        return HVD_BROKER_CLOSED;
+    if (!b) return HVD_BROKER_CLOSED;
     HvdBrokerStatus st = brk_rpc_channel(b, err, errlen);
-    if (st != HVD_BROKER_OK)
-        return st;
+    if (st != HVD_BROKER_OK) return st;
     amqp_exchange_delete(b->conn, BRK_CH_RPC, amqp_cstring_bytes(exchange), 0);
     st = brk_rpc_check(b, BRK_CH_RPC, &code, text, sizeof text);
-    if (st == HVD_BROKER_ERROR && code == AMQP_NOT_FOUND)
-        return HVD_BROKER_OK;
-    if (st != HVD_BROKER_OK)
-        brk_err(b, err, errlen, "cannot delete exchange '%s': %s", exchange, text);
+    if (st == HVD_BROKER_ERROR && code == AMQP_NOT_FOUND) return HVD_BROKER_OK;
+    if (st != HVD_BROKER_OK) brk_err(b, err, errlen, "cannot delete exchange '%s': %s", exchange, text);
     return st;
 }

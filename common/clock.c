@@ -61,10 +61,10 @@ void hvd_time_rfc3339(int64_t unix_ms, char out[HVD_RFC3339_LEN])
     int64_t sod = secs - days * 86400;
     int64_t y, m, d;
     civil_from_days(days, &y, &m, &d);
-    if (y < 0) y = 0;          /* the format has four year digits */
+    if (y < 0) y = 0; /* the format has four year digits */
     if (y > 9999) y = 9999;
-    snprintf(out, HVD_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d,
-             (int)(sod / 3600), (int)(sod % 3600 / 60), (int)(sod % 60), (int)ms);
+    snprintf(out, HVD_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d, (int)(sod / 3600),
+             (int)(sod % 3600 / 60), (int)(sod % 60), (int)ms);
 }
 
 /* RFC 3339 parsing, with a reason for what is wrong (shared by the job
@@ -95,11 +95,9 @@ const char *hvd_time_parse_rfc3339_why(const char *s, int64_t *epoch_ms)
     if (!s) return "no input";
     size_t len = strlen(s);
     if (len < 19) return "input is too short";
-    if (!digits_n(s, 4, &y) || s[4] != '-' || !digits_n(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits_n(s + 8, 2, &d))
+    if (!digits_n(s, 4, &y) || s[4] != '-' || !digits_n(s + 5, 2, &mo) || s[7] != '-' || !digits_n(s + 8, 2, &d))
         return "expected a date as YYYY-MM-DD";
-    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
-        return "expected 'T' between the date and the time";
+    if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return "expected 'T' between the date and the time";
     if (!digits_n(s + 11, 2, &h) || s[13] != ':' || !digits_n(s + 14, 2, &mi) || s[16] != ':' ||
         !digits_n(s + 17, 2, &sec))
         return "expected a time as HH:MM:SS";
@@ -108,7 +106,7 @@ const char *hvd_time_parse_rfc3339_why(const char *s, int64_t *epoch_ms)
     if (h > 23) return "hour value is outside expected range of 0-23";
     if (mi > 59) return "minute value is outside expected range of 0-59";
     if (sec > 60) return "second value is outside expected range of 0-59";
-    if (sec == 60) sec = 59;   /* a leap second: keep it inside the same minute */
+    if (sec == 60) sec = 59; /* a leap second: keep it inside the same minute */
     const char *p = s + 19;
     int ms = 0;
     if (*p == '.') {

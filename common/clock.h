@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define HVD_RFC3339_LEN 32   /* "2026-11-25T20:04:36.123Z" is 24 chars + NUL; room to spare */
+#define HVD_RFC3339_LEN 32 /* "2026-11-25T20:04:36.123Z" is 24 chars + NUL; room to spare */
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t hvd_now_ms(void);

@@ -15,7 +15,7 @@ void hvd_codec_why(char *why, size_t whylen, const char *fmt, ...)
     if (!why || whylen == 0) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);   /* a truncated reason is still a reason */
+    vsnprintf(why, whylen, fmt, ap); /* a truncated reason is still a reason */
     va_end(ap);
 }
 
@@ -25,7 +25,10 @@ HvdContentType hvd_content_type_parse(const char *ct)
     while (*ct == ' ' || *ct == '\t') ct++;
     size_t n = strcspn(ct, ";");
     while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
-    static const struct { const char *name; HvdContentType ct; } types[] = {
+    static const struct {
+        const char *name;
+        HvdContentType ct;
+    } types[] = {
         {"application/msgpack", HVD_CT_MSGPACK},
         {"application/x-msgpack", HVD_CT_MSGPACK},
         {"application/json", HVD_CT_JSON},
@@ -40,8 +43,8 @@ const char *hvd_content_type_name(HvdContentType ct)
     return ct == HVD_CT_MSGPACK ? "application/msgpack" : "application/json";
 }
 
-HvdDecodeStatus hvd_decode_limited(HvdContentType ct, const void *buf, size_t len,
-                                   const HvdDecodeLimits *lim, HvdNode **out, char *why, size_t whylen)
+HvdDecodeStatus hvd_decode_limited(HvdContentType ct, const void *buf, size_t len, const HvdDecodeLimits *lim,
+                                   HvdNode **out, char *why, size_t whylen)
 {
     HvdDecodeLimits l = *lim;
     if (l.max_depth > HVD_DEPTH_CAP) l.max_depth = HVD_DEPTH_CAP;
@@ -64,14 +67,11 @@ HvdDecodeStatus hvd_decode_limited(HvdContentType ct, const void *buf, size_t le
     case HVD_CT_JSON:
         st = hvd_prescan_json(buf, len, &l, why, whylen);
         return st != HVD_DECODE_OK ? st : hvd_json_decode(buf, len, out, why, whylen);
-    default:
-        hvd_codec_why(why, whylen, "unsupported content type");
-        return HVD_DECODE_MALFORMED;
+    default: hvd_codec_why(why, whylen, "unsupported content type"); return HVD_DECODE_MALFORMED;
     }
 }
 
-HvdDecodeStatus hvd_decode(HvdContentType ct, const void *buf, size_t len,
-                           HvdNode **out, char *why, size_t whylen)
+HvdDecodeStatus hvd_decode(HvdContentType ct, const void *buf, size_t len, HvdNode **out, char *why, size_t whylen)
 {
     const HvdDecodeLimits lim = {HVD_MAX_BODY, HVD_MAX_STRING, HVD_MAX_DEPTH};
     return hvd_decode_limited(ct, buf, len, &lim, out, why, whylen);
@@ -85,8 +85,7 @@ void hvd_encode(HvdContentType ct, const HvdNode *node, HvdBuf *out)
         hvd_json_encode(node, out);
 }
 
-HvdDecodeStatus hvd_json_to_node(const char *text, size_t len, size_t max_len,
-                                 HvdNode **out, char *why, size_t whylen)
+HvdDecodeStatus hvd_json_to_node(const char *text, size_t len, size_t max_len, HvdNode **out, char *why, size_t whylen)
 {
     const HvdDecodeLimits lim = {max_len ? max_len : HVD_MAX_BODY, HVD_MAX_STRING, HVD_MAX_DEPTH};
     return hvd_decode_limited(HVD_CT_JSON, text, len, &lim, out, why, whylen);
@@ -106,10 +105,17 @@ static size_t utf8_seq(const unsigned char *s, size_t len)
     if (c < 0x80) return 1;
     size_t n;
     uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else
+        return 0;
     if (len < n) return 0;
     for (size_t i = 1; i < n; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -124,7 +130,10 @@ bool hvd_codec_utf8_valid(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        if (s[i] < 0x80) { i++; continue; }
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
         size_t n = utf8_seq(s + i, len - i);
         if (n == 0) return false;
         i += n;
@@ -134,10 +143,13 @@ bool hvd_codec_utf8_valid(const unsigned char *s, size_t len)
 
 void hvd_codec_utf8_sanitize(const unsigned char *s, size_t len, HvdBuf *out)
 {
-    size_t i = 0, run = 0;   /* run: start of the pending valid bytes */
+    size_t i = 0, run = 0; /* run: start of the pending valid bytes */
     while (i < len) {
         size_t n = s[i] < 0x80 ? 1 : utf8_seq(s + i, len - i);
-        if (n) { i += n; continue; }
+        if (n) {
+            i += n;
+            continue;
+        }
         hvd_buf_append(out, s + run, i - run);
         hvd_buf_append(out, "\xEF\xBF\xBD", 3);
         run = ++i;
@@ -147,11 +159,11 @@ void hvd_codec_utf8_sanitize(const unsigned char *s, size_t len, HvdBuf *out)
 
 /* ---- map building with a key index ------------------------------------ */
 
-#define KEY_INDEX_FROM 16   /* below this many keys a linear scan is cheaper */
+#define KEY_INDEX_FROM 16 /* below this many keys a linear scan is cheaper */
 
 static uint64_t key_hash(const char *k)
 {
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ULL;
     return h;
 }
@@ -187,7 +199,10 @@ void hvd_codec_map_put(HvdNode *map, HvdKeyIndex *seen, char *key, HvdNode *val)
         at = index_find(seen, map, key);
     } else {
         for (size_t i = 0; i < map->u.map.n; i++)
-            if (strcmp(map->u.map.keys[i], key) == 0) { at = (long)i; break; }
+            if (strcmp(map->u.map.keys[i], key) == 0) {
+                at = (long)i;
+                break;
+            }
     }
     if (at >= 0) {
         free(key);

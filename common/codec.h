@@ -12,26 +12,26 @@
 #include "node.h"
 #include "buf.h"
 
-#define HVD_MAX_BODY   (256 * 1024)
+#define HVD_MAX_BODY (256 * 1024)
 #define HVD_MAX_STRING (16 * 1024)
-#define HVD_MAX_DEPTH  16
+#define HVD_MAX_DEPTH 16
 
 typedef enum {
-    HVD_CT_MSGPACK,   /* application/msgpack (also accepted: application/x-msgpack) */
-    HVD_CT_JSON,      /* application/json */
+    HVD_CT_MSGPACK, /* application/msgpack (also accepted: application/x-msgpack) */
+    HVD_CT_JSON,    /* application/json */
     HVD_CT_UNKNOWN,
 } HvdContentType;
 
 typedef enum {
     HVD_DECODE_OK = 0,
-    HVD_DECODE_TOO_LARGE,   /* body, string or depth over a limit: code message_too_large */
-    HVD_DECODE_MALFORMED,   /* not valid msgpack / JSON, trailing bytes, not UTF-8 ... */
+    HVD_DECODE_TOO_LARGE, /* body, string or depth over a limit: code message_too_large */
+    HVD_DECODE_MALFORMED, /* not valid msgpack / JSON, trailing bytes, not UTF-8 ... */
 } HvdDecodeStatus;
 
 /* Maps a content_type property to the enum; NULL or empty -> HVD_CT_UNKNOWN.
  * Parameters after ';' (e.g. "; charset=utf-8") are ignored. */
 HvdContentType hvd_content_type_parse(const char *content_type);
-const char *hvd_content_type_name(HvdContentType ct);  /* "application/msgpack", "application/json" */
+const char *hvd_content_type_name(HvdContentType ct); /* "application/msgpack", "application/json" */
 /* (HVD_CT_UNKNOWN: hvd_encode writes JSON and hvd_content_type_name says
  * "application/json", so an answer to a message in an unsupported content
  * type still has a well-defined type; hvd_decode refuses it as MALFORMED.) */
@@ -40,8 +40,7 @@ const char *hvd_content_type_name(HvdContentType ct);  /* "application/msgpack",
  * a new tree (caller frees). On failure *out is NULL and why (if non-NULL)
  * holds one human sentence such as "body is 300000 bytes, over the 262144-byte
  * limit" or "invalid JSON at line 1 column 7: ...". */
-HvdDecodeStatus hvd_decode(HvdContentType ct, const void *buf, size_t len,
-                           HvdNode **out, char *why, size_t whylen);
+HvdDecodeStatus hvd_decode(HvdContentType ct, const void *buf, size_t len, HvdNode **out, char *why, size_t whylen);
 
 /* Appends the encoding of node to out. Never fails for a well-formed tree;
  * BIN nodes become base64 strings in JSON. */
@@ -50,20 +49,18 @@ void hvd_encode(HvdContentType ct, const HvdNode *node, HvdBuf *out);
 /* JSON helpers for places that always speak JSON (agent protocol, database
  * jsonb columns, logs). hvd_json_to_node applies the same limits as hvd_decode
  * except the body cap, which is max_len (0 = HVD_MAX_BODY). */
-HvdDecodeStatus hvd_json_to_node(const char *text, size_t len, size_t max_len,
-                                 HvdNode **out, char *why, size_t whylen);
-char *hvd_node_to_json(const HvdNode *node);  /* compact, malloc'd, NUL-terminated */
+HvdDecodeStatus hvd_json_to_node(const char *text, size_t len, size_t max_len, HvdNode **out, char *why, size_t whylen);
+char *hvd_node_to_json(const HvdNode *node); /* compact, malloc'd, NUL-terminated */
 
 /* hvd_decode with other limits, for input that is not a job body (the agent's
  * answer may carry long log strings). max_depth is capped at HVD_DEPTH_CAP. */
 #define HVD_DEPTH_CAP 64
 typedef struct {
-    size_t max_body;      /* bytes */
-    size_t max_string;    /* bytes of one string, map key or bin */
-    int max_depth;        /* maps and lists; a top-level map is depth 1 */
+    size_t max_body;   /* bytes */
+    size_t max_string; /* bytes of one string, map key or bin */
+    int max_depth;     /* maps and lists; a top-level map is depth 1 */
 } HvdDecodeLimits;
-HvdDecodeStatus hvd_decode_limited(HvdContentType ct, const void *buf, size_t len,
-                                   const HvdDecodeLimits *limits,
+HvdDecodeStatus hvd_decode_limited(HvdContentType ct, const void *buf, size_t len, const HvdDecodeLimits *limits,
                                    HvdNode **out, char *why, size_t whylen);
 
 /* Notes on both formats: strings must be valid UTF-8 (else MALFORMED); a map

@@ -33,7 +33,7 @@ static HvdNode *from_json(const json_t *j, char *why, size_t whylen)
     }
     case JSON_OBJECT: {
         HvdNode *map = hvd_node_map();
-        HvdKeyIndex seen = {0};   /* jansson already merged duplicates; kept for uniformity */
+        HvdKeyIndex seen = {0}; /* jansson already merged duplicates; kept for uniformity */
         for (void *it = json_object_iter((json_t *)j); it; it = json_object_iter_next((json_t *)j, it)) {
             const char *key = json_object_iter_key(it);
             size_t klen = json_object_iter_key_len(it);
@@ -131,7 +131,7 @@ static void put_float(HvdBuf *out, double d)
         if (strtod(tmp, NULL) == d) break;
     }
     hvd_buf_puts(out, tmp);
-    if (!strpbrk(tmp, ".eE")) hvd_buf_puts(out, ".0");   /* stays a float when read back */
+    if (!strpbrk(tmp, ".eE")) hvd_buf_puts(out, ".0"); /* stays a float when read back */
 }
 
 static void put_base64(HvdBuf *out, const unsigned char *p, size_t n)
@@ -142,8 +142,8 @@ static void put_base64(HvdBuf *out, const unsigned char *p, size_t n)
         uint32_t v = (uint32_t)p[i] << 16;
         if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
         if (i + 2 < n) v |= p[i + 2];
-        char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63],
-                     i + 1 < n ? tbl[(v >> 6) & 63] : '=', i + 2 < n ? tbl[v & 63] : '='};
+        char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], i + 1 < n ? tbl[(v >> 6) & 63] : '=',
+                     i + 2 < n ? tbl[v & 63] : '='};
         hvd_buf_append(out, q, 4);
     }
     hvd_buf_append(out, "\"", 1);
@@ -180,14 +180,12 @@ static void put_node(HvdBuf *out, const HvdNode *n)
         }
         hvd_buf_append(out, "}", 1);
         break;
-    default:
-        hvd_buf_puts(out, "null");
-        break;
+    default: hvd_buf_puts(out, "null"); break;
     }
 }
 
 void hvd_json_encode(const HvdNode *node, HvdBuf *out)
 {
     put_node(out, node);
-    if (!out->data) hvd_buf_append(out, "", 0);   /* keep data non-NULL */
+    if (!out->data) hvd_buf_append(out, "", 0); /* keep data non-NULL */
 }

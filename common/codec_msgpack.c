@@ -8,21 +8,15 @@
 static HvdNode *from_object(const msgpack_object *o)
 {
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        return hvd_node_nil();
-    case MSGPACK_OBJECT_BOOLEAN:
-        return hvd_node_bool(o->via.boolean);
+    case MSGPACK_OBJECT_NIL: return hvd_node_nil();
+    case MSGPACK_OBJECT_BOOLEAN: return hvd_node_bool(o->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         return hvd_node_int(o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return hvd_node_int(o->via.i64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return hvd_node_int(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return hvd_node_float(o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        return hvd_node_strn(o->via.str.ptr, o->via.str.size);
-    case MSGPACK_OBJECT_BIN:
-        return hvd_node_bin(o->via.bin.ptr, o->via.bin.size);
+    case MSGPACK_OBJECT_FLOAT64: return hvd_node_float(o->via.f64);
+    case MSGPACK_OBJECT_STR: return hvd_node_strn(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_BIN: return hvd_node_bin(o->via.bin.ptr, o->via.bin.size);
     case MSGPACK_OBJECT_ARRAY: {
         HvdNode *arr = hvd_node_array();
         if (o->via.array.size) {
@@ -38,17 +32,16 @@ static HvdNode *from_object(const msgpack_object *o)
         HvdKeyIndex seen = {0};
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (kv->key.type != MSGPACK_OBJECT_STR) continue;   /* node maps have string keys only */
+            if (kv->key.type != MSGPACK_OBJECT_STR) continue; /* node maps have string keys only */
             /* msgpack-c leaves ptr NULL for an empty string */
-            char *key = kv->key.via.str.size ? hvd_xstrndup(kv->key.via.str.ptr, kv->key.via.str.size)
-                                             : hvd_xstrdup("");
+            char *key =
+                kv->key.via.str.size ? hvd_xstrndup(kv->key.via.str.ptr, kv->key.via.str.size) : hvd_xstrdup("");
             hvd_codec_map_put(map, &seen, key, from_object(&kv->val));
         }
         hvd_codec_key_index_free(&seen);
         return map;
     }
-    default:   /* EXT: refused by the pre-scan */
-        return hvd_node_nil();
+    default: /* EXT: refused by the pre-scan */ return hvd_node_nil();
     }
 }
 
@@ -64,8 +57,8 @@ HvdDecodeStatus hvd_msgpack_decode(const void *buf, size_t len, HvdNode **out, c
         goto out;
     }
     if (off != len) {
-        hvd_codec_why(why, whylen, "invalid msgpack: %zu trailing bytes after the value ending at byte %zu",
-                      len - off, off);
+        hvd_codec_why(why, whylen, "invalid msgpack: %zu trailing bytes after the value ending at byte %zu", len - off,
+                      off);
         goto out;
     }
     *out = from_object(&msg.data);
@@ -104,7 +97,7 @@ static void pack_node(msgpack_packer *pk, const HvdNode *n)
     switch (n->type) {
     case HVD_NIL: msgpack_pack_nil(pk); break;
     case HVD_BOOL: n->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
-    case HVD_INT: msgpack_pack_int64(pk, n->u.i); break;   /* smallest encoding */
+    case HVD_INT: msgpack_pack_int64(pk, n->u.i); break; /* smallest encoding */
     case HVD_FLOAT: msgpack_pack_double(pk, n->u.f); break;
     case HVD_STR: pack_text(pk, n->u.s.ptr, n->u.s.len); break;
     case HVD_BIN:
@@ -122,9 +115,7 @@ static void pack_node(msgpack_packer *pk, const HvdNode *n)
             pack_node(pk, n->u.map.vals[i]);
         }
         break;
-    default:
-        msgpack_pack_nil(pk);
-        break;
+    default: msgpack_pack_nil(pk); break;
     }
 }
 

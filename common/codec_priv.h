@@ -10,10 +10,10 @@
  * lim (except max_body, checked by the caller), that declared lengths fit in
  * the bytes that are there, and (msgpack) UTF-8, ext types, NUL in keys and
  * trailing bytes. why gets one sentence on failure. */
-HvdDecodeStatus hvd_prescan_msgpack(const unsigned char *p, size_t len, const HvdDecodeLimits *lim,
-                                    char *why, size_t whylen);
-HvdDecodeStatus hvd_prescan_json(const unsigned char *p, size_t len, const HvdDecodeLimits *lim,
-                                 char *why, size_t whylen);
+HvdDecodeStatus hvd_prescan_msgpack(const unsigned char *p, size_t len, const HvdDecodeLimits *lim, char *why,
+                                    size_t whylen);
+HvdDecodeStatus hvd_prescan_json(const unsigned char *p, size_t len, const HvdDecodeLimits *lim, char *why,
+                                 size_t whylen);
 
 /* Decoders, run only after their pre-scan passed. */
 HvdDecodeStatus hvd_msgpack_decode(const void *buf, size_t len, HvdNode **out, char *why, size_t whylen);
@@ -31,10 +31,10 @@ void hvd_codec_utf8_sanitize(const unsigned char *s, size_t len, HvdBuf *out);
  * (a repeated key keeps its first position, takes the last value); seen is a
  * hash index that keeps this linear for large maps. */
 typedef struct {
-    size_t *slots;   /* index + 1 into map's entries, 0 = empty */
-    size_t cap;      /* power of two, 0 until the map grows past a few keys */
+    size_t *slots; /* index + 1 into map's entries, 0 = empty */
+    size_t cap;    /* power of two, 0 until the map grows past a few keys */
 } HvdKeyIndex;
-void hvd_codec_map_put(HvdNode *map, HvdKeyIndex *seen, char *key, HvdNode *val);  /* takes key and val */
+void hvd_codec_map_put(HvdNode *map, HvdKeyIndex *seen, char *key, HvdNode *val); /* takes key and val */
 void hvd_codec_key_index_free(HvdKeyIndex *seen);
 
 void hvd_codec_why(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -14,20 +14,20 @@
 #include <unistd.h>
 
 typedef enum {
-    CT_STR,        /* any string */
-    CT_NAME,       /* AMQP name prefix: [A-Za-z0-9._:-], 1..100 */
-    CT_AMQP_URL,   /* amqp:// or amqps:// URL; secret */
-    CT_PG_DSN,     /* libpq URI or key=value string; secret */
-    CT_INT,        /* whole number in [min, max] */
-    CT_DUR,        /* seconds with optional s/m/h/d suffix, in [min, max] */
+    CT_STR,      /* any string */
+    CT_NAME,     /* AMQP name prefix: [A-Za-z0-9._:-], 1..100 */
+    CT_AMQP_URL, /* amqp:// or amqps:// URL; secret */
+    CT_PG_DSN,   /* libpq URI or key=value string; secret */
+    CT_INT,      /* whole number in [min, max] */
+    CT_DUR,      /* seconds with optional s/m/h/d suffix, in [min, max] */
     CT_BOOL,
-    CT_LEVEL,      /* debug|info|warn|error */
-    CT_INTLIST,    /* comma list of whole numbers in [min, max], 1..16 entries */
-    CT_HOSTLIST,   /* comma list of hostnames / IPv4, lower-cased */
-    CT_CODELIST,   /* comma list of agent codes */
-    CT_PATHLIST,   /* comma list of file paths */
-    CT_TIMEOUTS,   /* op=seconds,... */
-    CT_ADDR,       /* host:port or empty */
+    CT_LEVEL,    /* debug|info|warn|error */
+    CT_INTLIST,  /* comma list of whole numbers in [min, max], 1..16 entries */
+    CT_HOSTLIST, /* comma list of hostnames / IPv4, lower-cased */
+    CT_CODELIST, /* comma list of agent codes */
+    CT_PATHLIST, /* comma list of file paths */
+    CT_TIMEOUTS, /* op=seconds,... */
+    CT_ADDR,     /* host:port or empty */
 } CfgType;
 
 #define REQ_WORKER 1u
@@ -56,8 +56,7 @@ static const CfgRow rows[] = {
      "PEM CA certificates that sign the broker's certificate (amqps://); empty = system default"},
     {"HVD_AMQP_CERT_FILE", CT_STR, OFF(amqp_cert_file), "", 0, 0, 0, "FILE",
      "PEM client certificate for amqps:// (with HVD_AMQP_KEY_FILE)"},
-    {"HVD_AMQP_KEY_FILE", CT_STR, OFF(amqp_key_file), "", 0, 0, 0, "FILE",
-     "PEM private key of the client certificate"},
+    {"HVD_AMQP_KEY_FILE", CT_STR, OFF(amqp_key_file), "", 0, 0, 0, "FILE", "PEM private key of the client certificate"},
     {"HVD_AMQP_VERIFY", CT_BOOL, OFF(amqp_verify), "true", 0, 0, 0, "BOOL",
      "verify the broker's certificate and host name (amqps://)"},
     {"HVD_AMQP_PREFIX", CT_NAME, OFF(amqp_prefix), "hvdeploy", 0, 0, 0, "NAME",
@@ -68,8 +67,7 @@ static const CfgRow rows[] = {
      "PostgreSQL connection string (URI or key=value; sslmode= for TLS)"},
     {"HVD_PG_DSN_FILE", CT_STR, OFF(pg_dsn_file), "", 0, 0, 0, "FILE",
      "read HVD_PG_DSN from this file (container secrets); wins over HVD_PG_DSN"},
-    {"HVD_PG_POOL_SIZE", CT_INT, OFF(pg_pool_size), "4", 1, 64, 0, "N",
-     "PostgreSQL connections per worker process"},
+    {"HVD_PG_POOL_SIZE", CT_INT, OFF(pg_pool_size), "4", 1, 64, 0, "N", "PostgreSQL connections per worker process"},
     {"HVD_AGENT_CMD", CT_STR, OFF(agent_cmd), "", 0, 0, REQ_WORKER, "CMD",
      "host agent argv template, split on spaces, {host} = target host; run without a shell"},
     {"HVD_AGENT_TIMEOUTS", CT_TIMEOUTS, OFF(agent_timeouts),
@@ -77,10 +75,9 @@ static const CfgRow rows[] = {
      "agent time limit per operation, over these defaults; default=N for the rest"},
     {"HVD_AGENT_KILL_GRACE", CT_DUR, OFF(agent_kill_grace), "2", 0, 300, 0, "SECONDS",
      "wait between SIGTERM and SIGKILL of an agent that timed out"},
-    {"HVD_AGENT_RETRYABLE_CODES", CT_CODELIST, OFF(agent_retryable_codes), "HOST_BUSY,TRANSIENT", 0, 0, 0,
-     "CODE,...", "agent error codes retried like transient failures (others are permanent)"},
-    {"HVD_CONCURRENCY", CT_INT, OFF(concurrency), "8", 1, 1024, 0, "N",
-     "jobs in flight per worker process"},
+    {"HVD_AGENT_RETRYABLE_CODES", CT_CODELIST, OFF(agent_retryable_codes), "HOST_BUSY,TRANSIENT", 0, 0, 0, "CODE,...",
+     "agent error codes retried like transient failures (others are permanent)"},
+    {"HVD_CONCURRENCY", CT_INT, OFF(concurrency), "8", 1, 1024, 0, "N", "jobs in flight per worker process"},
     {"HVD_HOST_CONCURRENCY", CT_INT, OFF(host_concurrency), "1", 1, 1024, 0, "N",
      "jobs running per Hyper-V host across the whole fleet"},
     {"HVD_ALLOWED_HOSTS", CT_HOSTLIST, OFF(allowed_hosts), "", 0, 0, 0, "HOST,...",
@@ -116,13 +113,13 @@ static const CfgRow rows[] = {
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
-static const char *const timeout_ops[] = {"vm.create", "disk.create", "nic.create",
-                                          "vm.initialize", "vm.delete", "default"};
+static const char *const timeout_ops[] = {"vm.create",     "disk.create", "nic.create",
+                                          "vm.initialize", "vm.delete",   "default"};
 
 /* A value of one row during loading, and where it came from. */
 typedef struct {
-    char *val;      /* owned */
-    char *src;      /* owned: "" (default/env) or " (from ...)" */
+    char *val; /* owned */
+    char *src; /* owned: "" (default/env) or " (from ...)" */
 } Layer;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -178,8 +175,7 @@ void hvd_config_flag_name(const char *var, char *out, size_t outlen)
     }
     out[j++] = '-';
     out[j++] = '-';
-    for (; *var && j + 1 < outlen; var++)
-        out[j++] = *var == '_' ? '-' : (char)tolower((unsigned char)*var);
+    for (; *var && j + 1 < outlen; var++) out[j++] = *var == '_' ? '-' : (char)tolower((unsigned char)*var);
     out[j] = '\0';
 }
 
@@ -295,7 +291,7 @@ bool hvd_parse_host_port(const char *s, char *host, size_t hostlen, int *port, b
         colon = strrchr(s, ':');
         if (!colon) return false;
         hend = colon;
-        if (memchr(s, ':', (size_t)(colon - s))) return false;   /* bare IPv6 needs brackets */
+        if (memchr(s, ':', (size_t)(colon - s))) return false; /* bare IPv6 needs brackets */
     }
     size_t hl = (size_t)(hend - hstart);
     if (hl == 0 || hl >= hostlen) return false;
@@ -496,7 +492,7 @@ static void mask_url_into(HvdBuf *o, const char *url)
         size_t kl = (size_t)(p - k);
         while (isspace((unsigned char)*p)) p++;
         if (*p != '=' || kl == 0) {
-            hvd_buf_puts(o, "***");   /* not key=value: show nothing of the rest */
+            hvd_buf_puts(o, "***"); /* not key=value: show nothing of the rest */
             return;
         }
         p++;
@@ -560,8 +556,8 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
     }
     case CT_NAME:
         if (!name_ok(v)) {
-            set_err(err, errlen, "%s: '%s' is not a name of 1 to 100 letters, digits, '.', '_', ':' or '-'%s",
-                    r->name, q, src);
+            set_err(err, errlen, "%s: '%s' is not a name of 1 to 100 letters, digits, '.', '_', ':' or '-'%s", r->name,
+                    q, src);
             return false;
         }
         free(*FIELD(cfg, r, char *));
@@ -597,7 +593,8 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
                 snprintf(reason, sizeof reason, ": %s", perr);
                 trim(reason);
             }
-            set_err(err, errlen, "%s: '%s' is not a libpq connection string (postgresql://host/db or host=... dbname=...)%s%s",
+            set_err(err, errlen,
+                    "%s: '%s' is not a libpq connection string (postgresql://host/db or host=... dbname=...)%s%s",
                     r->name, q, reason, src);
             PQfreemem(perr);
             return false;
@@ -636,8 +633,7 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
     case CT_INTLIST: {
         HvdStrList items = {0};
         HvdIntList *l = FIELD(cfg, r, HvdIntList);
-        bool good = split_list(v, &items, NULL, false, &bad) && items.n >= 1 &&
-                    items.n <= HVD_CFG_MAX_RETRY_DELAYS;
+        bool good = split_list(v, &items, NULL, false, &bad) && items.n >= 1 && items.n <= HVD_CFG_MAX_RETRY_DELAYS;
         for (size_t i = 0; good && i < items.n; i++)
             if (!parse_int(items.v[i], r->min, r->max, &l->v[i])) good = false;
         if (good) l->n = items.n;
@@ -658,14 +654,16 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
         if (!split_list(v, &tmp, ok, r->type == CT_HOSTLIST, &bad)) {
             char qb[128];
             quote_val(bad, qb, sizeof qb);
-            const char *what = r->type == CT_HOSTLIST ? "a valid hostname or IPv4 address"
-                             : r->type == CT_CODELIST ? "an agent code (letters, digits, '.', '_', '-')"
-                             : "a file path";
+            const char *what = r->type == CT_HOSTLIST   ? "a valid hostname or IPv4 address"
+                               : r->type == CT_CODELIST ? "an agent code (letters, digits, '.', '_', '-')"
+                                                        : "a file path";
             if (*bad)
                 set_err(err, errlen, "%s: '%s' is not %s (in '%s')%s", r->name, qb, what, q, src);
             else
                 set_err(err, errlen, "%s: '%s' has an empty entry; expected a comma list of %ss%s", r->name, q,
-                        r->type == CT_HOSTLIST ? "host name" : r->type == CT_CODELIST ? "agent code" : "file path",
+                        r->type == CT_HOSTLIST   ? "host name"
+                        : r->type == CT_CODELIST ? "agent code"
+                                                 : "file path",
                         src);
             free(bad);
             return false;
@@ -676,12 +674,14 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
     }
     case CT_TIMEOUTS: {
         HvdTimeouts *t = FIELD(cfg, r, HvdTimeouts), tmp = {0};
-        if (!timeouts_apply(&tmp, r->def, &bad)) abort();   /* the built-in default must parse */
+        if (!timeouts_apply(&tmp, r->def, &bad)) abort(); /* the built-in default must parse */
         if (!timeouts_apply(&tmp, v, &bad)) {
             char qb[128];
             quote_val(bad ? bad : v, qb, sizeof qb);
-            set_err(err, errlen, "%s: '%s' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, "
-                    "vm.initialize, vm.delete, default and SECONDS 1 to 86400%s", r->name, qb, src);
+            set_err(err, errlen,
+                    "%s: '%s' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, "
+                    "vm.initialize, vm.delete, default and SECONDS 1 to 86400%s",
+                    r->name, qb, src);
             free(bad);
             return false;
         }
@@ -813,8 +813,7 @@ static int load_file(Layer *layers, const char *path, char *err, size_t errlen)
 
 /* Replaces the layer of target by the trimmed content of the file named by
  * the layer of file_row, when that is set. */
-static int apply_file_variant(Layer *layers, const char *file_var, const char *target_var, char *err,
-                              size_t errlen)
+static int apply_file_variant(Layer *layers, const char *file_var, const char *target_var, char *err, size_t errlen)
 {
     Layer *fl = &layers[row_by_name(file_var, strlen(file_var)) - rows];
     Layer *tl = &layers[row_by_name(target_var, strlen(target_var)) - rows];
@@ -855,16 +854,19 @@ int hvd_config_require(const HvdConfig *cfg, const char *name, char *err, size_t
     }
     bool empty = false;
     switch (r->type) {
-    case CT_STR: case CT_NAME: case CT_AMQP_URL: case CT_PG_DSN: case CT_ADDR: {
+    case CT_STR:
+    case CT_NAME:
+    case CT_AMQP_URL:
+    case CT_PG_DSN:
+    case CT_ADDR: {
         const char *v = *(char *const *)((const char *)cfg + r->off);
         empty = !v || !v[strspn(v, " \t")];
         break;
     }
-    case CT_HOSTLIST: case CT_CODELIST: case CT_PATHLIST:
-        empty = ((const HvdStrList *)((const char *)cfg + r->off))->n == 0;
-        break;
-    default:
-        break;
+    case CT_HOSTLIST:
+    case CT_CODELIST:
+    case CT_PATHLIST: empty = ((const HvdStrList *)((const char *)cfg + r->off))->n == 0; break;
+    default: break;
     }
     if (empty) {
         char flag[64];
@@ -886,8 +888,8 @@ static const CfgRow *row_by_flag(const char *flag, size_t len)
     return NULL;
 }
 
-int hvd_config_load_args(HvdConfig *cfg, int *argc, char **argv, const char *program, unsigned flags,
-                         char *err, size_t errlen)
+int hvd_config_load_args(HvdConfig *cfg, int *argc, char **argv, const char *program, unsigned flags, char *err,
+                         size_t errlen)
 {
     Layer layers[NROWS];
     int rc = -1, keep = 1;
@@ -980,8 +982,10 @@ int hvd_config_load_args(HvdConfig *cfg, int *argc, char **argv, const char *pro
     /* config file: flag, else environment */
     const char *cfile = NULL;
     size_t cfi = (size_t)(row_by_name("HVD_CONFIG_FILE", 15) - rows);
-    if (flag_layers[cfi].val) cfile = flag_layers[cfi].val;
-    else if (getenv("HVD_CONFIG_FILE")) cfile = getenv("HVD_CONFIG_FILE");
+    if (flag_layers[cfi].val)
+        cfile = flag_layers[cfi].val;
+    else if (getenv("HVD_CONFIG_FILE"))
+        cfile = getenv("HVD_CONFIG_FILE");
     if (cfile && *cfile && load_file(layers, cfile, err, errlen) != 0) goto out;
 
     for (size_t i = 0; i < NROWS; i++) {
@@ -1011,8 +1015,7 @@ int hvd_config_load_args(HvdConfig *cfg, int *argc, char **argv, const char *pro
     }
     if (!(flags & HVD_CFG_NO_REQUIRED) && is_worker(prog)) {
         for (size_t i = 0; i < NROWS; i++)
-            if ((rows[i].required & REQ_WORKER) && hvd_config_require(cfg, rows[i].name, err, errlen) != 0)
-                goto out;
+            if ((rows[i].required & REQ_WORKER) && hvd_config_require(cfg, rows[i].name, err, errlen) != 0) goto out;
     }
     rc = 0;
 out:
@@ -1043,17 +1046,20 @@ void hvd_config_free(HvdConfig *cfg)
     for (size_t i = 0; i < NROWS; i++) {
         const CfgRow *r = &rows[i];
         switch (r->type) {
-        case CT_STR: case CT_NAME: case CT_AMQP_URL: case CT_PG_DSN: case CT_ADDR: {
+        case CT_STR:
+        case CT_NAME:
+        case CT_AMQP_URL:
+        case CT_PG_DSN:
+        case CT_ADDR: {
             char **f = FIELD(cfg, r, char *);
             if (*f && (r->type == CT_AMQP_URL || r->type == CT_PG_DSN)) memset(*f, 0, strlen(*f));
             free(*f);
             break;
         }
-        case CT_HOSTLIST: case CT_CODELIST: case CT_PATHLIST:
-            strlist_free(FIELD(cfg, r, HvdStrList));
-            break;
-        default:
-            break;
+        case CT_HOSTLIST:
+        case CT_CODELIST:
+        case CT_PATHLIST: strlist_free(FIELD(cfg, r, HvdStrList)); break;
+        default: break;
         }
     }
     memset(cfg, 0, sizeof *cfg);
@@ -1107,8 +1113,8 @@ void hvd_config_usage(FILE *out, const char *program)
 
 static void print_value(FILE *out, const char *name, const char *v)
 {
-    bool plain = !*v || (!isspace((unsigned char)v[0]) && !isspace((unsigned char)v[strlen(v) - 1]) &&
-                         v[0] != '\'' && v[0] != '"' && !strpbrk(v, "\n\r"));
+    bool plain = !*v || (!isspace((unsigned char)v[0]) && !isspace((unsigned char)v[strlen(v) - 1]) && v[0] != '\'' &&
+                         v[0] != '"' && !strpbrk(v, "\n\r"));
     if (plain) {
         fprintf(out, "%s=%s\n", name, v);
         return;
@@ -1116,8 +1122,10 @@ static void print_value(FILE *out, const char *name, const char *v)
     fprintf(out, "%s=\"", name);
     for (; *v; v++) {
         if (*v == '"' || *v == '\\') fputc('\\', out);
-        if (*v == '\n') fputs("\\n", out);
-        else fputc(*v, out);
+        if (*v == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*v, out);
     }
     fputs("\"\n", out);
 }
@@ -1130,31 +1138,31 @@ void hvd_config_print(FILE *out, const HvdConfig *cfg)
         HvdBuf b = {0};
         hvd_buf_puts(&b, "");
         switch (r->type) {
-        case CT_STR: case CT_NAME: case CT_ADDR: {
+        case CT_STR:
+        case CT_NAME:
+        case CT_ADDR: {
             const char *s = *(char *const *)f;
             hvd_buf_puts(&b, s ? s : "");
             break;
         }
-        case CT_AMQP_URL: case CT_PG_DSN: {
+        case CT_AMQP_URL:
+        case CT_PG_DSN: {
             const char *s = *(char *const *)f;
             if (s) mask_url_into(&b, s);
             break;
         }
-        case CT_INT: case CT_DUR:
-            hvd_buf_printf(&b, "%lld", (long long)*(const int64_t *)f);
-            break;
-        case CT_BOOL:
-            hvd_buf_puts(&b, *(const bool *)f ? "true" : "false");
-            break;
-        case CT_LEVEL:
-            hvd_buf_puts(&b, hvd_log_level_name(*(const HvdLogLevel *)f));
-            break;
+        case CT_INT:
+        case CT_DUR: hvd_buf_printf(&b, "%lld", (long long)*(const int64_t *)f); break;
+        case CT_BOOL: hvd_buf_puts(&b, *(const bool *)f ? "true" : "false"); break;
+        case CT_LEVEL: hvd_buf_puts(&b, hvd_log_level_name(*(const HvdLogLevel *)f)); break;
         case CT_INTLIST: {
             const HvdIntList *l = f;
             for (size_t k = 0; k < l->n; k++) hvd_buf_printf(&b, "%s%lld", k ? "," : "", (long long)l->v[k]);
             break;
         }
-        case CT_HOSTLIST: case CT_CODELIST: case CT_PATHLIST: {
+        case CT_HOSTLIST:
+        case CT_CODELIST:
+        case CT_PATHLIST: {
             const HvdStrList *l = f;
             for (size_t k = 0; k < l->n; k++) hvd_buf_printf(&b, "%s%s", k ? "," : "", l->v[k]);
             break;

@@ -27,7 +27,7 @@
 #define HVD_AGENT_TIMEOUT_FALLBACK 600 /* seconds, for an operation not listed and no default= */
 
 typedef struct {
-    char **v;       /* NULL when empty */
+    char **v; /* NULL when empty */
     size_t n;
 } HvdStrList;
 
@@ -47,39 +47,39 @@ typedef struct {
 } HvdTimeouts;
 
 typedef struct {
-    char *amqp_url;               /* HVD_AMQP_URL (secret: print masked) */
-    char *amqp_url_file;          /* HVD_AMQP_URL_FILE */
-    char *pg_dsn;                 /* HVD_PG_DSN (secret: print masked) */
-    char *pg_dsn_file;            /* HVD_PG_DSN_FILE */
-    char *agent_cmd;              /* HVD_AGENT_CMD; "" when unset */
-    int64_t concurrency;          /* HVD_CONCURRENCY 1..1024 */
-    int64_t host_concurrency;     /* HVD_HOST_CONCURRENCY 1..1024 */
-    HvdStrList allowed_hosts;     /* HVD_ALLOWED_HOSTS, lower-cased; empty = any */
-    int64_t max_attempts;         /* HVD_MAX_ATTEMPTS 1..100 */
-    HvdIntList retry_delays;      /* HVD_RETRY_DELAYS seconds, 1..16 entries */
-    char *amqp_prefix;            /* HVD_AMQP_PREFIX */
-    char *metrics_addr;           /* HVD_METRICS_ADDR host:port; "" = disabled */
-    HvdLogLevel log_level;        /* HVD_LOG_LEVEL */
-    char *secret_key_file;        /* HVD_SECRET_KEY_FILE; "" when unset */
-    HvdStrList secret_old_key_files; /* HVD_SECRET_OLD_KEY_FILES */
-    int64_t lease_ttl;            /* HVD_LEASE_TTL seconds */
-    int64_t shutdown_grace;       /* HVD_SHUTDOWN_GRACE seconds */
+    char *amqp_url;                   /* HVD_AMQP_URL (secret: print masked) */
+    char *amqp_url_file;              /* HVD_AMQP_URL_FILE */
+    char *pg_dsn;                     /* HVD_PG_DSN (secret: print masked) */
+    char *pg_dsn_file;                /* HVD_PG_DSN_FILE */
+    char *agent_cmd;                  /* HVD_AGENT_CMD; "" when unset */
+    int64_t concurrency;              /* HVD_CONCURRENCY 1..1024 */
+    int64_t host_concurrency;         /* HVD_HOST_CONCURRENCY 1..1024 */
+    HvdStrList allowed_hosts;         /* HVD_ALLOWED_HOSTS, lower-cased; empty = any */
+    int64_t max_attempts;             /* HVD_MAX_ATTEMPTS 1..100 */
+    HvdIntList retry_delays;          /* HVD_RETRY_DELAYS seconds, 1..16 entries */
+    char *amqp_prefix;                /* HVD_AMQP_PREFIX */
+    char *metrics_addr;               /* HVD_METRICS_ADDR host:port; "" = disabled */
+    HvdLogLevel log_level;            /* HVD_LOG_LEVEL */
+    char *secret_key_file;            /* HVD_SECRET_KEY_FILE; "" when unset */
+    HvdStrList secret_old_key_files;  /* HVD_SECRET_OLD_KEY_FILES */
+    int64_t lease_ttl;                /* HVD_LEASE_TTL seconds */
+    int64_t shutdown_grace;           /* HVD_SHUTDOWN_GRACE seconds */
     HvdStrList agent_retryable_codes; /* HVD_AGENT_RETRYABLE_CODES */
-    HvdTimeouts agent_timeouts;   /* HVD_AGENT_TIMEOUTS; use hvd_config_agent_timeout() */
-    int64_t agent_kill_grace;     /* HVD_AGENT_KILL_GRACE seconds between SIGTERM and SIGKILL */
-    int64_t sweep_interval;       /* HVD_SWEEP_INTERVAL seconds */
-    int64_t breaker_threshold;    /* HVD_BREAKER_THRESHOLD host failures; 0 = no breaker */
-    int64_t breaker_cooldown;     /* HVD_BREAKER_COOLDOWN seconds */
-    int64_t heartbeat;            /* HVD_HEARTBEAT AMQP heartbeat seconds, 0 = off */
-    int64_t pg_pool_size;         /* HVD_PG_POOL_SIZE */
-    int64_t secret_retention;     /* HVD_SECRET_RETENTION seconds */
-    char *worker_id;              /* HVD_WORKER_ID; default "<hostname>:<pid>" */
-    char *amqp_ca_file;           /* HVD_AMQP_CA_FILE */
-    char *amqp_cert_file;         /* HVD_AMQP_CERT_FILE */
-    char *amqp_key_file;          /* HVD_AMQP_KEY_FILE */
-    bool amqp_verify;             /* HVD_AMQP_VERIFY: verify the broker's certificate and name */
-    char *config_file;            /* HVD_CONFIG_FILE */
-    bool print_config;            /* --print-config was given (not a variable) */
+    HvdTimeouts agent_timeouts;       /* HVD_AGENT_TIMEOUTS; use hvd_config_agent_timeout() */
+    int64_t agent_kill_grace;         /* HVD_AGENT_KILL_GRACE seconds between SIGTERM and SIGKILL */
+    int64_t sweep_interval;           /* HVD_SWEEP_INTERVAL seconds */
+    int64_t breaker_threshold;        /* HVD_BREAKER_THRESHOLD host failures; 0 = no breaker */
+    int64_t breaker_cooldown;         /* HVD_BREAKER_COOLDOWN seconds */
+    int64_t heartbeat;                /* HVD_HEARTBEAT AMQP heartbeat seconds, 0 = off */
+    int64_t pg_pool_size;             /* HVD_PG_POOL_SIZE */
+    int64_t secret_retention;         /* HVD_SECRET_RETENTION seconds */
+    char *worker_id;                  /* HVD_WORKER_ID; default "<hostname>:<pid>" */
+    char *amqp_ca_file;               /* HVD_AMQP_CA_FILE */
+    char *amqp_cert_file;             /* HVD_AMQP_CERT_FILE */
+    char *amqp_key_file;              /* HVD_AMQP_KEY_FILE */
+    bool amqp_verify;                 /* HVD_AMQP_VERIFY: verify the broker's certificate and name */
+    char *config_file;                /* HVD_CONFIG_FILE */
+    bool print_config;                /* --print-config was given (not a variable) */
 } HvdConfig;
 
 /* Which program loads the config decides what is required:
@@ -96,26 +96,26 @@ typedef struct {
  *   "HVD_CONCURRENCY: 'abc' is not a whole number between 1 and 1024"
  * (the caller prints it and exits 2, before connecting anywhere).
  * cfg is always safe to pass to hvd_config_free afterwards. */
-int hvd_config_load(HvdConfig *cfg, int argc, char **argv, const char *program,
-                    char *err, size_t errlen) __attribute__((warn_unused_result));
+int hvd_config_load(HvdConfig *cfg, int argc, char **argv, const char *program, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Flags for hvd_config_load_args. */
-#define HVD_CFG_KEEP_UNKNOWN 1u   /* leave unknown arguments and positionals in argv */
-#define HVD_CFG_NO_HELP 2u        /* leave --help/-h in argv (a subcommand prints its own) */
-#define HVD_CFG_NO_REQUIRED 4u    /* skip the per-program required check */
+#define HVD_CFG_KEEP_UNKNOWN 1u /* leave unknown arguments and positionals in argv */
+#define HVD_CFG_NO_HELP 2u      /* leave --help/-h in argv (a subcommand prints its own) */
+#define HVD_CFG_NO_REQUIRED 4u  /* skip the per-program required check */
 
 /* As hvd_config_load, for a CLI subcommand: settings flags are consumed and
  * removed from argv; with HVD_CFG_KEEP_UNKNOWN anything else stays, in order,
  * after argv[0], and *argc is updated (argv[*argc] = NULL). "--" ends the
  * options: it and everything after it are kept. */
-int hvd_config_load_args(HvdConfig *cfg, int *argc, char **argv, const char *program,
-                         unsigned flags, char *err, size_t errlen) __attribute__((warn_unused_result));
+int hvd_config_load_args(HvdConfig *cfg, int *argc, char **argv, const char *program, unsigned flags, char *err,
+                         size_t errlen) __attribute__((warn_unused_result));
 
 /* -1 with "HVD_AGENT_CMD is required: set it in the environment, the config
  * file or with --agent-cmd" when the named setting is empty, else 0. */
 int hvd_config_require(const HvdConfig *cfg, const char *name, char *err, size_t errlen);
 
-void hvd_config_free(HvdConfig *cfg);    /* NULL-safe; leaves cfg zeroed */
+void hvd_config_free(HvdConfig *cfg); /* NULL-safe; leaves cfg zeroed */
 
 /* --help text: every setting with its flag, default and help. */
 void hvd_config_usage(FILE *out, const char *program);
@@ -131,7 +131,7 @@ bool hvd_config_code_retryable(const HvdConfig *cfg, const char *code);
 /* The table itself, for tests and tooling: row i's variable name, or NULL
  * past the end; and the flag of a variable ("HVD_AMQP_URL" -> "--amqp-url"). */
 const char *hvd_config_var_name(size_t i);
-const char *hvd_config_var_default(size_t i);   /* "" for none/required */
+const char *hvd_config_var_default(size_t i); /* "" for none/required */
 void hvd_config_flag_name(const char *var, char *out, size_t outlen);
 
 /* Replaces the password of a URL ("amqp://u:pw@h/v" -> "amqp://u:***@h/v",

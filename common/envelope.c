@@ -25,8 +25,7 @@ HvdNode *hvd_envelope_to_node(const HvdEnvelope *env)
     hvd_node_map_set_str(m, "status", env->status);
     hvd_node_map_set_str(m, "code", env->code);
     hvd_node_map_set_str(m, "message", env->message);
-    hvd_node_map_set(m, "data", env->data && env->data->type == HVD_MAP ? hvd_node_clone(env->data)
-                                                                          : hvd_node_map());
+    hvd_node_map_set(m, "data", env->data && env->data->type == HVD_MAP ? hvd_node_clone(env->data) : hvd_node_map());
     HvdNode *stages = hvd_node_array();
     for (size_t i = 0; env->stages && i < env->n_stages; i++)
         hvd_node_array_push(stages, stage_to_node(&env->stages[i]));

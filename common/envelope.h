@@ -7,17 +7,17 @@
 #include "node.h"
 
 /* Stage names in execution order. */
-#define HVD_STAGE_VM_CREATE     "vm.create"
-#define HVD_STAGE_DISK_CREATE   "disk.create"
-#define HVD_STAGE_NIC_CREATE    "nic.create"
+#define HVD_STAGE_VM_CREATE "vm.create"
+#define HVD_STAGE_DISK_CREATE "disk.create"
+#define HVD_STAGE_NIC_CREATE "nic.create"
 #define HVD_STAGE_VM_INITIALIZE "vm.initialize"
-#define HVD_OP_VM_DELETE        "vm.delete"
+#define HVD_OP_VM_DELETE "vm.delete"
 
 typedef struct {
     const char *name;
-    const char *status;       /* succeeded, failed, not_started, rolled_back */
+    const char *status; /* succeeded, failed, not_started, rolled_back */
     int64_t attempts;
-    const char *started_at;   /* RFC 3339 or NULL */
+    const char *started_at; /* RFC 3339 or NULL */
     const char *finished_at;
     const char *message;
     const char *code;
@@ -25,16 +25,16 @@ typedef struct {
 } HvdStageResult;
 
 typedef struct {
-    const char *job_id;        /* NULL when the message could not be decoded */
+    const char *job_id; /* NULL when the message could not be decoded */
     const char *correlation_id;
     const char *job_type;
-    const char *status;        /* success, partial, error */
-    const char *code;          /* NULL on success */
+    const char *status; /* success, partial, error */
+    const char *code;   /* NULL on success */
     const char *message;
-    const HvdNode *data;       /* map or NULL (encoded as an empty map) */
+    const HvdNode *data; /* map or NULL (encoded as an empty map) */
     const HvdStageResult *stages;
     size_t n_stages;
-    const HvdErrors *errors;   /* NULL = [] */
+    const HvdErrors *errors; /* NULL = [] */
     int64_t attempts;
     const char *created_at;
     const char *finished_at;
@@ -47,7 +47,7 @@ HvdNode *hvd_envelope_to_node(const HvdEnvelope *env);
 
 typedef struct {
     const char *job_id, *correlation_id;
-    const char *stage;         /* NULL for a job transition */
+    const char *stage; /* NULL for a job transition */
     const char *status;
     int64_t attempt;
     const char *at;

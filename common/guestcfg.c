@@ -5,8 +5,8 @@
 
 /* §7: an image whose name contains one of these (case-insensitively) is linux. */
 static const char *const LINUX_MARKERS[] = {
-    "linux", "ubuntu", "debian", "centos", "rhel", "redhat", "fedora", "suse", "opensuse",
-    "arch", "alpine", "rocky", "alma", "oracle linux", "amazon linux", "kali", "mint", NULL,
+    "linux", "ubuntu", "debian", "centos", "rhel",         "redhat",       "fedora", "suse", "opensuse",
+    "arch",  "alpine", "rocky",  "alma",   "oracle linux", "amazon linux", "kali",   "mint", NULL,
 };
 
 const char *const HVD_SECRET_FIELDS[] = {"guest_la_pw", "guest_domain_join_pw", "cnf_ansible_ssh_key", NULL};
@@ -32,8 +32,10 @@ const char *hvd_os_family_resolve(const HvdJob *job)
  * keys map and the names-only list, so they cannot disagree. */
 static void put(HvdNode *out, bool names_only, const char *key, const char *val)
 {
-    if (names_only) hvd_node_array_push(out, hvd_node_str(key));
-    else hvd_node_map_set_str(out, key, val);
+    if (names_only)
+        hvd_node_array_push(out, hvd_node_str(key));
+    else
+        hvd_node_map_set_str(out, key, val);
 }
 
 static HvdNode *build(const HvdJob *job, bool names_only)
@@ -55,9 +57,12 @@ static HvdNode *build(const HvdJob *job, bool names_only)
     }
     if (g->guest_v4_ip_addr) {
         put(out, names_only, "guest_v4_ip_addr", g->guest_v4_ip_addr);
-        if (names_only) hvd_node_array_push(out, hvd_node_str("guest_v4_cidr_prefix"));
-        else if (g->has_cidr_prefix) hvd_node_map_set_int(out, "guest_v4_cidr_prefix", g->guest_v4_cidr_prefix);
-        else hvd_node_map_set(out, "guest_v4_cidr_prefix", hvd_node_nil());
+        if (names_only)
+            hvd_node_array_push(out, hvd_node_str("guest_v4_cidr_prefix"));
+        else if (g->has_cidr_prefix)
+            hvd_node_map_set_int(out, "guest_v4_cidr_prefix", g->guest_v4_cidr_prefix);
+        else
+            hvd_node_map_set(out, "guest_v4_cidr_prefix", hvd_node_nil());
         put(out, names_only, "guest_v4_default_gw", g->guest_v4_default_gw);
         put(out, names_only, "guest_v4_dns1", g->guest_v4_dns1);
         if (g->guest_v4_dns2) put(out, names_only, "guest_v4_dns2", g->guest_v4_dns2);
@@ -145,7 +150,7 @@ void hvd_restore_secrets(HvdNode *body, const HvdNode *secrets)
     if (!gc || !secrets || secrets->type != HVD_MAP) return;
     for (size_t i = 0; i < secrets->u.map.n; i++) {
         const char *key = secrets->u.map.keys[i];
-        if (!hvd_is_secret_field(key)) continue;   /* restore secrets only, never other fields */
+        if (!hvd_is_secret_field(key)) continue; /* restore secrets only, never other fields */
         hvd_node_map_set(gc, key, hvd_node_clone(secrets->u.map.vals[i]));
     }
 }

@@ -20,7 +20,7 @@ HvdNode *hvd_guest_config_keys(const HvdJob *job);
 HvdNode *hvd_guest_config_key_names(const HvdJob *job);
 
 /* The secret fields of a guest_config. */
-extern const char *const HVD_SECRET_FIELDS[];   /* NULL-terminated */
+extern const char *const HVD_SECRET_FIELDS[]; /* NULL-terminated */
 bool hvd_is_secret_field(const char *key);
 
 /* A deep copy of a job body (or of any node) with every secret field of

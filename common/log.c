@@ -10,12 +10,12 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define LOG_MAX_VALUE (32 * 1024)   /* bytes of one string value before it is cut */
+#define LOG_MAX_VALUE (32 * 1024) /* bytes of one string value before it is cut */
 #define LOG_MASK "***"
 
 typedef struct {
-    char *raw;       /* the value as registered */
-    char *esc;       /* its JSON-escaped form, NULL when the same as raw */
+    char *raw; /* the value as registered */
+    char *esc; /* its JSON-escaped form, NULL when the same as raw */
     size_t raw_len;
     unsigned refs;
 } LogSecret;
@@ -25,9 +25,9 @@ typedef struct {
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int log_level = HVD_LOG_INFO;
 static atomic_int log_fd = 2;
-static atomic_uint log_nsecrets;       /* distinct registered values */
+static atomic_uint log_nsecrets; /* distinct registered values */
 static char *log_worker;
-static LogSecret *log_secrets;         /* sorted by raw_len, longest first */
+static LogSecret *log_secrets; /* sorted by raw_len, longest first */
 static size_t log_secrets_cap;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -93,17 +93,23 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     size_t len;
     uint32_t cp;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else
+        return 0;
     if (n < len) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((p[i] & 0xC0) != 0x80) return 0;
         cp = (cp << 6) | (p[i] & 0x3F);
     }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return len;
 }
@@ -112,19 +118,26 @@ void hvd_json_escape(HvdBuf *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, run = 0;   /* run: start of bytes copied verbatim */
+    size_t i = 0, run = 0; /* run: start of bytes copied verbatim */
     while (i < len) {
         unsigned char c = p[i];
         const char *rep = NULL;
         char ubuf[7];
         size_t adv = 1;
-        if (c == '"') rep = "\\\"";
-        else if (c == '\\') rep = "\\\\";
-        else if (c == '\n') rep = "\\n";
-        else if (c == '\r') rep = "\\r";
-        else if (c == '\t') rep = "\\t";
-        else if (c == '\b') rep = "\\b";
-        else if (c == '\f') rep = "\\f";
+        if (c == '"')
+            rep = "\\\"";
+        else if (c == '\\')
+            rep = "\\\\";
+        else if (c == '\n')
+            rep = "\\n";
+        else if (c == '\r')
+            rep = "\\r";
+        else if (c == '\t')
+            rep = "\\t";
+        else if (c == '\b')
+            rep = "\\b";
+        else if (c == '\f')
+            rep = "\\f";
         else if (c < 0x20 || c == 0x7F) {
             memcpy(ubuf, "\\u00", 4);
             ubuf[4] = hex[c >> 4];
@@ -134,7 +147,7 @@ void hvd_json_escape(HvdBuf *out, const char *s, size_t len)
         } else if (c >= 0x80) {
             adv = utf8_seq(p + i, len - i);
             if (adv == 0) {
-                rep = "\xEF\xBF\xBD";   /* U+FFFD for one bad byte */
+                rep = "\xEF\xBF\xBD"; /* U+FFFD for one bad byte */
                 adv = 1;
             }
         }
@@ -172,7 +185,7 @@ void hvd_log_register_secret(const char *value)
     hvd_json_escape(&esc, value, s.raw_len);
     if (strcmp(esc.data, value) != 0) s.esc = hvd_buf_steal(&esc);
     hvd_buf_free(&esc);
-    unsigned at = 0;   /* keep longest first so a value is never masked only in part */
+    unsigned at = 0; /* keep longest first so a value is never masked only in part */
     while (at < n && log_secrets[at].raw_len >= s.raw_len) at++;
     memmove(&log_secrets[at + 1], &log_secrets[at], (n - at) * sizeof *log_secrets);
     log_secrets[at] = s;
@@ -263,7 +276,7 @@ static void put_str(HvdBuf *line, const char *key, const char *value)
 
 static bool reserved_key(const char *k)
 {
-    static const char *const names[] = {"time", "level", "msg", "worker", "job_id",
+    static const char *const names[] = {"time",           "level", "msg",     "worker", "job_id",
                                         "correlation_id", "stage", "attempt", "host"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(k, names[i]) == 0) return true;
@@ -276,7 +289,7 @@ static void write_all(int fd, const char *p, size_t n)
         ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
-            return;   /* nowhere left to report a failing log */
+            return; /* nowhere left to report a failing log */
         }
         p += w;
         n -= (size_t)w;

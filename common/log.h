@@ -50,20 +50,18 @@ bool hvd_log_level_parse(const char *s, HvdLogLevel *out);
 const char *hvd_log_level_name(HvdLogLevel level);
 
 /* One line with a printf-formatted message; ctx may be NULL. */
-void hvd_log(HvdLogLevel level, const HvdLogCtx *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void hvd_log(HvdLogLevel level, const HvdLogCtx *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void hvd_logv(HvdLogLevel level, const HvdLogCtx *ctx, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 /* One line with a fixed message and extra string fields given as key, value
  * pairs ended by a NULL key: hvd_log_kv(HVD_LOG_INFO, &ctx, "agent answered",
  * "vm_id", id, "agent_code", code, NULL). A NULL value is written as null.
  * A key that collides with a standard field is written as "x_<key>". */
-void hvd_log_kv(HvdLogLevel level, const HvdLogCtx *ctx, const char *msg, ...)
-    __attribute__((sentinel));
+void hvd_log_kv(HvdLogLevel level, const HvdLogCtx *ctx, const char *msg, ...) __attribute__((sentinel));
 
 #define hvd_log_debug(ctx, ...) hvd_log(HVD_LOG_DEBUG, (ctx), __VA_ARGS__)
-#define hvd_log_info(ctx, ...)  hvd_log(HVD_LOG_INFO, (ctx), __VA_ARGS__)
-#define hvd_log_warn(ctx, ...)  hvd_log(HVD_LOG_WARN, (ctx), __VA_ARGS__)
+#define hvd_log_info(ctx, ...) hvd_log(HVD_LOG_INFO, (ctx), __VA_ARGS__)
+#define hvd_log_warn(ctx, ...) hvd_log(HVD_LOG_WARN, (ctx), __VA_ARGS__)
 #define hvd_log_error(ctx, ...) hvd_log(HVD_LOG_ERROR, (ctx), __VA_ARGS__)
 
 /* The secret guard. While a value is registered, any log line in which it

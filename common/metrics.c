@@ -18,16 +18,15 @@
 #include <unistd.h>
 
 const double hvd_metric_default_buckets[] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-    2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
 };
 const size_t hvd_metric_default_nbuckets = sizeof hvd_metric_default_buckets / sizeof hvd_metric_default_buckets[0];
 
 typedef struct Series {
     char *lv[2];
-    double value;             /* counter/gauge; histogram: sum */
-    uint64_t count;           /* histogram: observations */
-    uint64_t *buckets;        /* histogram: per-bucket (not cumulative) counts */
+    double value;      /* counter/gauge; histogram: sum */
+    uint64_t count;    /* histogram: observations */
+    uint64_t *buckets; /* histogram: per-bucket (not cumulative) counts */
     struct Series *next;
 } Series;
 
@@ -90,12 +89,12 @@ static Series *series_locked(Metric *m, const char *lv1, const char *lv2)
     return s;
 }
 
-int hvd_metric_register(const char *name, HvdMetricType type, const char *help, const char *label1,
-                        const char *label2, const double *buckets, size_t nbuckets)
+int hvd_metric_register(const char *name, HvdMetricType type, const char *help, const char *label1, const char *label2,
+                        const double *buckets, size_t nbuckets)
 {
     if (!prom_name_ok(name, false) || (label1 && !prom_name_ok(label1, true)) ||
-        (label2 && (!label1 || !prom_name_ok(label2, true))) ||
-        (label1 && strcmp(label1, "le") == 0) || (label2 && strcmp(label2, "le") == 0))
+        (label2 && (!label1 || !prom_name_ok(label2, true))) || (label1 && strcmp(label1, "le") == 0) ||
+        (label2 && strcmp(label2, "le") == 0))
         return -1;
     if (type == HVD_METRIC_HISTOGRAM && !buckets) {
         buckets = hvd_metric_default_buckets;
@@ -125,7 +124,7 @@ int hvd_metric_register(const char *name, HvdMetricType type, const char *help, 
         memcpy(m->bounds, buckets, nbuckets * sizeof *buckets);
         m->nbounds = nbuckets;
     }
-    if (m->nlabels == 0) series_locked(m, NULL, NULL);   /* unlabelled: shown as 0 from the start */
+    if (m->nlabels == 0) series_locked(m, NULL, NULL); /* unlabelled: shown as 0 from the start */
     *m_tail = m;
     m_tail = &m->next;
 out:
@@ -281,8 +280,14 @@ void hvd_metrics_reset(void)
  * for infinities and NaN. */
 static void put_double(HvdBuf *b, double v)
 {
-    if (isnan(v)) { hvd_buf_puts(b, "NaN"); return; }
-    if (isinf(v)) { hvd_buf_puts(b, v > 0 ? "+Inf" : "-Inf"); return; }
+    if (isnan(v)) {
+        hvd_buf_puts(b, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        hvd_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
     if (v == floor(v) && fabs(v) < 9007199254740992.0) {
         hvd_buf_printf(b, "%.0f", v);
         return;
@@ -298,10 +303,14 @@ static void put_double(HvdBuf *b, double v)
 static void put_escaped(HvdBuf *b, const char *s, bool label_value)
 {
     for (; *s; s++) {
-        if (*s == '\\') hvd_buf_puts(b, "\\\\");
-        else if (*s == '\n') hvd_buf_puts(b, "\\n");
-        else if (*s == '"' && label_value) hvd_buf_puts(b, "\\\"");
-        else hvd_buf_append(b, s, 1);
+        if (*s == '\\')
+            hvd_buf_puts(b, "\\\\");
+        else if (*s == '\n')
+            hvd_buf_puts(b, "\\n");
+        else if (*s == '"' && label_value)
+            hvd_buf_puts(b, "\\\"");
+        else
+            hvd_buf_append(b, s, 1);
     }
 }
 
@@ -323,8 +332,8 @@ static void render_process(HvdBuf *b)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                 (double)ru.ru_stime.tv_usec / 1e6;
     hvd_buf_puts(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
                     "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ");
     put_double(b, cpu);
@@ -335,11 +344,13 @@ static void render_process(HvdBuf *b)
         if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
         fclose(f);
     }
-    hvd_buf_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                      "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n",
+    hvd_buf_printf(b,
+                   "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                   "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n",
                    (long long)rss * (long long)sysconf(_SC_PAGESIZE));
-    hvd_buf_printf(b, "# HELP process_resident_memory_peak_bytes Peak resident memory size in bytes.\n"
-                      "# TYPE process_resident_memory_peak_bytes gauge\nprocess_resident_memory_peak_bytes %lld\n",
+    hvd_buf_printf(b,
+                   "# HELP process_resident_memory_peak_bytes Peak resident memory size in bytes.\n"
+                   "# TYPE process_resident_memory_peak_bytes gauge\nprocess_resident_memory_peak_bytes %lld\n",
                    (long long)ru.ru_maxrss * 1024);
 }
 
@@ -364,8 +375,10 @@ void hvd_metrics_render(HvdBuf *b)
             uint64_t cum = 0;
             for (size_t i = 0; i <= m->nbounds; i++) {
                 HvdBuf le = {0};
-                if (i < m->nbounds) put_double(&le, m->bounds[i]);
-                else hvd_buf_puts(&le, "+Inf");
+                if (i < m->nbounds)
+                    put_double(&le, m->bounds[i]);
+                else
+                    hvd_buf_puts(&le, "+Inf");
                 cum += s->buckets[i];
                 hvd_buf_printf(b, "%s_bucket", m->name);
                 put_labels(b, m, s, le.data);
@@ -394,8 +407,7 @@ struct HvdMetricsServer {
     int port;
 };
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body,
-                             size_t len)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body, size_t len)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
@@ -407,8 +419,7 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload_data, size_t *upload_data_size,
-                              void **con_cls)
+                              const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     HvdMetricsServer *srv = cls;
     (void)version;
@@ -437,7 +448,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     char body[300];
     int n = snprintf(body, sizeof body, "%s\n", reason);
     return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body,
-                 n < 0 ? 0 : (size_t)n >= sizeof body ? sizeof body - 1 : (size_t)n);
+                 n < 0                      ? 0
+                 : (size_t)n >= sizeof body ? sizeof body - 1
+                                            : (size_t)n);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -496,14 +509,11 @@ HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, v
     srv->ready = ready;
     srv->arg = arg;
     srv->port = port;
-    srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
-                                       (v6 ? MHD_USE_IPv6 : 0),
-                                   0, NULL, NULL, handle, srv,
-                                   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* must come first */
-                                   MHD_OPTION_LISTEN_SOCKET, fd,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                                   MHD_OPTION_CONNECTION_LIMIT, 64u,
-                                   MHD_OPTION_END);
+    srv->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
+                         0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* must come first */
+                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+                         64u, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot start the HTTP server", addr);
         goto fail;
@@ -525,6 +535,6 @@ int hvd_metrics_server_port(const HvdMetricsServer *s)
 void hvd_metrics_server_stop(HvdMetricsServer *s)
 {
     if (!s) return;
-    MHD_stop_daemon(s->daemon);   /* closes the listening socket too */
+    MHD_stop_daemon(s->daemon); /* closes the listening socket too */
     free(s);
 }

@@ -34,18 +34,18 @@
 #include "buf.h"
 
 /* Names of the worker's metrics, for callers that prefer constants. */
-#define HVD_M_JOBS_TOTAL            "hvdeploy_jobs_total"
-#define HVD_M_STAGE_DURATION        "hvdeploy_stage_duration_seconds"
-#define HVD_M_AGENT_CALL_DURATION   "hvdeploy_agent_call_duration_seconds"
-#define HVD_M_RETRIES_TOTAL         "hvdeploy_retries_total"
-#define HVD_M_DEAD_LETTERS_TOTAL    "hvdeploy_dead_letters_total"
+#define HVD_M_JOBS_TOTAL "hvdeploy_jobs_total"
+#define HVD_M_STAGE_DURATION "hvdeploy_stage_duration_seconds"
+#define HVD_M_AGENT_CALL_DURATION "hvdeploy_agent_call_duration_seconds"
+#define HVD_M_RETRIES_TOTAL "hvdeploy_retries_total"
+#define HVD_M_DEAD_LETTERS_TOTAL "hvdeploy_dead_letters_total"
 #define HVD_M_LEASE_TAKEOVERS_TOTAL "hvdeploy_lease_takeovers_total"
-#define HVD_M_RECONNECTS_TOTAL      "hvdeploy_reconnects_total"
-#define HVD_M_JOBS_IN_FLIGHT        "hvdeploy_jobs_in_flight"
-#define HVD_M_CONSUMER_UTILISATION  "hvdeploy_consumer_utilisation"
-#define HVD_M_ENVELOPES_PUBLISHED   "hvdeploy_envelopes_published_total"
-#define HVD_M_PG_TRANSACTIONS       "hvdeploy_pg_transactions_total"
-#define HVD_M_AMQP_OPERATIONS       "hvdeploy_amqp_operations_total"
+#define HVD_M_RECONNECTS_TOTAL "hvdeploy_reconnects_total"
+#define HVD_M_JOBS_IN_FLIGHT "hvdeploy_jobs_in_flight"
+#define HVD_M_CONSUMER_UTILISATION "hvdeploy_consumer_utilisation"
+#define HVD_M_ENVELOPES_PUBLISHED "hvdeploy_envelopes_published_total"
+#define HVD_M_PG_TRANSACTIONS "hvdeploy_pg_transactions_total"
+#define HVD_M_AMQP_OPERATIONS "hvdeploy_amqp_operations_total"
 
 typedef enum {
     HVD_METRIC_COUNTER,
@@ -64,13 +64,14 @@ extern const size_t hvd_metric_default_nbuckets;
  * NULL = the default buckets. Registering a name again with the same type and
  * labels is a no-op returning 0; with different ones returns -1. Also -1 for
  * a name or label that is not a valid Prometheus name. */
-int hvd_metric_register(const char *name, HvdMetricType type, const char *help, const char *label1,
-                        const char *label2, const double *buckets, size_t nbuckets);
+int hvd_metric_register(const char *name, HvdMetricType type, const char *help, const char *label1, const char *label2,
+                        const double *buckets, size_t nbuckets);
 /* Registers the worker's metrics listed above. Idempotent. */
 void hvd_metrics_register_worker(void);
 
-void hvd_metric_inc(const char *name, const char *lv1, const char *lv2);               /* counter += 1 */
-void hvd_metric_add(const char *name, const char *lv1, const char *lv2, double v);     /* counter/gauge += v (counter: v >= 0) */
+void hvd_metric_inc(const char *name, const char *lv1, const char *lv2); /* counter += 1 */
+void hvd_metric_add(const char *name, const char *lv1, const char *lv2,
+                    double v); /* counter/gauge += v (counter: v >= 0) */
 void hvd_metric_gauge_set(const char *name, const char *lv1, const char *lv2, double v);
 void hvd_metric_observe(const char *name, const char *lv1, const char *lv2, double v); /* histogram */
 
@@ -102,9 +103,8 @@ typedef struct HvdMetricsServer HvdMetricsServer;
  * port), bound to that address only. Everything else is 404 (405 for a
  * method other than GET/HEAD on a known path). Returns NULL with err filled
  * ("HVD_METRICS_ADDR 127.0.0.1:9464: cannot bind: Address already in use"). */
-HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err,
-                                           size_t errlen);
-int hvd_metrics_server_port(const HvdMetricsServer *s);   /* the bound port */
-void hvd_metrics_server_stop(HvdMetricsServer *s);        /* NULL-safe */
+HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err, size_t errlen);
+int hvd_metrics_server_port(const HvdMetricsServer *s); /* the bound port */
+void hvd_metrics_server_stop(HvdMetricsServer *s);      /* NULL-safe */
 
 #endif

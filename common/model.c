@@ -73,10 +73,20 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
     }
     size_t len;
     uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; min = 0x10000; }
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else
+        return 0;
     if (n < len) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -97,7 +107,7 @@ size_t hvd_utf8_length(const char *s, size_t bytes, bool *valid)
         size_t l = utf8_decode(p + i, bytes - i, &cp);
         if (l == 0) {
             ok = false;
-            l = 1;     /* count a bad byte as one character and go on */
+            l = 1; /* count a bad byte as one character and go on */
         }
         i += l;
         count++;
@@ -137,7 +147,7 @@ bool hvd_ipv4_valid(const char *s)
             p++;
         }
         if (digits == 0 || value > 255) return false;
-        if (digits > 1 && *start == '0') return false;   /* 01.2.3.4 is ambiguous (octal) */
+        if (digits > 1 && *start == '0') return false; /* 01.2.3.4 is ambiguous (octal) */
     }
     return *p == '\0';
 }
@@ -246,10 +256,10 @@ typedef struct {
 } Val;
 
 typedef enum {
-    F_ABSENT,   /* key missing (a "missing" error was added when required) */
-    F_NIL,      /* nil, and the field allows it */
-    F_OK,       /* the value has the right type and passed the field's checks */
-    F_BAD,      /* an error was added */
+    F_ABSENT, /* key missing (a "missing" error was added when required) */
+    F_NIL,    /* nil, and the field allows it */
+    F_OK,     /* the value has the right type and passed the field's checks */
+    F_BAD,    /* an error was added */
 } FieldState;
 
 static void loc_join(char *out, const char *prefix, const char *key)
@@ -257,10 +267,9 @@ static void loc_join(char *out, const char *prefix, const char *key)
     snprintf(out, LOC_MAX, "%s%s%s", prefix ? prefix : "", prefix && *prefix ? "." : "", key);
 }
 
-static void field_err(Val *v, const char *prefix, const char *key, const char *type,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void field_err(Val *v, const char *prefix, const char *key, const char *type,
-                      const char *fmt, ...)
+static void field_err(Val *v, const char *prefix, const char *key, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void field_err(Val *v, const char *prefix, const char *key, const char *type, const char *fmt, ...)
 {
     char loc[LOC_MAX];
     loc_join(loc, prefix, key);
@@ -275,9 +284,8 @@ static void field_err(Val *v, const char *prefix, const char *key, const char *t
 
 /* Common start of every reader: absent / nil handling. Returns true when the
  * caller should go on to check the value's type. */
-static bool field_begin(Val *v, const HvdNode *map, const char *prefix, const char *key,
-                        bool required, bool nullable, const char *type, const char *type_msg,
-                        const HvdNode **out, FieldState *st)
+static bool field_begin(Val *v, const HvdNode *map, const char *prefix, const char *key, bool required, bool nullable,
+                        const char *type, const char *type_msg, const HvdNode **out, FieldState *st)
 {
     const HvdNode *n = hvd_node_get(map, key);
     *out = n;
@@ -299,14 +307,13 @@ static bool field_begin(Val *v, const HvdNode *map, const char *prefix, const ch
 }
 
 /* A str field: type, UTF-8, no NUL. min/max in code points (0 = no limit). */
-static FieldState read_str(Val *v, const HvdNode *map, const char *prefix, const char *key,
-                           bool required, bool nullable, size_t min, size_t max, const char **out)
+static FieldState read_str(Val *v, const HvdNode *map, const char *prefix, const char *key, bool required,
+                           bool nullable, size_t min, size_t max, const char **out)
 {
     const HvdNode *n;
     FieldState st;
     *out = NULL;
-    if (!field_begin(v, map, prefix, key, required, nullable, "string_type",
-                     "Input should be a valid string", &n, &st))
+    if (!field_begin(v, map, prefix, key, required, nullable, "string_type", "Input should be a valid string", &n, &st))
         return st;
     if (n->type != HVD_STR) {
         field_err(v, prefix, key, "string_type", "Input should be a valid string");
@@ -324,52 +331,47 @@ static FieldState read_str(Val *v, const HvdNode *map, const char *prefix, const
         return F_BAD;
     }
     if (min && chars < min) {
-        field_err(v, prefix, key, "string_too_short", "String should have at least %zu character%s",
-                  min, min == 1 ? "" : "s");
+        field_err(v, prefix, key, "string_too_short", "String should have at least %zu character%s", min,
+                  min == 1 ? "" : "s");
         return F_BAD;
     }
     if (max && chars > max) {
-        field_err(v, prefix, key, "string_too_long", "String should have at most %zu character%s",
-                  max, max == 1 ? "" : "s");
+        field_err(v, prefix, key, "string_too_long", "String should have at most %zu character%s", max,
+                  max == 1 ? "" : "s");
         return F_BAD;
     }
     *out = n->u.s.ptr;
     return F_OK;
 }
 
-static FieldState read_int(Val *v, const HvdNode *map, const char *prefix, const char *key,
-                           bool required, bool nullable, int64_t lo, int64_t hi, int64_t *out)
+static FieldState read_int(Val *v, const HvdNode *map, const char *prefix, const char *key, bool required,
+                           bool nullable, int64_t lo, int64_t hi, int64_t *out)
 {
     const HvdNode *n;
     FieldState st;
-    if (!field_begin(v, map, prefix, key, required, nullable, "int_type",
-                     "Input should be a valid integer", &n, &st))
+    if (!field_begin(v, map, prefix, key, required, nullable, "int_type", "Input should be a valid integer", &n, &st))
         return st;
-    if (n->type != HVD_INT) {   /* strict: no float, bool or numeric string */
+    if (n->type != HVD_INT) { /* strict: no float, bool or numeric string */
         field_err(v, prefix, key, "int_type", "Input should be a valid integer");
         return F_BAD;
     }
     if (n->u.i < lo) {
-        field_err(v, prefix, key, "greater_than_equal", "Input should be greater than or equal to %lld",
-                  (long long)lo);
+        field_err(v, prefix, key, "greater_than_equal", "Input should be greater than or equal to %lld", (long long)lo);
         return F_BAD;
     }
     if (n->u.i > hi) {
-        field_err(v, prefix, key, "less_than_equal", "Input should be less than or equal to %lld",
-                  (long long)hi);
+        field_err(v, prefix, key, "less_than_equal", "Input should be less than or equal to %lld", (long long)hi);
         return F_BAD;
     }
     *out = n->u.i;
     return F_OK;
 }
 
-static FieldState read_bool(Val *v, const HvdNode *map, const char *prefix, const char *key,
-                            bool *out)
+static FieldState read_bool(Val *v, const HvdNode *map, const char *prefix, const char *key, bool *out)
 {
     const HvdNode *n;
     FieldState st;
-    if (!field_begin(v, map, prefix, key, false, false, "bool_type",
-                     "Input should be a valid boolean", &n, &st))
+    if (!field_begin(v, map, prefix, key, false, false, "bool_type", "Input should be a valid boolean", &n, &st))
         return st;
     if (n->type != HVD_BOOL) {
         field_err(v, prefix, key, "bool_type", "Input should be a valid boolean");
@@ -379,14 +381,14 @@ static FieldState read_bool(Val *v, const HvdNode *map, const char *prefix, cons
     return F_OK;
 }
 
-static FieldState read_map(Val *v, const HvdNode *map, const char *prefix, const char *key,
-                           bool required, bool nullable, const HvdNode **out)
+static FieldState read_map(Val *v, const HvdNode *map, const char *prefix, const char *key, bool required,
+                           bool nullable, const HvdNode **out)
 {
     const HvdNode *n;
     FieldState st;
     *out = NULL;
-    if (!field_begin(v, map, prefix, key, required, nullable, "dict_type",
-                     "Input should be a valid dictionary", &n, &st))
+    if (!field_begin(v, map, prefix, key, required, nullable, "dict_type", "Input should be a valid dictionary", &n,
+                     &st))
         return st;
     if (n->type != HVD_MAP) {
         field_err(v, prefix, key, "dict_type", "Input should be a valid dictionary");
@@ -419,8 +421,8 @@ static bool in_list(const char *s, const char *const *allowed)
 }
 
 /* A str field restricted to a few values (string_type for a non-string). */
-static FieldState read_choice(Val *v, const HvdNode *map, const char *prefix, const char *key,
-                              bool required, bool nullable, const char *const *allowed, const char **out)
+static FieldState read_choice(Val *v, const HvdNode *map, const char *prefix, const char *key, bool required,
+                              bool nullable, const char *const *allowed, const char **out)
 {
     FieldState st = read_str(v, map, prefix, key, required, nullable, 0, 0, out);
     if (st == F_OK && !in_list(*out, allowed)) {
@@ -432,8 +434,8 @@ static FieldState read_choice(Val *v, const HvdNode *map, const char *prefix, co
 }
 
 /* A name (vm_name, image_name): lengths, then the §3 hardening rules. */
-static FieldState read_name(Val *v, const HvdNode *map, const char *prefix, const char *key,
-                            bool required, bool nullable, size_t max, const char **out)
+static FieldState read_name(Val *v, const HvdNode *map, const char *prefix, const char *key, bool required,
+                            bool nullable, size_t max, const char **out)
 {
     FieldState st = read_str(v, map, prefix, key, required, nullable, 1, max, out);
     if (st != F_OK) return st;
@@ -460,8 +462,7 @@ static void read_ipv4(Val *v, const HvdNode *map, const char *prefix, const char
     if (read_str(v, map, prefix, key, false, true, 0, 0, &s) != F_OK || !*s) return;
     if (!hvd_ipv4_valid(s)) {
         field_err(v, prefix, key, "value_error",
-                  "Value error, %s must be a dotted-quad IPv4 address (four numbers 0-255, no leading zeros)",
-                  key);
+                  "Value error, %s must be a dotted-quad IPv4 address (four numbers 0-255, no leading zeros)", key);
         return;
     }
     *dst = hvd_xstrdup(s);
@@ -484,8 +485,7 @@ static bool given(const HvdNode *map, const char *key)
     return true;
 }
 
-static void all_or_none(Val *v, const HvdNode *map, const char *loc, const char *what,
-                        const char *const *keys)
+static void all_or_none(Val *v, const HvdNode *map, const char *loc, const char *what, const char *const *keys)
 {
     size_t n = 0, have = 0;
     for (; keys[n]; n++)
@@ -496,8 +496,7 @@ static void all_or_none(Val *v, const HvdNode *map, const char *loc, const char 
         hvd_buf_printf(&all, "%s%s", i ? ", " : "", keys[i]);
         if (!given(map, keys[i])) hvd_buf_printf(&missing, "%s%s", missing.len ? ", " : "", keys[i]);
     }
-    hvd_errors_add(v->errs, loc, "value_error",
-                   "Value error, %s configuration requires all fields: %s; missing: %s",
+    hvd_errors_add(v->errs, loc, "value_error", "Value error, %s configuration requires all fields: %s; missing: %s",
                    what, all.data, missing.data);
     hvd_buf_free(&all);
     hvd_buf_free(&missing);
@@ -520,11 +519,10 @@ static void check_vm_spec(Val *v, const HvdNode *req, HvdJob *job)
     if (read_name(v, m, P, "vm_name", true, false, 64, &s) == F_OK) job->vm.vm_name = hvd_xstrdup(s);
     (void)read_int(v, m, P, "gb_ram", true, false, 1, 512, &job->vm.gb_ram);
     (void)read_int(v, m, P, "cpu_cores", true, false, 1, 64, &job->vm.cpu_cores);
-    if (read_str(v, m, P, "storage_class", false, true, 0, 0, &s) == F_OK)
-        job->vm.storage_class = hvd_xstrdup(s);
+    if (read_str(v, m, P, "storage_class", false, true, 0, 0, &s) == F_OK) job->vm.storage_class = hvd_xstrdup(s);
     (void)read_bool(v, m, P, "vm_clustered", &job->vm.vm_clustered);
     const HvdNode *os = hvd_node_get(m, "os_family");
-    if (os && os->type != HVD_NIL) {   /* a Literal: anything else is literal_error */
+    if (os && os->type != HVD_NIL) { /* a Literal: anything else is literal_error */
         if (os->type == HVD_STR && in_list(os->u.s.ptr, OS_FAMILIES) && strlen(os->u.s.ptr) == os->u.s.len)
             job->vm.os_family = hvd_xstrdup(os->u.s.ptr);
         else
@@ -542,12 +540,11 @@ static void check_disk_spec(Val *v, const HvdNode *req, HvdJob *job)
     const char *s;
     if (read_name(v, m, P, "image_name", false, true, 128, &s) == F_OK) job->disk.image_name = hvd_xstrdup(s);
     (void)read_int(v, m, P, "disk_size_gb", false, false, 1, 65536, &job->disk.disk_size_gb);
-    if (read_choice(v, m, P, "disk_type", false, false, DISK_TYPES, &s) == F_OK)
-        job->disk.disk_type = hvd_xstrdup(s);
+    if (read_choice(v, m, P, "disk_type", false, false, DISK_TYPES, &s) == F_OK) job->disk.disk_type = hvd_xstrdup(s);
     if (read_choice(v, m, P, "controller_type", false, false, CONTROLLER_TYPES, &s) == F_OK)
         job->disk.controller_type = hvd_xstrdup(s);
     check_vm_id(v, m, P);
-    (void)read_str(v, m, P, "storage_class", false, true, 0, 0, &s);   /* deprecated, ignored */
+    (void)read_str(v, m, P, "storage_class", false, true, 0, 0, &s); /* deprecated, ignored */
 }
 
 static void check_nic_spec(Val *v, const HvdNode *req, HvdJob *job)
@@ -558,16 +555,15 @@ static void check_nic_spec(Val *v, const HvdNode *req, HvdJob *job)
     job->nic.present = true;
     const char *s;
     if (read_str(v, m, P, "network", true, false, 0, 0, &s) == F_OK) job->nic.network = hvd_xstrdup(s);
-    if (read_str(v, m, P, "adapter_name", false, true, 0, 0, &s) == F_OK)
-        job->nic.adapter_name = hvd_xstrdup(s);
+    if (read_str(v, m, P, "adapter_name", false, true, 0, 0, &s) == F_OK) job->nic.adapter_name = hvd_xstrdup(s);
     check_vm_id(v, m, P);
 }
 
-static const char *const DOMAIN_KEYS[] = {"guest_domain_join_target", "guest_domain_join_uid",
-                                          "guest_domain_join_pw", "guest_domain_join_ou", NULL};
+static const char *const DOMAIN_KEYS[] = {"guest_domain_join_target", "guest_domain_join_uid", "guest_domain_join_pw",
+                                          "guest_domain_join_ou", NULL};
 static const char *const ANSIBLE_KEYS[] = {"cnf_ansible_ssh_user", "cnf_ansible_ssh_key", NULL};
-static const char *const STATIC_IP_KEYS[] = {"guest_v4_ip_addr", "guest_v4_cidr_prefix",
-                                             "guest_v4_default_gw", "guest_v4_dns1", NULL};
+static const char *const STATIC_IP_KEYS[] = {"guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw",
+                                             "guest_v4_dns1", NULL};
 
 static void check_guest_config(Val *v, const HvdNode *req, HvdJob *job)
 {
@@ -642,8 +638,7 @@ static void check_job_id(Val *v, const HvdNode *body, HvdJob *job)
     job->job_id[HVD_UUID_LEN] = '\0';
     const char *mid = v->opts ? v->opts->message_id : NULL;
     if (mid && *mid && strcasecmp(mid, job->job_id) != 0)
-        hvd_errors_add(v->errs, "job_id", "value_error",
-                       "Value error, job_id does not match the message_id property");
+        hvd_errors_add(v->errs, "job_id", "value_error", "Value error, job_id does not match the message_id property");
 }
 
 static void check_options(Val *v, const HvdNode *body, HvdJob *job)
@@ -659,8 +654,7 @@ static void check_options(Val *v, const HvdNode *body, HvdJob *job)
     if (why && strcmp(why, "timezone") == 0) {
         hvd_errors_add(v->errs, "options.deadline", "timezone_aware", "Input should have timezone info");
     } else if (why) {
-        hvd_errors_add(v->errs, "options.deadline", "datetime_parsing",
-                       "Input should be a valid datetime, %s", why);
+        hvd_errors_add(v->errs, "options.deadline", "datetime_parsing", "Input should be a valid datetime, %s", why);
     } else {
         job->has_deadline = true;
         job->deadline_ms = ms;
@@ -685,7 +679,7 @@ bool hvd_job_validate(const HvdNode *body, const HvdValidateOpts *opts, HvdJob *
     if (read_choice(&v, body, "", "job_type", true, false, JOB_TYPES, &s) == F_OK) {
         job->job_type = hvd_xstrdup(s);
     } else if ((s = hvd_node_get_str(body, "job_type")) != NULL) {
-        job->job_type = hvd_xstrdup(s);   /* kept so the worker can answer unsupported_job_type */
+        job->job_type = hvd_xstrdup(s); /* kept so the worker can answer unsupported_job_type */
     }
     const HvdNode *req;
     if (read_map(&v, body, "", "request", true, false, &req) == F_OK) {
@@ -720,7 +714,7 @@ void hvd_job_free(HvdJob *job)
     HvdGuestConfig *g = &job->guest;
     char *const secrets[] = {g->guest_la_pw, g->guest_domain_join_pw, g->cnf_ansible_ssh_key};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
-        if (secrets[i]) explicit_bzero(secrets[i], strlen(secrets[i]));   /* leave no password in freed memory */
+        if (secrets[i]) explicit_bzero(secrets[i], strlen(secrets[i])); /* leave no password in freed memory */
     free(g->guest_la_uid);
     free(g->guest_la_pw);
     free(g->guest_domain_join_target);

@@ -12,9 +12,9 @@
 #define HVD_UUID_LEN 36
 
 typedef struct {
-    char *loc;    /* dotted, e.g. "request.vm_spec.gb_ram" */
-    char *msg;    /* e.g. "Input should be less than or equal to 512" */
-    char *type;   /* e.g. "less_than_equal", "missing", "int_type", "host_not_allowed" */
+    char *loc;  /* dotted, e.g. "request.vm_spec.gb_ram" */
+    char *msg;  /* e.g. "Input should be less than or equal to 512" */
+    char *type; /* e.g. "less_than_equal", "missing", "int_type", "host_not_allowed" */
 } HvdError;
 
 typedef struct {
@@ -32,23 +32,23 @@ typedef struct {
     char *vm_name;
     int64_t gb_ram;
     int64_t cpu_cores;
-    char *storage_class;      /* NULL when absent / nil */
+    char *storage_class; /* NULL when absent / nil */
     bool vm_clustered;
-    char *os_family;          /* as given ("windows"/"linux") or NULL */
+    char *os_family; /* as given ("windows"/"linux") or NULL */
 } HvdVmSpec;
 
 typedef struct {
     bool present;
-    char *image_name;         /* NULL = blank disk */
-    int64_t disk_size_gb;     /* default 100 */
-    char *disk_type;          /* default "Dynamic" */
-    char *controller_type;    /* default "SCSI" */
+    char *image_name;      /* NULL = blank disk */
+    int64_t disk_size_gb;  /* default 100 */
+    char *disk_type;       /* default "Dynamic" */
+    char *controller_type; /* default "SCSI" */
 } HvdDiskSpec;
 
 typedef struct {
     bool present;
     char *network;
-    char *adapter_name;       /* NULL when absent */
+    char *adapter_name; /* NULL when absent */
 } HvdNicSpec;
 
 /* Every string is NULL when absent, nil or empty (empty counts as absent). */
@@ -64,24 +64,24 @@ typedef struct {
 } HvdGuestConfig;
 
 typedef struct {
-    char job_id[HVD_UUID_LEN + 1];   /* canonical lower-case form */
+    char job_id[HVD_UUID_LEN + 1]; /* canonical lower-case form */
     char *job_type;
-    char *target_host;               /* lower-cased (host names are case-insensitive) */
+    char *target_host; /* lower-cased (host names are case-insensitive) */
     HvdVmSpec vm;
     HvdDiskSpec disk;
     HvdNicSpec nic;
     HvdGuestConfig guest;
-    const char *os_family;           /* resolved (§7): "windows" or "linux"; static string */
-    bool rollback;                   /* options.on_failure == "rollback" */
+    const char *os_family; /* resolved (§7): "windows" or "linux"; static string */
+    bool rollback;         /* options.on_failure == "rollback" */
     bool has_deadline;
-    int64_t deadline_ms;             /* options.deadline, Unix epoch milliseconds */
-    char *deadline_text;             /* as given */
+    int64_t deadline_ms; /* options.deadline, Unix epoch milliseconds */
+    char *deadline_text; /* as given */
 } HvdJob;
 
 typedef struct {
-    const char *const *allowed_hosts;  /* NULL or empty list = any valid host */
+    const char *const *allowed_hosts; /* NULL or empty list = any valid host */
     size_t n_allowed_hosts;
-    const char *message_id;            /* AMQP message_id property, NULL when absent */
+    const char *message_id; /* AMQP message_id property, NULL when absent */
 } HvdValidateOpts;
 
 /* Validates a decoded body against §3 and fills job. Returns true when there
@@ -89,18 +89,18 @@ typedef struct {
  * could be read (free it either way). job_id is copied into job->job_id when
  * it is a valid UUID even if other fields fail, so an answer can carry it. */
 bool hvd_job_validate(const HvdNode *body, const HvdValidateOpts *opts, HvdJob *job, HvdErrors *errs);
-void hvd_job_free(HvdJob *job);                /* frees the members, not job itself */
+void hvd_job_free(HvdJob *job); /* frees the members, not job itself */
 
 /* Helpers shared with the simhost and the CLI. */
-bool hvd_uuid_valid(const char *s, size_t len);            /* 36 chars, canonical hyphenated, hex */
-bool hvd_hostname_valid(const char *s);                    /* RFC 1123 hostname or dotted-quad IPv4 */
-bool hvd_ipv4_valid(const char *s);                        /* dotted quad, each 0-255, no leading zeros */
+bool hvd_uuid_valid(const char *s, size_t len); /* 36 chars, canonical hyphenated, hex */
+bool hvd_hostname_valid(const char *s);         /* RFC 1123 hostname or dotted-quad IPv4 */
+bool hvd_ipv4_valid(const char *s);             /* dotted quad, each 0-255, no leading zeros */
 /* NULL when the name is acceptable (§3 hardening), else the reason. */
 const char *hvd_name_problem(const char *s, size_t max_chars);
-size_t hvd_utf8_length(const char *s, size_t bytes, bool *valid);  /* code points */
+size_t hvd_utf8_length(const char *s, size_t bytes, bool *valid); /* code points */
 /* Splits a comma list (HVD_ALLOWED_HOSTS) into trimmed, non-empty, lower-cased
  * names: returns the count and sets *out to a new array (NULL when 0). */
 size_t hvd_hosts_parse(const char *csv, char ***out);
-void hvd_hosts_free(char **hosts, size_t n);               /* NULL-safe */
+void hvd_hosts_free(char **hosts, size_t n); /* NULL-safe */
 
 #endif

@@ -185,8 +185,7 @@ HvdNode *hvd_node_clone(const HvdNode *n)
     case HVD_BIN: return hvd_node_bin(n->u.s.ptr, n->u.s.len);
     case HVD_ARRAY: {
         HvdNode *c = hvd_node_array();
-        for (size_t i = 0; i < n->u.arr.n; i++)
-            hvd_node_array_push(c, hvd_node_clone(n->u.arr.items[i]));
+        for (size_t i = 0; i < n->u.arr.n; i++) hvd_node_array_push(c, hvd_node_clone(n->u.arr.items[i]));
         return c;
     }
     case HVD_MAP: {
@@ -221,8 +220,7 @@ bool hvd_node_equal(const HvdNode *a, const HvdNode *b)
     case HVD_INT: return a->u.i == b->u.i;
     case HVD_FLOAT: return a->u.f == b->u.f || (isnan(a->u.f) && isnan(b->u.f));
     case HVD_STR:
-    case HVD_BIN:
-        return a->u.s.len == b->u.s.len && memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0;
+    case HVD_BIN: return a->u.s.len == b->u.s.len && memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0;
     case HVD_ARRAY:
         if (a->u.arr.n != b->u.arr.n) return false;
         for (size_t i = 0; i < a->u.arr.n; i++)
@@ -244,9 +242,7 @@ void hvd_node_free(HvdNode *n)
     if (!n) return;
     switch (n->type) {
     case HVD_STR:
-    case HVD_BIN:
-        free(n->u.s.ptr);
-        break;
+    case HVD_BIN: free(n->u.s.ptr); break;
     case HVD_ARRAY:
         for (size_t i = 0; i < n->u.arr.n; i++) hvd_node_free(n->u.arr.items[i]);
         free(n->u.arr.items);
@@ -259,8 +255,7 @@ void hvd_node_free(HvdNode *n)
         free(n->u.map.keys);
         free(n->u.map.vals);
         break;
-    default:
-        break;
+    default: break;
     }
     free(n);
 }

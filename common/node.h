@@ -15,12 +15,12 @@
 typedef enum {
     HVD_NIL,
     HVD_BOOL,
-    HVD_INT,     /* integers; msgpack uint64 above INT64_MAX saturates to INT64_MAX */
+    HVD_INT, /* integers; msgpack uint64 above INT64_MAX saturates to INT64_MAX */
     HVD_FLOAT,
-    HVD_STR,     /* UTF-8 text (may contain NUL when decoded from msgpack: use len) */
-    HVD_BIN,     /* msgpack bin; JSON has none */
+    HVD_STR, /* UTF-8 text (may contain NUL when decoded from msgpack: use len) */
+    HVD_BIN, /* msgpack bin; JSON has none */
     HVD_ARRAY,
-    HVD_MAP,     /* string keys only: non-string msgpack keys are dropped on decode */
+    HVD_MAP, /* string keys only: non-string msgpack keys are dropped on decode */
 } HvdNodeType;
 
 typedef struct HvdNode HvdNode;
@@ -30,9 +30,19 @@ struct HvdNode {
         bool b;
         int64_t i;
         double f;
-        struct { char *ptr; size_t len; } s;                  /* STR, BIN; ptr NUL-terminated */
-        struct { HvdNode **items; size_t n, cap; } arr;        /* ARRAY */
-        struct { char **keys; HvdNode **vals; size_t n, cap; } map; /* MAP */
+        struct {
+            char *ptr;
+            size_t len;
+        } s; /* STR, BIN; ptr NUL-terminated */
+        struct {
+            HvdNode **items;
+            size_t n, cap;
+        } arr; /* ARRAY */
+        struct {
+            char **keys;
+            HvdNode **vals;
+            size_t n, cap;
+        } map; /* MAP */
     } u;
 };
 
@@ -41,7 +51,7 @@ HvdNode *hvd_node_nil(void);
 HvdNode *hvd_node_bool(bool b);
 HvdNode *hvd_node_int(int64_t i);
 HvdNode *hvd_node_float(double f);
-HvdNode *hvd_node_str(const char *s);                /* NULL s gives a NIL node */
+HvdNode *hvd_node_str(const char *s); /* NULL s gives a NIL node */
 HvdNode *hvd_node_strn(const char *s, size_t n);
 HvdNode *hvd_node_bin(const void *p, size_t n);
 HvdNode *hvd_node_array(void);
@@ -67,7 +77,7 @@ bool hvd_node_get_int(const HvdNode *map, const char *key, int64_t *out);
 
 HvdNode *hvd_node_clone(const HvdNode *n);
 bool hvd_node_equal(const HvdNode *a, const HvdNode *b);
-void hvd_node_free(HvdNode *n);                     /* NULL-safe */
-const char *hvd_node_type_name(HvdNodeType t);      /* "nil", "bool", "int", ... */
+void hvd_node_free(HvdNode *n);                /* NULL-safe */
+const char *hvd_node_type_name(HvdNodeType t); /* "nil", "bool", "int", ... */
 
 #endif

@@ -3,8 +3,7 @@
 
 bool hvd_outcome_transient(HvdOutcome o)
 {
-    return o == HVD_OUT_RETRYABLE || o == HVD_OUT_TIMEOUT || o == HVD_OUT_TRANSPORT ||
-           o == HVD_OUT_UNREACHABLE;
+    return o == HVD_OUT_RETRYABLE || o == HVD_OUT_TIMEOUT || o == HVD_OUT_TRANSPORT || o == HVD_OUT_UNREACHABLE;
 }
 
 const char *hvd_outcome_code(HvdOutcome o)
@@ -23,8 +22,8 @@ const char *hvd_outcome_code(HvdOutcome o)
 
 const char *hvd_outcome_name(HvdOutcome o)
 {
-    static const char *const names[] = {"success", "agent_error", "retryable", "protocol_error",
-                                        "timeout", "transport", "unreachable"};
+    static const char *const names[] = {"success", "agent_error", "retryable",  "protocol_error",
+                                        "timeout", "transport",   "unreachable"};
     return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
 }
 

@@ -10,18 +10,18 @@
 /* What an agent call ended in, as the transport classifies it (§6). */
 typedef enum {
     HVD_OUT_SUCCESS,
-    HVD_OUT_AGENT_ERROR,      /* error envelope, permanent agent code */
-    HVD_OUT_RETRYABLE,        /* error envelope with a retryable agent code */
-    HVD_OUT_PROTOCOL_ERROR,   /* no valid envelope on exit 0, or output over 1 MiB: permanent */
-    HVD_OUT_TIMEOUT,          /* transient */
-    HVD_OUT_TRANSPORT,        /* spawn failure, non-zero exit without envelope: transient */
-    HVD_OUT_UNREACHABLE,      /* ssh exit 255: transient, counts against the host */
+    HVD_OUT_AGENT_ERROR,    /* error envelope, permanent agent code */
+    HVD_OUT_RETRYABLE,      /* error envelope with a retryable agent code */
+    HVD_OUT_PROTOCOL_ERROR, /* no valid envelope on exit 0, or output over 1 MiB: permanent */
+    HVD_OUT_TIMEOUT,        /* transient */
+    HVD_OUT_TRANSPORT,      /* spawn failure, non-zero exit without envelope: transient */
+    HVD_OUT_UNREACHABLE,    /* ssh exit 255: transient, counts against the host */
 } HvdOutcome;
 
 typedef enum {
-    HVD_NEXT_CONTINUE,        /* stage done: go on to the next stage or finish */
-    HVD_NEXT_RETRY,           /* wait for the retry delay, then run the stage again */
-    HVD_NEXT_FAIL,            /* the job fails with the returned code */
+    HVD_NEXT_CONTINUE, /* stage done: go on to the next stage or finish */
+    HVD_NEXT_RETRY,    /* wait for the retry delay, then run the stage again */
+    HVD_NEXT_FAIL,     /* the job fails with the returned code */
 } HvdNextStep;
 
 bool hvd_outcome_transient(HvdOutcome o);

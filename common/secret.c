@@ -10,12 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KEY_FILE_MAX 4096   /* a key file is ~45 bytes; anything this large is not one */
+#define KEY_FILE_MAX 4096 /* a key file is ~45 bytes; anything this large is not one */
 #define HDR_LEN (1 + HVD_SECRET_KEY_ID_LEN)
 
 static bool sodium_ready(void)
 {
-    return sodium_init() >= 0;   /* thread-safe; 1 when already initialised */
+    return sodium_init() >= 0; /* thread-safe; 1 when already initialised */
 }
 
 void hvd_secret_key_id(HvdSecretKey *key)
@@ -68,8 +68,9 @@ static int load_key(const char *what, const char *path, HvdSecretKey *key, char 
     }
     while (n && (raw[n - 1] == '\n' || raw[n - 1] == '\r' || raw[n - 1] == ' ' || raw[n - 1] == '\t')) n--;
     const char *end = NULL;
-    if (sodium_base642bin(bin, sizeof bin, (const char *)raw, n, NULL, &binlen, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 || end != (const char *)raw + n) {
+    if (sodium_base642bin(bin, sizeof bin, (const char *)raw, n, NULL, &binlen, &end, sodium_base64_VARIANT_ORIGINAL) !=
+            0 ||
+        end != (const char *)raw + n) {
         snprintf(err, errlen, "%s %s: expected 32 bytes of base64, got text that is not base64", what, path);
         goto out;
     }
@@ -80,8 +81,8 @@ static int load_key(const char *what, const char *path, HvdSecretKey *key, char 
     memcpy(key->key, bin, sizeof key->key);
     hvd_secret_key_id(key);
     if (st.st_mode & (S_IRWXG | S_IRWXO))
-        hvd_log_kv(HVD_LOG_WARN, NULL, "secret key file is readable by group or others; chmod 600 it",
-                   "setting", what, "file", path, NULL);
+        hvd_log_kv(HVD_LOG_WARN, NULL, "secret key file is readable by group or others; chmod 600 it", "setting", what,
+                   "file", path, NULL);
     rc = 0;
 out:
     if (fd >= 0) close(fd);
@@ -116,8 +117,10 @@ int hvd_secret_keys_load(HvdSecretKeys *keys, const char *key_file, const char *
         bool dup = false;
         for (size_t j = 0; j < k.n; j++)
             if (strcmp(k.v[j].id, nk->id) == 0) dup = true;
-        if (dup) sodium_memzero(nk, sizeof *nk);   /* the same key twice: keep one */
-        else k.n++;
+        if (dup)
+            sodium_memzero(nk, sizeof *nk); /* the same key twice: keep one */
+        else
+            k.n++;
     }
     hvd_secret_keys_free(keys);
     *keys = k;
@@ -159,11 +162,11 @@ int hvd_secret_seal(const HvdSecretKey *key, const void *plain, size_t len, cons
     size_t adlen;
     unsigned char *ad = make_ad(blob, aad, &adlen);
     unsigned long long clen = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + HVD_SECRET_NONCE_BYTES, &clen, plain, len, ad, adlen,
-                                               NULL, nonce, key->key);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + HVD_SECRET_NONCE_BYTES, &clen, plain, len, ad, adlen, NULL,
+                                               nonce, key->key);
     free(ad);
     hvd_buf_append(out, blob, HDR_LEN + HVD_SECRET_NONCE_BYTES + (size_t)clen);
-    free(blob);   /* holds only ciphertext */
+    free(blob); /* holds only ciphertext */
     return 0;
 }
 
@@ -185,8 +188,8 @@ void hvd_secret_buf_free(HvdBuf *b)
     hvd_buf_free(b);
 }
 
-int hvd_secret_open(const HvdSecretKeys *keys, const void *blob, size_t len, const char *aad, HvdBuf *plain,
-                    char *err, size_t errlen)
+int hvd_secret_open(const HvdSecretKeys *keys, const void *blob, size_t len, const char *aad, HvdBuf *plain, char *err,
+                    size_t errlen)
 {
     const unsigned char *b = blob;
     char id[HVD_SECRET_KEY_ID_LEN + 1];
@@ -209,7 +212,8 @@ int hvd_secret_open(const HvdSecretKeys *keys, const void *blob, size_t len, con
     if (!key) {
         snprintf(err, errlen,
                  "sealed secret uses key id %s, which is not loaded (current key %s; add the old key file to "
-                 "HVD_SECRET_OLD_KEY_FILES)", id, keys && keys->n ? keys->v[0].id : "none");
+                 "HVD_SECRET_OLD_KEY_FILES)",
+                 id, keys && keys->n ? keys->v[0].id : "none");
         return -1;
     }
     size_t clen = len - HDR_LEN - HVD_SECRET_NONCE_BYTES;
@@ -267,7 +271,7 @@ int hvd_secret_key_write_new(const char *path, HvdSecretKey *key, char *err, siz
         goto out;
     }
     created = true;
-    if (fchmod(fd, 0600) != 0) {   /* exactly 0600 whatever the umask */
+    if (fchmod(fd, 0600) != 0) { /* exactly 0600 whatever the umask */
         snprintf(err, errlen, "%s: cannot set mode 0600: %s", path, strerror(errno));
         goto out;
     }

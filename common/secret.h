@@ -50,7 +50,7 @@ int hvd_secret_keys_load(HvdSecretKeys *keys, const char *key_file, const char *
 /* The same from a loaded config (secret_key_file, secret_old_key_files). */
 int hvd_secret_keys_load_config(HvdSecretKeys *keys, const HvdConfig *cfg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-void hvd_secret_keys_free(HvdSecretKeys *keys);   /* wipes; NULL-safe */
+void hvd_secret_keys_free(HvdSecretKeys *keys); /* wipes; NULL-safe */
 
 /* Seals plain (len bytes) for the job aad (NUL-terminated, may be NULL = "").
  * out is replaced (not appended to). Returns 0, -1 only if libsodium cannot
@@ -65,8 +65,8 @@ int hvd_secret_seal(const HvdSecretKey *key, const void *plain, size_t len, cons
  *   "sealed secret uses key id 1a2b3c4d, which is not loaded (current key
  *    5e6f7a8b; add the old key file to HVD_SECRET_OLD_KEY_FILES)",
  *   "ciphertext failed authentication" (tampered, or another job's blob). */
-int hvd_secret_open(const HvdSecretKeys *keys, const void *blob, size_t len, const char *aad, HvdBuf *plain,
-                    char *err, size_t errlen) __attribute__((warn_unused_result));
+int hvd_secret_open(const HvdSecretKeys *keys, const void *blob, size_t len, const char *aad, HvdBuf *plain, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
 
 /* The key id of a sealed blob (false when too short or unknown version). */
 bool hvd_secret_blob_key_id(const void *blob, size_t len, char id[HVD_SECRET_KEY_ID_LEN + 1]);

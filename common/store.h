@@ -24,23 +24,23 @@ typedef struct HvdStore HvdStore;
 
 typedef enum {
     HVD_STORE_OK = 0,
-    HVD_STORE_FENCED,      /* our lease epoch is no longer current: stop touching the job */
-    HVD_STORE_RETRY,       /* transient: connection lost, serialization failure; try again */
-    HVD_STORE_ERROR,       /* permanent: see err */
+    HVD_STORE_FENCED, /* our lease epoch is no longer current: stop touching the job */
+    HVD_STORE_RETRY,  /* transient: connection lost, serialization failure; try again */
+    HVD_STORE_ERROR,  /* permanent: see err */
 } HvdStoreStatus;
 
 typedef struct {
     const char *dsn;
-    int pool_size;             /* connections, >= 1 */
-    const char *worker_id;     /* recorded as lease_owner and job_events.worker */
+    int pool_size;         /* connections, >= 1 */
+    const char *worker_id; /* recorded as lease_owner and job_events.worker */
     int lease_ttl_s;
-    int host_concurrency;      /* slots per host across the fleet */
-    int secret_retention_s;    /* how long a failed job's secrets are kept */
+    int host_concurrency;   /* slots per host across the fleet */
+    int secret_retention_s; /* how long a failed job's secrets are kept */
 } HvdStoreOptions;
 
 HvdStore *hvd_store_open(const HvdStoreOptions *opt, char *err, size_t errlen);
-void hvd_store_close(HvdStore *s);                    /* NULL-safe */
-bool hvd_store_healthy(HvdStore *s);                   /* a connection answers SELECT 1 */
+void hvd_store_close(HvdStore *s);   /* NULL-safe */
+bool hvd_store_healthy(HvdStore *s); /* a connection answers SELECT 1 */
 /* Transactions committed through this store since open (for metrics, bench). */
 uint64_t hvd_store_tx_count(HvdStore *s);
 
@@ -49,20 +49,20 @@ uint64_t hvd_store_tx_count(HvdStore *s);
  * Records version, name and sha256 (libsodium crypto_hash_sha256) in
  * hvdeploy.schema_migrations; an applied migration whose file changed is an
  * error naming it. Prints one line per applied migration to report (nullable). */
-HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *report,
-                                 int *applied, char *err, size_t errlen);
+HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *report, int *applied, char *err,
+                                 size_t errlen);
 
 /* ---- claiming ------------------------------------------------------------ */
 
 typedef struct {
     const char *job_id, *job_type, *target_host, *vm_name;
     const char *correlation_id, *reply_to, *content_type;
-    const char *request_json;     /* the redacted body's request, JSON */
-    const char *options_json;     /* {"on_failure":..., "deadline":...} */
-    const void *secret_blob;      /* sealed secrets, NULL when none */
+    const char *request_json; /* the redacted body's request, JSON */
+    const char *options_json; /* {"on_failure":..., "deadline":...} */
+    const void *secret_blob;  /* sealed secrets, NULL when none */
     size_t secret_len;
     const char *secret_key_id;
-    const char *const *stages;    /* planned stages in order */
+    const char *const *stages; /* planned stages in order */
     size_t n_stages;
 } HvdNewJob;
 
@@ -77,11 +77,11 @@ typedef enum {
 
 typedef struct {
     char name[24];
-    char status[16];          /* pending, running, succeeded, failed, rolled_back */
+    char status[16]; /* pending, running, succeeded, failed, rolled_back */
     int attempts;
-    char *started_at, *finished_at;   /* RFC 3339 text or NULL */
+    char *started_at, *finished_at; /* RFC 3339 text or NULL */
     char *error, *code, *agent_code;
-    char *output_json, *agent_log;    /* (added) the stage's output / last agent log lines, or NULL */
+    char *output_json, *agent_log; /* (added) the stage's output / last agent log lines, or NULL */
 } HvdStageRecord;
 
 typedef struct {
@@ -89,31 +89,31 @@ typedef struct {
     char status[16];
     char *job_type, *target_host, *vm_name, *correlation_id, *reply_to, *content_type;
     char *request_json, *options_json, *outputs_json;
-    HvdBuf secret_blob;       /* empty when none/erased */
-    int attempts;             /* runs started, including this claim */
-    int64_t epoch;            /* our fencing token when claimed */
+    HvdBuf secret_blob; /* empty when none/erased */
+    int attempts;       /* runs started, including this claim */
+    int64_t epoch;      /* our fencing token when claimed */
     bool cancel_requested;
-    char *created_at;         /* RFC 3339 */
+    char *created_at; /* RFC 3339 */
     HvdStageRecord stages[4];
     size_t n_stages;
-    HvdBuf envelope;          /* terminal envelope bytes, when finished */
+    HvdBuf envelope; /* terminal envelope bytes, when finished */
     bool envelope_sent;
     /* (added) for status queries; RFC 3339 texts, each NULL when unset */
-    char *code;               /* terminal code */
+    char *code; /* terminal code */
     char *updated_at, *finished_at;
     char *lease_owner, *lease_expires_at;
-    char *waiting_reason;     /* retry, host_busy, circuit_open */
+    char *waiting_reason; /* retry, host_busy, circuit_open */
     char *next_run_at;
 } HvdJobRecord;
-void hvd_job_record_free(HvdJobRecord *r);   /* frees members; NULL-safe */
+void hvd_job_record_free(HvdJobRecord *r); /* frees members; NULL-safe */
 
 /* One transaction: INSERT the job (status queued), its stages (pending), its
  * secrets, a job_events row (NULL -> queued); then tries to start it exactly
  * like hvd_store_claim. When the job id exists already it does not insert and
  * behaves as hvd_store_claim. The live-name unique index decides
  * HVD_CLAIM_DUPLICATE_NAME (nothing is written then). */
-HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOutcome *out,
-                                   HvdJobRecord *rec, char *err, size_t errlen);
+HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOutcome *out, HvdJobRecord *rec,
+                                   char *err, size_t errlen);
 
 /* One transaction for a doorbell, a redelivery or a sweep: locks the job row
  * (FOR UPDATE) and decides:
@@ -131,17 +131,16 @@ HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOu
  *    event (old status -> running, detail 'claimed' / 'takeover' when it took
  *    an expired lease of another worker); rec filled -> RUN.
  * *takeover is set when an expired lease of another worker was taken. */
-HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome *out,
-                               HvdJobRecord *rec, bool *takeover, char *err, size_t errlen);
+HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome *out, HvdJobRecord *rec, bool *takeover,
+                               char *err, size_t errlen);
 
 /* Records a job that will never run (invalid request with a valid job id,
  * duplicate name, unsupported type) as failed with its envelope, or, when the
  * id exists already, leaves it. *existing is set when it existed; then
  * existing_envelope holds that job's stored envelope (if terminal). */
-HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, const char *code,
-                                         const void *envelope, size_t envelope_len,
-                                         bool *existing, HvdBuf *existing_envelope,
-                                         char *err, size_t errlen);
+HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, const char *code, const void *envelope,
+                                         size_t envelope_len, bool *existing, HvdBuf *existing_envelope, char *err,
+                                         size_t errlen);
 
 /* ---- running (all fenced by epoch) -----------------------------------------
  * The fence is: job_id, our epoch, lease_owner = this worker, status running,
@@ -154,8 +153,8 @@ typedef struct {
     int64_t epoch;
     /* the stage that ended (NULL: none, just start next_stage) */
     const char *stage;
-    const char *stage_status;     /* succeeded, failed */
-    const char *output_json;      /* merged into jobs.outputs (success), stored in job_stages.output */
+    const char *stage_status; /* succeeded, failed */
+    const char *output_json;  /* merged into jobs.outputs (success), stored in job_stages.output */
     const char *error, *code, *agent_code, *agent_log;
     /* the stage to start now (NULL: none): status running, attempts + 1, started_at */
     const char *next_stage;
@@ -166,8 +165,8 @@ typedef struct {
  * attempt number of next_stage. When a cancel was requested, next_stage is
  * NOT started (*next_attempt = 0): the caller ends the job with
  * hvd_store_finish. */
-HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested,
-                              int *next_attempt, char *err, size_t errlen);
+HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested, int *next_attempt,
+                              char *err, size_t errlen);
 
 /* One transaction: a transient failure of `stage`: records the error on the
  * stage (status back to pending, attempts kept), job -> retrying (reason
@@ -175,21 +174,20 @@ HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cance
  * released. next_job receives (may be empty) the oldest job of the host now
  * waiting for a slot, whose doorbell the caller rings. */
 HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epoch, const char *stage,
-                                    const char *error, const char *code, const char *agent_code,
-                                    const char *agent_log, int64_t delay_ms, const char *reason,
-                                    char next_job[37], char *err, size_t errlen);
+                                    const char *error, const char *code, const char *agent_code, const char *agent_log,
+                                    int64_t delay_ms, const char *reason, char next_job[37], char *err, size_t errlen);
 
 /* One transaction: lets a job go without ending it (shutdown): lease and slot
  * released, the running stage back to pending, status queued with
  * next_run_at = now(). next_job as above. */
-HvdStoreStatus hvd_store_release(HvdStore *s, const char *job_id, int64_t epoch,
-                                 char next_job[37], char *err, size_t errlen);
+HvdStoreStatus hvd_store_release(HvdStore *s, const char *job_id, int64_t epoch, char next_job[37], char *err,
+                                 size_t errlen);
 
 typedef struct {
     const char *name;
-    const char *status;           /* final: succeeded, failed, rolled_back, pending (not started) */
+    const char *status; /* final: succeeded, failed, rolled_back, pending (not started) */
     const char *error, *code, *agent_code, *agent_log;
-    const char *output_json;      /* for a stage that just succeeded, else NULL */
+    const char *output_json; /* for a stage that just succeeded, else NULL */
 } HvdStageFinal;
 
 /* One transaction: the job's terminal state. Updates the given stages (only
@@ -198,9 +196,8 @@ typedef struct {
  * lease and slot, erases secrets on success (or sets erase_after = now() +
  * retention on failure), event. next_job as above. */
 HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, const char *job_status,
-                                const char *code, const HvdStageFinal *stages, size_t n_stages,
-                                const void *envelope, size_t envelope_len, char next_job[37],
-                                char *err, size_t errlen);
+                                const char *code, const HvdStageFinal *stages, size_t n_stages, const void *envelope,
+                                size_t envelope_len, char next_job[37], char *err, size_t errlen);
 
 /* Marks envelopes confirmed by the broker (one statement for many jobs). */
 HvdStoreStatus hvd_store_mark_sent(HvdStore *s, const char *const *job_ids, size_t n, char *err, size_t errlen);
@@ -212,14 +209,13 @@ HvdStoreStatus hvd_store_erase_secrets(HvdStore *s, const char *job_id, int64_t 
 
 /* One statement: extends the leases this worker holds on the given jobs;
  * lost[i] is set for each job whose epoch is no longer ours. */
-HvdStoreStatus hvd_store_renew(HvdStore *s, const char *const *job_ids, const int64_t *epochs, size_t n,
-                               bool *lost, char *err, size_t errlen);
+HvdStoreStatus hvd_store_renew(HvdStore *s, const char *const *job_ids, const int64_t *epochs, size_t n, bool *lost,
+                               char *err, size_t errlen);
 
 /* Finds up to max job ids that need a worker: running with an expired lease,
  * or queued/retrying with next_run_at <= now() (FOR UPDATE SKIP LOCKED on the
  * sweep index). The caller then calls hvd_store_claim on each. */
-HvdStoreStatus hvd_store_sweep(HvdStore *s, size_t max, char (*job_ids)[37], size_t *n,
-                               char *err, size_t errlen);
+HvdStoreStatus hvd_store_sweep(HvdStore *s, size_t max, char (*job_ids)[37], size_t *n, char *err, size_t errlen);
 
 typedef struct {
     char job_id[37];
@@ -227,8 +223,8 @@ typedef struct {
     HvdBuf envelope;
 } HvdOutboxItem;
 /* Terminal envelopes not yet confirmed and finished more than older_than_ms ago. */
-HvdStoreStatus hvd_store_outbox(HvdStore *s, int64_t older_than_ms, size_t max, HvdOutboxItem *items,
-                                size_t *n, char *err, size_t errlen);
+HvdStoreStatus hvd_store_outbox(HvdStore *s, int64_t older_than_ms, size_t max, HvdOutboxItem *items, size_t *n,
+                                char *err, size_t errlen);
 void hvd_outbox_item_free(HvdOutboxItem *it);
 
 /* Erases secrets whose retention passed. */
@@ -238,11 +234,10 @@ HvdStoreStatus hvd_store_purge_secrets(HvdStore *s, size_t *purged, char *err, s
 
 /* cancel_requested = true on a live job; *found false when unknown,
  * *already_finished when terminal. */
-HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *found,
-                                        bool *already_finished, char *err, size_t errlen);
+HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *found, bool *already_finished, char *err,
+                                        size_t errlen);
 /* Loads a job without claiming it (status queries, replay). */
-HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJobRecord *rec,
-                             char *err, size_t errlen);
+HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJobRecord *rec, char *err, size_t errlen);
 
 /* ---- additions --------------------------------------------------------- */
 
@@ -250,17 +245,17 @@ typedef struct {
     char job_id[37];
     char status[16];
     char *job_type, *target_host, *vm_name, *code;
-    char *stage;              /* the running stage, else the first not succeeded; NULL when none */
+    char *stage; /* the running stage, else the first not succeeded; NULL when none */
     int attempts;
     bool cancel_requested;
-    char *created_at, *updated_at, *finished_at;   /* RFC 3339 or NULL */
+    char *created_at, *updated_at, *finished_at; /* RFC 3339 or NULL */
 } HvdJobSummary;
 
 /* Recent jobs, newest first; status and host filter when not NULL. *out is a
  * new array of *n items (free with hvd_job_summaries_free). */
-HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit,
-                              HvdJobSummary **out, size_t *n, char *err, size_t errlen);
-void hvd_job_summaries_free(HvdJobSummary *v, size_t n);   /* NULL-safe */
+HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobSummary **out,
+                              size_t *n, char *err, size_t errlen);
+void hvd_job_summaries_free(HvdJobSummary *v, size_t n); /* NULL-safe */
 
 /* The migrations directory: $HVD_MIGRATIONS_DIR, else `migrations` found
  * next to the running binary (build/bin/../../migrations, or an install's
@@ -272,13 +267,12 @@ const char *hvd_store_default_migrations_dir(void);
  * ?password=, or password=... in key=value form), for error messages. */
 void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen);
 
-
 /* ---- per-host circuit breaker (store_host.c) ------------------------------ */
 
 typedef enum {
-    HVD_HOST_CLOSED,   /* calls go through */
-    HVD_HOST_OPEN,     /* failing: wait *wait_ms without spending an attempt */
-    HVD_HOST_TRIAL,    /* cooled down: this job makes the one trial call */
+    HVD_HOST_CLOSED, /* calls go through */
+    HVD_HOST_OPEN,   /* failing: wait *wait_ms without spending an attempt */
+    HVD_HOST_TRIAL,  /* cooled down: this job makes the one trial call */
 } HvdHostGate;
 
 /* Reads the host's circuit (one statement; takes the trial for job_id, for
@@ -303,7 +297,7 @@ HvdStoreStatus hvd_store_host_report(HvdStore *s, const char *host, bool host_fa
  * 'replay'). The caller rings the job's doorbell afterwards.
  * Returns OK with why empty when the job was reset; OK with a sentence in why
  * when it was refused (nothing changed); *found false for an unknown job. */
-HvdStoreStatus hvd_store_replay(HvdStore *s, const char *job_id, bool *found, char *why, size_t whylen,
-                                char *err, size_t errlen);
+HvdStoreStatus hvd_store_replay(HvdStore *s, const char *job_id, bool *found, char *why, size_t whylen, char *err,
+                                size_t errlen);
 
 #endif

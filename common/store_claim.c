@@ -10,6 +10,7 @@
 
 /* One job with its secret blob and the columns the claim decides on; the
  * locked form is the same statement with FOR UPDATE. */
+/* clang-format off */
 #define SQL_LOAD_JOB_SELECT                                                                                    \
     "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.correlation_id,"                 \
     " j.reply_to, j.content_type, j.request::text, j.options::text, j.outputs::text, j.attempts,"             \
@@ -20,12 +21,15 @@
     " j.holds_slot, j.seq"                                                                                     \
     " FROM hvdeploy.jobs j LEFT JOIN hvdeploy.job_secrets sec ON sec.job_id = j.job_id"                        \
     " WHERE j.job_id = $1::uuid"
+/* clang-format on */
 static const char SQL_LOAD_JOB[] = SQL_LOAD_JOB_SELECT;
 static const char SQL_LOAD_JOB_LOCKED[] = SQL_LOAD_JOB_SELECT " FOR UPDATE OF j";
+/* clang-format off */
 static const char SQL_LOAD_STAGES[] =
     "SELECT stage, status, attempts, " STORE_TS("started_at") ", " STORE_TS("finished_at") ","
     " error, code, agent_code, output::text, agent_log"
     " FROM hvdeploy.job_stages WHERE job_id = $1::uuid ORDER BY position";
+/* clang-format on */
 
 static void stage_record_free(HvdStageRecord *st)
 {
@@ -66,8 +70,8 @@ void hvd_job_record_free(HvdJobRecord *r)
     memset(r, 0, sizeof(*r));
 }
 
-HvdStoreStatus store_load_job(StoreConn *c, const char *job_id, bool for_update, bool *found,
-                              HvdJobRecord *rec, StoreJobState *d, char *err, size_t errlen)
+HvdStoreStatus store_load_job(StoreConn *c, const char *job_id, bool for_update, bool *found, HvdJobRecord *rec,
+                              StoreJobState *d, char *err, size_t errlen)
 {
     StoreParams p = {0};
     HvdStoreStatus st = HVD_STORE_OK;
@@ -141,12 +145,13 @@ HvdStoreStatus store_load_job(StoreConn *c, const char *job_id, bool for_update,
 
 /* Locks the job's host (only while the job is live: a terminal job needs no
  * slot) before the job row, the order every slot decision takes. */
+/* clang-format off */
 static const char SQL_LOCK_BY_JOB[] =
     "SELECT j.target_host, (SELECT count(*) FROM (SELECT pg_advisory_xact_lock("
     "hashtext('hvdeploy.host:' || j.target_host)) WHERE j.status IN " STORE_LIVE
     " AND j.target_host IS NOT NULL) l) FROM hvdeploy.jobs j WHERE j.job_id = $1::uuid";
-HvdStoreStatus store_lock_job_host(StoreConn *c, const char *job_id, bool *found, char *err,
-                                   size_t errlen)
+/* clang-format on */
+HvdStoreStatus store_lock_job_host(StoreConn *c, const char *job_id, bool *found, char *err, size_t errlen)
 {
     StoreParams p = {0};
     HvdStoreStatus st = HVD_STORE_OK;
@@ -158,13 +163,11 @@ HvdStoreStatus store_lock_job_host(StoreConn *c, const char *job_id, bool *found
     return HVD_STORE_OK;
 }
 
-
-
-static const char SQL_LOCK_HOST[] =
-    "SELECT pg_advisory_xact_lock(hashtext('hvdeploy.host:' || $1::text))";
+static const char SQL_LOCK_HOST[] = "SELECT pg_advisory_xact_lock(hashtext('hvdeploy.host:' || $1::text))";
 
 /* The other live jobs of the host: slot holders with a live lease, all
  * holders, and earlier jobs waiting for a slot. */
+/* clang-format off */
 static const char SQL_SLOTS[] =
     "SELECT count(*) FILTER (WHERE w.holds_slot AND w.status = 'running' AND w.lease_expires_at > now()),"
     " count(*) FILTER (WHERE w.holds_slot),"
@@ -172,12 +175,15 @@ static const char SQL_SLOTS[] =
     " AND w.lease_expires_at > now()) AND " STORE_WAITING_FOR_SLOT("w") ")"
     " FROM hvdeploy.jobs w WHERE w.target_host = $2::text AND w.status IN " STORE_LIVE
     " AND w.job_id <> $1::uuid";
+/* clang-format on */
 /* Slots held by jobs whose holder's lease expired go back to the host: such a
  * job needs a slot again when it is taken over, and its old holder is fenced. */
+/* clang-format off */
 static const char SQL_CLEAR_EXPIRED[] =
     "UPDATE hvdeploy.jobs SET holds_slot = false WHERE target_host = $2::text AND status IN " STORE_LIVE
     " AND holds_slot AND job_id <> $1::uuid AND (status <> 'running' OR lease_expires_at IS NULL"
     " OR lease_expires_at <= now())";
+/* clang-format on */
 
 static const char SQL_WAIT_HOST[] =
     "WITH o AS (SELECT status, attempts FROM hvdeploy.jobs WHERE job_id = $1::uuid),"
@@ -194,6 +200,7 @@ static const char SQL_WAIT_HOST[] =
     "  FROM st)"
     " SELECT count(*) FROM u";
 
+/* clang-format off */
 static const char SQL_TAKE[] =
     "WITH o AS (SELECT status FROM hvdeploy.jobs WHERE job_id = $1::uuid),"
     " u AS (UPDATE hvdeploy.jobs SET status = 'running', lease_owner = $2::text,"
@@ -209,17 +216,16 @@ static const char SQL_TAKE[] =
     "  UNION ALL SELECT $1::uuid, st.stage, 'running', 'pending', st.attempts, $2::text, $4::text"
     "  FROM st)"
     " SELECT lease_epoch, attempts, lease_ts, updated_ts FROM u";
+/* clang-format on */
 
 static bool terminal(const char *status)
 {
-    return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
-           strcmp(status, "cancelled") == 0;
+    return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
 }
 
 /* The decision of hvd_store_claim, inside an open transaction. */
 static HvdStoreStatus claim_in_tx(HvdStore *s, StoreConn *c, const char *job_id, const char *locked_host,
-                                  HvdClaimOutcome *out, HvdJobRecord *rec, bool *takeover, char *err,
-                                  size_t errlen)
+                                  HvdClaimOutcome *out, HvdJobRecord *rec, bool *takeover, char *err, size_t errlen)
 {
     HvdStoreStatus st = HVD_STORE_OK;
     StoreJobState d = {0};
@@ -263,7 +269,7 @@ static HvdStoreStatus claim_in_tx(HvdStore *s, StoreConn *c, const char *job_id,
         return HVD_STORE_OK;
     }
     if (!running && d.not_due && !(rec->waiting_reason && strcmp(rec->waiting_reason, "host_busy") == 0)) {
-        *out = HVD_CLAIM_WAITING;   /* a retry wait that is not over */
+        *out = HVD_CLAIM_WAITING; /* a retry wait that is not over */
         return HVD_STORE_OK;
     }
     host = hvd_xstrdup(rec->target_host);
@@ -332,8 +338,8 @@ out:
     return st;
 }
 
-HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome *out,
-                               HvdJobRecord *rec, bool *takeover, char *err, size_t errlen)
+HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome *out, HvdJobRecord *rec, bool *takeover,
+                               char *err, size_t errlen)
 {
     HvdStoreStatus st;
     HvdJobRecord scratch = {0};
@@ -347,8 +353,10 @@ HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome 
     if (!c) return st;
     st = store_begin(c, err, errlen);
     if (st == HVD_STORE_OK) st = claim_in_tx(s, c, job_id, NULL, out, rec, takeover, err, errlen);
-    if (st == HVD_STORE_OK) st = store_commit(s, c, err, errlen);
-    else store_rollback(c);
+    if (st == HVD_STORE_OK)
+        st = store_commit(s, c, err, errlen);
+    else
+        store_rollback(c);
     store_checkin(s, c);
     hvd_job_record_free(&scratch);
     return st;
@@ -387,8 +395,8 @@ static void new_job_params(StoreParams *p, const HvdNewJob *job, HvdBuf *stages)
     store_p_text(p, stages->data);
 }
 
-HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOutcome *out,
-                                   HvdJobRecord *rec, char *err, size_t errlen)
+HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOutcome *out, HvdJobRecord *rec,
+                                   char *err, size_t errlen)
 {
     HvdStoreStatus st;
     HvdJobRecord scratch = {0};
@@ -462,10 +470,9 @@ static const char SQL_INSERT_REJECTED[] =
     " SELECT count(*) FROM ins";
 static const char SQL_ENVELOPE[] = "SELECT envelope FROM hvdeploy.jobs WHERE job_id = $1::uuid";
 
-HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, const char *code,
-                                         const void *envelope, size_t envelope_len,
-                                         bool *existing, HvdBuf *existing_envelope,
-                                         char *err, size_t errlen)
+HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, const char *code, const void *envelope,
+                                         size_t envelope_len, bool *existing, HvdBuf *existing_envelope, char *err,
+                                         size_t errlen)
 {
     HvdStoreStatus st;
     HvdBuf stages = {0};
@@ -505,8 +512,7 @@ out:
     return st;
 }
 
-HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJobRecord *rec,
-                             char *err, size_t errlen)
+HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJobRecord *rec, char *err, size_t errlen)
 {
     HvdStoreStatus st;
     HvdJobRecord scratch = {0};
@@ -518,8 +524,10 @@ HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJo
     /* one snapshot for the job and its stages */
     st = store_exec_script(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen);
     if (st == HVD_STORE_OK) st = store_load_job(c, job_id, false, found, rec, NULL, err, errlen);
-    if (st == HVD_STORE_OK) st = store_commit(s, c, err, errlen);
-    else store_rollback(c);
+    if (st == HVD_STORE_OK)
+        st = store_commit(s, c, err, errlen);
+    else
+        store_rollback(c);
     store_checkin(s, c);
     hvd_job_record_free(&scratch);
     return st;

@@ -14,8 +14,8 @@ static const char SQL_RENEW[] =
     "  AND j.status = 'running' AND j.holds_slot RETURNING j.job_id)"
     " SELECT job_id::text FROM u";
 
-HvdStoreStatus hvd_store_renew(HvdStore *s, const char *const *job_ids, const int64_t *epochs, size_t n,
-                               bool *lost, char *err, size_t errlen)
+HvdStoreStatus hvd_store_renew(HvdStore *s, const char *const *job_ids, const int64_t *epochs, size_t n, bool *lost,
+                               char *err, size_t errlen)
 {
     HvdBuf ids = {0}, eps = {0};
     StoreParams p = {0};
@@ -62,12 +62,13 @@ out:
     return st;
 }
 
+/* clang-format off */
 static const char SQL_SWEEP[] =
     "SELECT job_id::text FROM hvdeploy.jobs WHERE status IN " STORE_LIVE " AND next_run_at <= now()"
     " ORDER BY next_run_at LIMIT $1::int FOR UPDATE SKIP LOCKED";
+/* clang-format on */
 
-HvdStoreStatus hvd_store_sweep(HvdStore *s, size_t max, char (*job_ids)[37], size_t *n,
-                               char *err, size_t errlen)
+HvdStoreStatus hvd_store_sweep(HvdStore *s, size_t max, char (*job_ids)[37], size_t *n, char *err, size_t errlen)
 {
     StoreParams p = {0};
     HvdStoreStatus st;
@@ -103,8 +104,8 @@ void hvd_outbox_item_free(HvdOutboxItem *it)
     memset(it, 0, sizeof(*it));
 }
 
-HvdStoreStatus hvd_store_outbox(HvdStore *s, int64_t older_than_ms, size_t max, HvdOutboxItem *items,
-                                size_t *n, char *err, size_t errlen)
+HvdStoreStatus hvd_store_outbox(HvdStore *s, int64_t older_than_ms, size_t max, HvdOutboxItem *items, size_t *n,
+                                char *err, size_t errlen)
 {
     StoreParams p = {0};
     HvdStoreStatus st;
@@ -149,15 +150,17 @@ HvdStoreStatus hvd_store_purge_secrets(HvdStore *s, size_t *purged, char *err, s
 
 /* A job waiting for its retry is made due at once, so that a sweep takes it
  * up and ends it instead of waiting out the delay. */
+/* clang-format off */
 static const char SQL_CANCEL[] =
     "WITH o AS (SELECT status FROM hvdeploy.jobs WHERE job_id = $1::uuid FOR UPDATE),"
     " u AS (UPDATE hvdeploy.jobs SET cancel_requested = true, updated_at = now(),"
     "  next_run_at = CASE WHEN status = 'retrying' THEN now() ELSE next_run_at END"
     "  WHERE job_id = $1::uuid AND status IN " STORE_LIVE ")"
     " SELECT status FROM o";
+/* clang-format on */
 
-HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *found,
-                                        bool *already_finished, char *err, size_t errlen)
+HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *found, bool *already_finished, char *err,
+                                        size_t errlen)
 {
     StoreParams p = {0};
     HvdStoreStatus st;
@@ -174,13 +177,14 @@ HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *f
         const char *status = PQgetvalue(r, 0, 0);
         *found = true;
         if (already_finished)
-            *already_finished = strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
-                                strcmp(status, "cancelled") == 0;
+            *already_finished =
+                strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
     }
     PQclear(r);
     return HVD_STORE_OK;
 }
 
+/* clang-format off */
 static const char SQL_LIST[] =
     "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.code,"
     " (SELECT s.stage FROM hvdeploy.job_stages s WHERE s.job_id = j.job_id AND s.status <> 'succeeded'"
@@ -190,6 +194,7 @@ static const char SQL_LIST[] =
     " FROM hvdeploy.jobs j WHERE ($1::text IS NULL OR j.status = $1::text)"
     " AND ($2::text IS NULL OR lower(j.target_host) = lower($2::text))"
     " ORDER BY j.created_at DESC, j.seq DESC LIMIT $3::int";
+/* clang-format on */
 
 void hvd_job_summaries_free(HvdJobSummary *v, size_t n)
 {
@@ -207,8 +212,8 @@ void hvd_job_summaries_free(HvdJobSummary *v, size_t n)
     free(v);
 }
 
-HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit,
-                              HvdJobSummary **out, size_t *n, char *err, size_t errlen)
+HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobSummary **out,
+                              size_t *n, char *err, size_t errlen)
 {
     StoreParams p = {0};
     HvdStoreStatus st;

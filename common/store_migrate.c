@@ -9,12 +9,14 @@
 #include "store_priv.h"
 
 /* pg_advisory_lock key of migrations: "hvdmigr" in ASCII. */
+/* clang-format off */
 #define STORE_MIGRATE_LOCK "SELECT pg_advisory_lock(29382459722229618)"
+/* clang-format on */
 #define STORE_MIGRATE_UNLOCK "SELECT pg_advisory_unlock(29382459722229618)"
 
 typedef struct {
     int version;
-    char *name;          /* the file name, e.g. 0001_initial.sql */
+    char *name; /* the file name, e.g. 0001_initial.sql */
     char *sql;
     char sha256[65];
 } Migration;
@@ -73,8 +75,7 @@ static bool read_file(const char *path, char **out, char *err, size_t errlen)
     return true;
 }
 
-static HvdStoreStatus load_migrations(const char *dir, Migration **out, size_t *n_out, char *err,
-                                      size_t errlen)
+static HvdStoreStatus load_migrations(const char *dir, Migration **out, size_t *n_out, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     Migration *m = NULL;
@@ -105,8 +106,7 @@ static HvdStoreStatus load_migrations(const char *dir, Migration **out, size_t *
     qsort(m, n, sizeof(*m), by_version);
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && m[i].version == m[i - 1].version) {
-            store_set_err(err, errlen, "migrations %s and %s have the same number", m[i - 1].name,
-                          m[i].name);
+            store_set_err(err, errlen, "migrations %s and %s have the same number", m[i - 1].name, m[i].name);
             goto fail;
         }
         char *path = hvd_xasprintf("%s/%s", dir, m[i].name);
@@ -125,11 +125,9 @@ fail:
     return HVD_STORE_ERROR;
 }
 
-static const char SQL_APPLIED[] =
-    "SELECT version, name, checksum FROM hvdeploy.schema_migrations ORDER BY version";
-static const char SQL_RECORD[] =
-    "INSERT INTO hvdeploy.schema_migrations (version, name, checksum, applied_at) "
-    "VALUES ($1::int, $2::text, $3::text, now())";
+static const char SQL_APPLIED[] = "SELECT version, name, checksum FROM hvdeploy.schema_migrations ORDER BY version";
+static const char SQL_RECORD[] = "INSERT INTO hvdeploy.schema_migrations (version, name, checksum, applied_at) "
+                                 "VALUES ($1::int, $2::text, $3::text, now())";
 
 /* Applies one migration in its own transaction. */
 static HvdStoreStatus apply_one(HvdStore *s, StoreConn *c, const Migration *m, char *err, size_t errlen)
@@ -155,8 +153,8 @@ fail:
     return st;
 }
 
-HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *report,
-                                 int *applied, char *err, size_t errlen)
+HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *report, int *applied, char *err,
+                                 size_t errlen)
 {
     Migration *m = NULL;
     size_t n = 0;
@@ -171,8 +169,7 @@ HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *
         store_set_err(err, errlen, "libsodium failed to initialise");
         return HVD_STORE_ERROR;
     }
-    st = load_migrations(migrations_dir ? migrations_dir : hvd_store_default_migrations_dir(), &m, &n,
-                         err, errlen);
+    st = load_migrations(migrations_dir ? migrations_dir : hvd_store_default_migrations_dir(), &m, &n, err, errlen);
     if (st != HVD_STORE_OK) return st;
     c = store_checkout(s, &st, err, errlen);
     if (!c) goto out;
@@ -205,7 +202,7 @@ HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *
                 st = HVD_STORE_ERROR;
                 goto out;
             }
-            m[i].version = -m[i].version - 1;   /* mark as applied */
+            m[i].version = -m[i].version - 1; /* mark as applied */
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -221,7 +218,7 @@ out:
     if (c && locked) {
         char ignore[256];
         if (store_exec_script(c, STORE_MIGRATE_UNLOCK, ignore, sizeof(ignore)) != HVD_STORE_OK)
-            c->broken = true;   /* a reset drops the session lock */
+            c->broken = true; /* a reset drops the session lock */
     }
     store_checkin(s, c);
     migrations_free(m, n);

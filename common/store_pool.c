@@ -14,7 +14,9 @@
  * server: a worker frozen mid-transaction (SIGSTOP, a debugger) must not
  * hold a host's advisory lock for the fleet. No store transaction waits on
  * anything but the database, so a healthy one never comes near it. */
+/* clang-format off */
 #define STORE_IDLE_TX_TIMEOUT "-c idle_in_transaction_session_timeout=10000"
+/* clang-format on */
 
 void store_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -118,8 +120,10 @@ void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen)
             }
             hvd_buf_append(&b, k, klen);
             hvd_buf_puts(&b, "=");
-            if (klen == 8 && strncmp(k, "password", 8) == 0) hvd_buf_puts(&b, "***");
-            else hvd_buf_append(&b, v, (size_t)(p - v));
+            if (klen == 8 && strncmp(k, "password", 8) == 0)
+                hvd_buf_puts(&b, "***");
+            else
+                hvd_buf_append(&b, v, (size_t)(p - v));
             while (isspace((unsigned char)*p)) hvd_buf_append(&b, p++, 1);
         }
     }
@@ -149,8 +153,7 @@ static void migrations_lookup(void)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            static const char *const rel[] = {"/../../migrations", "/../migrations",
-                                              "/../share/hvdeploy/migrations"};
+            static const char *const rel[] = {"/../../migrations", "/../migrations", "/../share/hvdeploy/migrations"};
             for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
                 snprintf(cand, sizeof(cand), "%s%s", exe, rel[i]);
                 if (is_dir(cand) && realpath(cand, migrations_found)) return;
@@ -176,7 +179,7 @@ const char *hvd_store_default_migrations_dir(void)
 
 static void p_push(StoreParams *p, const char *v, int len, int fmt)
 {
-    if (p->n >= STORE_MAX_PARAMS) abort();   /* a bug in a statement's call site */
+    if (p->n >= STORE_MAX_PARAMS) abort(); /* a bug in a statement's call site */
     p->v[p->n] = v;
     p->len[p->n] = len;
     p->fmt[p->n] = fmt;
@@ -264,15 +267,14 @@ void store_col_bytea(const PGresult *r, int row, int col, HvdBuf *out)
 /* Whether a failure means the connection is gone (reset it before reuse). */
 static bool sqlstate_breaks_conn(const char *code)
 {
-    return code && (strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0 ||
-                    strcmp(code, "57P02") == 0 || strcmp(code, "57P03") == 0);
+    return code && (strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0 || strcmp(code, "57P02") == 0 ||
+                    strcmp(code, "57P03") == 0);
 }
 
 static bool sqlstate_transient(const char *code)
 {
-    return sqlstate_breaks_conn(code) || (code && (strcmp(code, "40001") == 0 ||
-                                                   strcmp(code, "40P01") == 0 ||
-                                                   strcmp(code, "53300") == 0));
+    return sqlstate_breaks_conn(code) ||
+           (code && (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0 || strcmp(code, "53300") == 0));
 }
 
 /* Maps a failed result (or none) to RETRY/ERROR with a one-line reason. */
@@ -293,8 +295,10 @@ static HvdStoreStatus fail(StoreConn *c, const PGresult *r, char *err, size_t er
         store_set_err(err, errlen, "transient database error (%s): %s", code, line);
         return HVD_STORE_RETRY;
     }
-    if (code) store_set_err(err, errlen, "database error (%s): %s", code, line);
-    else store_set_err(err, errlen, "database error: %s", line);
+    if (code)
+        store_set_err(err, errlen, "database error (%s): %s", code, line);
+    else
+        store_set_err(err, errlen, "database error: %s", line);
     return HVD_STORE_ERROR;
 }
 
@@ -321,8 +325,7 @@ static const char *prepared_name(StoreConn *c, const char *sql, char name[16], b
     return name;
 }
 
-PGresult *store_exec(StoreConn *c, const char *sql, const StoreParams *p, HvdStoreStatus *st,
-                     char *err, size_t errlen)
+PGresult *store_exec(StoreConn *c, const char *sql, const StoreParams *p, HvdStoreStatus *st, char *err, size_t errlen)
 {
     static const StoreParams none = {0};
     char name[16];
@@ -348,8 +351,8 @@ failed:
     return NULL;
 }
 
-PGresult *store_exec1(HvdStore *s, StoreConn *c, const char *sql, const StoreParams *p,
-                      HvdStoreStatus *st, char *err, size_t errlen)
+PGresult *store_exec1(HvdStore *s, StoreConn *c, const char *sql, const StoreParams *p, HvdStoreStatus *st, char *err,
+                      size_t errlen)
 {
     PGresult *r = store_exec(c, sql, p, st, err, errlen);
     if (r) atomic_fetch_add(&s->tx_count, 1);
@@ -401,11 +404,12 @@ void store_rollback(StoreConn *c)
 static PGconn *connect_db(const HvdStore *s)
 {
     /* Our settings come first: a DSN that sets any of them wins. */
-    const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
-                                "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                                "application_name", "options", "dbname", NULL};
-    const char *const vals[] = {"10", "1", "10", "5", "3", "30000", "hvdeploy",
-                                STORE_IDLE_TX_TIMEOUT, s->dsn, NULL};
+    const char *const keys[] = {"connect_timeout",  "keepalives",
+                                "keepalives_idle",  "keepalives_interval",
+                                "keepalives_count", "tcp_user_timeout",
+                                "application_name", "options",
+                                "dbname",           NULL};
+    const char *const vals[] = {"10", "1", "10", "5", "3", "30000", "hvdeploy", STORE_IDLE_TX_TIMEOUT, s->dsn, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -427,7 +431,7 @@ static HvdStoreStatus ensure_connected(HvdStore *s, StoreConn *c, char *err, siz
     } else {
         c->conn = connect_db(s);
     }
-    if (!c->conn) abort();   /* libpq could not allocate */
+    if (!c->conn) abort(); /* libpq could not allocate */
     if (PQstatus(c->conn) != CONNECTION_OK) {
         char line[512];
         one_line(line, sizeof(line), PQerrorMessage(c->conn));

@@ -12,6 +12,7 @@ static const char SQL_REPLAY_LOCK_HOST[] =
     " FROM hvdeploy.jobs j WHERE j.job_id = $1::uuid AND j.target_host IS NOT NULL) l";
 
 /* Everything the decision needs, with the job row locked. */
+/* clang-format off */
 static const char SQL_REPLAY_LOAD[] =
     "SELECT j.status, j.code, j.target_host, j.vm_name,"
     " (SELECT count(*) FROM hvdeploy.job_stages s WHERE s.job_id = j.job_id),"
@@ -24,6 +25,7 @@ static const char SQL_REPLAY_LOAD[] =
     " (SELECT o.job_id::text FROM hvdeploy.jobs o WHERE o.target_host = j.target_host"
     "  AND lower(o.vm_name) = lower(j.vm_name) AND o.status IN " STORE_LIVE " AND o.job_id <> j.job_id LIMIT 1)"
     " FROM hvdeploy.jobs j WHERE j.job_id = $1::uuid FOR UPDATE OF j";
+/* clang-format on */
 
 /* Back to the queue: due now, no lease, no terminal state; every stage not
  * succeeded pending with no attempts; the retained secrets kept until the job
@@ -50,8 +52,13 @@ static const char SQL_REPLAY_RESET[] =
 /* Codes of jobs that were refused before they ever ran: nothing to resume. */
 static bool never_ran(const char *code)
 {
-    static const char *const codes[] = {"validation_error", "malformed_message", "unsupported_content_type",
-                                        "unsupported_job_type", "message_too_large", "host_not_allowed", NULL};
+    static const char *const codes[] = {"validation_error",
+                                        "malformed_message",
+                                        "unsupported_content_type",
+                                        "unsupported_job_type",
+                                        "message_too_large",
+                                        "host_not_allowed",
+                                        NULL};
     for (size_t i = 0; code && codes[i]; i++)
         if (strcmp(code, codes[i]) == 0) return true;
     return false;
@@ -71,8 +78,8 @@ static void replay_refusal(const PGresult *r, const char *job_id, char *why, siz
     if (strcmp(status, "failed") != 0)
         store_set_err(why, whylen, "job %s is %s, not failed: there is nothing to replay", job_id, status);
     else if (never_ran(code) || n_stages == 0)
-        store_set_err(why, whylen, "job %s was refused before it ran (%s): submit a corrected job instead",
-                      job_id, code ? code : "no stages");
+        store_set_err(why, whylen, "job %s was refused before it ran (%s): submit a corrected job instead", job_id,
+                      code ? code : "no stages");
     else if (rolled_back > 0)
         store_set_err(why, whylen, "job %s was rolled back: submit it again instead", job_id);
     else if (!pending_stage)
@@ -80,13 +87,14 @@ static void replay_refusal(const PGresult *r, const char *job_id, char *why, siz
     else if (needs_secrets && !has_secrets)
         store_set_err(why, whylen,
                       "the secrets of job %s were erased (retention passed): vm.initialize cannot run; "
-                      "submit it again", job_id);
+                      "submit it again",
+                      job_id);
     else if (other)
         store_set_err(why, whylen, "another live job (%s) on %s is deploying a VM named '%s'", other, host, vm);
 }
 
-HvdStoreStatus hvd_store_replay(HvdStore *s, const char *job_id, bool *found, char *why, size_t whylen,
-                                char *err, size_t errlen)
+HvdStoreStatus hvd_store_replay(HvdStore *s, const char *job_id, bool *found, char *why, size_t whylen, char *err,
+                                size_t errlen)
 {
     StoreParams p = {0};
     HvdStoreStatus st;
@@ -105,7 +113,7 @@ HvdStoreStatus hvd_store_replay(HvdStore *s, const char *job_id, bool *found, ch
     PQclear(r);
     r = store_exec(c, SQL_REPLAY_LOAD, &p, &st, err, errlen);
     if (!r) goto out;
-    if (PQntuples(r) != 1) goto out;   /* unknown: found stays false */
+    if (PQntuples(r) != 1) goto out; /* unknown: found stays false */
     *found = true;
     char refusal[512] = "";
     replay_refusal(r, job_id, refusal, sizeof refusal);

@@ -7,12 +7,15 @@
 
 /* The oldest other job of the finishing job's host that waits for a slot
  * (the caller rings its doorbell). j is the CTE of the updated job. */
+/* clang-format off */
 #define STORE_NEXT_JOB(extra)                                                                 \
     " nx AS (SELECT w.job_id FROM hvdeploy.jobs w, j WHERE w.target_host = j.target_host"      \
     "  AND w.status IN " STORE_LIVE " AND w.job_id <> $1::uuid AND NOT (w.holds_slot"          \
     "  AND w.status = 'running' AND w.lease_expires_at > now()) AND " STORE_WAITING_FOR_SLOT("w") \
     extra " ORDER BY w.seq LIMIT 1)"
+/* clang-format on */
 
+/* clang-format off */
 static const char SQL_STEP[] =
     "WITH j AS (UPDATE hvdeploy.jobs SET lease_expires_at = now() + $4::int * interval '1 second',"
     "  next_run_at = now() + $4::int * interval '1 second',"
@@ -40,9 +43,10 @@ static const char SQL_STEP[] =
     "  FROM n JOIN old USING (stage))"
     " SELECT (SELECT count(*) FROM j), (SELECT bool_or(cancel_requested) FROM j),"
     " (SELECT max(attempts) FROM n), (SELECT count(*) FROM e), (SELECT count(*) FROM n)";
+/* clang-format on */
 
-HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested,
-                              int *next_attempt, char *err, size_t errlen)
+HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested, int *next_attempt,
+                              char *err, size_t errlen)
 {
     HvdStoreStatus st;
     StoreParams p = {0};
@@ -52,8 +56,8 @@ HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cance
         store_set_err(err, errlen, "step needs a job id");
         return HVD_STORE_ERROR;
     }
-    if (step->stage && (!step->stage_status || (strcmp(step->stage_status, "succeeded") != 0 &&
-                                                strcmp(step->stage_status, "failed") != 0))) {
+    if (step->stage && (!step->stage_status ||
+                        (strcmp(step->stage_status, "succeeded") != 0 && strcmp(step->stage_status, "failed") != 0))) {
         store_set_err(err, errlen, "a stage ends succeeded or failed, not %s",
                       step->stage_status ? step->stage_status : "(none)");
         return HVD_STORE_ERROR;
@@ -87,8 +91,7 @@ HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cance
         bool cancel = store_col_bool(r, 0, 1);
         if (cancel_requested) *cancel_requested = cancel;
         if (step->next_stage && !cancel && store_col_int(r, 0, 4) == 0) {
-            store_set_err(err, errlen, "stage %s is not planned for job %s", step->next_stage,
-                          step->job_id);
+            store_set_err(err, errlen, "stage %s is not planned for job %s", step->next_stage, step->job_id);
             st = HVD_STORE_ERROR;
         } else {
             if (next_attempt) *next_attempt = (int)store_col_int(r, 0, 2);
@@ -101,6 +104,7 @@ out:
     return st;
 }
 
+/* clang-format off */
 static const char SQL_WAIT_RETRY[] =
     "WITH j AS (UPDATE hvdeploy.jobs SET status = 'retrying', waiting_reason = $10::text,"
     "  next_run_at = now() + $9::bigint * interval '1 millisecond', lease_owner = NULL,"
@@ -116,11 +120,12 @@ static const char SQL_WAIT_RETRY[] =
     "  FROM st JOIN old USING (stage)),"
     STORE_NEXT_JOB("")
     " SELECT (SELECT count(*) FROM j), (SELECT job_id::text FROM nx)";
+/* clang-format on */
 
 /* Locks the host, runs one fenced statement whose result row is (count of the
  * job rows it changed, next job), commits. */
-static HvdStoreStatus host_tx(HvdStore *s, const char *job_id, const char *sql, const StoreParams *p,
-                              char next_job[37], char *err, size_t errlen)
+static HvdStoreStatus host_tx(HvdStore *s, const char *job_id, const char *sql, const StoreParams *p, char next_job[37],
+                              char *err, size_t errlen)
 {
     HvdStoreStatus st;
     bool found = false;
@@ -153,9 +158,8 @@ out:
 }
 
 HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epoch, const char *stage,
-                                    const char *error, const char *code, const char *agent_code,
-                                    const char *agent_log, int64_t delay_ms, const char *reason,
-                                    char next_job[37], char *err, size_t errlen)
+                                    const char *error, const char *code, const char *agent_code, const char *agent_log,
+                                    int64_t delay_ms, const char *reason, char next_job[37], char *err, size_t errlen)
 {
     StoreParams p = {0};
     if (next_job) next_job[0] = '\0';
@@ -176,6 +180,7 @@ HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epo
     return host_tx(s, job_id, SQL_WAIT_RETRY, &p, next_job, err, errlen);
 }
 
+/* clang-format off */
 static const char SQL_RELEASE[] =
     "WITH j AS (UPDATE hvdeploy.jobs SET status = 'queued', waiting_reason = NULL, next_run_at = now(),"
     "  lease_owner = NULL, lease_expires_at = NULL, holds_slot = false, updated_at = now()"
@@ -189,9 +194,10 @@ static const char SQL_RELEASE[] =
     /* the released job waits too: only a job that arrived before it is next */
     STORE_NEXT_JOB(" AND w.seq < j.seq")
     " SELECT (SELECT count(*) FROM j), (SELECT job_id::text FROM nx)";
+/* clang-format on */
 
-HvdStoreStatus hvd_store_release(HvdStore *s, const char *job_id, int64_t epoch,
-                                 char next_job[37], char *err, size_t errlen)
+HvdStoreStatus hvd_store_release(HvdStore *s, const char *job_id, int64_t epoch, char next_job[37], char *err,
+                                 size_t errlen)
 {
     StoreParams p = {0};
     if (next_job) next_job[0] = '\0';
@@ -205,6 +211,7 @@ HvdStoreStatus hvd_store_release(HvdStore *s, const char *job_id, int64_t epoch,
     return host_tx(s, job_id, SQL_RELEASE, &p, next_job, err, errlen);
 }
 
+/* clang-format off */
 static const char SQL_FINISH[] =
     "WITH f AS (SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
     "  $12::text[], $13::text[]) AS f(stage, status, error, code, agent_code, agent_log, output)),"
@@ -236,11 +243,11 @@ static const char SQL_FINISH[] =
     "  UNION ALL SELECT $1::uuid, NULL, 'running', $4::text, j.attempts, $3::text, $5::text FROM j),"
     STORE_NEXT_JOB("")
     " SELECT (SELECT count(*) FROM j), (SELECT job_id::text FROM nx)";
+/* clang-format on */
 
 HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, const char *job_status,
-                                const char *code, const HvdStageFinal *stages, size_t n_stages,
-                                const void *envelope, size_t envelope_len, char next_job[37],
-                                char *err, size_t errlen)
+                                const char *code, const HvdStageFinal *stages, size_t n_stages, const void *envelope,
+                                size_t envelope_len, char next_job[37], char *err, size_t errlen)
 {
     static const char *const final_status[] = {"succeeded", "failed", "rolled_back", "pending"};
     HvdBuf arr[7] = {{0}};
@@ -260,8 +267,7 @@ HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, 
     for (size_t i = 0; i < n_stages; i++) {
         bool ok = false;
         for (size_t k = 0; k < 4; k++)
-            if (stages[i].name && stages[i].status && strcmp(stages[i].status, final_status[k]) == 0)
-                ok = true;
+            if (stages[i].name && stages[i].status && strcmp(stages[i].status, final_status[k]) == 0) ok = true;
         if (!ok) {
             store_set_err(err, errlen, "stage %s cannot end as %s", stages[i].name ? stages[i].name : "?",
                           stages[i].status ? stages[i].status : "(none)");
@@ -289,9 +295,8 @@ HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, 
     return st;
 }
 
-static const char SQL_MARK_SENT[] =
-    "UPDATE hvdeploy.jobs SET envelope_sent_at = now() WHERE job_id = ANY($1::uuid[])"
-    " AND envelope IS NOT NULL AND envelope_sent_at IS NULL";
+static const char SQL_MARK_SENT[] = "UPDATE hvdeploy.jobs SET envelope_sent_at = now() WHERE job_id = ANY($1::uuid[])"
+                                    " AND envelope IS NOT NULL AND envelope_sent_at IS NULL";
 
 HvdStoreStatus hvd_store_mark_sent(HvdStore *s, const char *const *job_ids, size_t n, char *err, size_t errlen)
 {
@@ -314,10 +319,12 @@ HvdStoreStatus hvd_store_mark_sent(HvdStore *s, const char *const *job_ids, size
     return st;
 }
 
+/* clang-format off */
 static const char SQL_ERASE_SECRETS[] =
     "WITH j AS (SELECT job_id FROM hvdeploy.jobs WHERE " STORE_FENCE " FOR UPDATE),"
     " d AS (DELETE FROM hvdeploy.job_secrets s USING j WHERE s.job_id = j.job_id)"
     " SELECT count(*) FROM j";
+/* clang-format on */
 
 HvdStoreStatus hvd_store_erase_secrets(HvdStore *s, const char *job_id, int64_t epoch, char *err, size_t errlen)
 {

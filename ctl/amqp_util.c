@@ -15,9 +15,8 @@ bool ctlq_load_config(const char *cmd, int *argc, char **argv, HvdConfig *cfg)
     char err[512] = "";
     char prog[64];
     snprintf(prog, sizeof prog, "hvdeployctl %s", cmd);
-    int rc = hvd_config_load_args(cfg, argc, argv, prog,
-                                  HVD_CFG_KEEP_UNKNOWN | HVD_CFG_NO_HELP | HVD_CFG_NO_REQUIRED, err,
-                                  sizeof err);
+    int rc = hvd_config_load_args(cfg, argc, argv, prog, HVD_CFG_KEEP_UNKNOWN | HVD_CFG_NO_HELP | HVD_CFG_NO_REQUIRED,
+                                  err, sizeof err);
     if (rc != 0) {
         ctl_error(cmd, "%s", err[0] ? err : "invalid settings");
         return false;
@@ -115,19 +114,23 @@ void ctlq_uuid4(char out[37])
     unsigned char r[16];
     if (sodium_init() < 0) abort();
     randombytes_buf(r, sizeof r);
-    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);   /* version 4 */
-    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
-             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+             r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
 void ctlq_age(int64_t s, char *out, size_t outlen)
 {
     if (s < 0) s = 0;
-    if (s < 120) snprintf(out, outlen, "%llds", (long long)s);
-    else if (s < 7200) snprintf(out, outlen, "%lldm", (long long)(s / 60));
-    else if (s < 172800) snprintf(out, outlen, "%lldh", (long long)(s / 3600));
-    else snprintf(out, outlen, "%lldd", (long long)(s / 86400));
+    if (s < 120)
+        snprintf(out, outlen, "%llds", (long long)s);
+    else if (s < 7200)
+        snprintf(out, outlen, "%lldm", (long long)(s / 60));
+    else if (s < 172800)
+        snprintf(out, outlen, "%lldh", (long long)(s / 3600));
+    else
+        snprintf(out, outlen, "%lldd", (long long)(s / 86400));
 }
 
 HvdNode *ctlq_redact_all(const HvdNode *n)
@@ -156,12 +159,12 @@ char *ctlq_pretty_json(const HvdNode *node)
     char *compact = hvd_node_to_json(node);
     json_error_t jerr;
     json_t *j = json_loads(compact, JSON_DECODE_ANY, &jerr);
-    if (!j) return compact;   /* cannot happen for our own encoding; compact is still JSON */
+    if (!j) return compact; /* cannot happen for our own encoding; compact is still JSON */
     char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
     json_decref(j);
     if (!pretty) return compact;
     free(compact);
-    char *out = hvd_xstrdup(pretty);   /* jansson's allocator may differ from ours */
+    char *out = hvd_xstrdup(pretty); /* jansson's allocator may differ from ours */
     free(pretty);
     return out;
 }

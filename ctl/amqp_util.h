@@ -16,14 +16,12 @@
  * leaving the subcommand's own arguments in order. Returns false after
  * printing one line "hvdeployctl CMD: ..." (the caller exits 2). cfg must be
  * freed with hvd_config_free either way. */
-bool ctlq_load_config(const char *cmd, int *argc, char **argv, HvdConfig *cfg)
-    __attribute__((warn_unused_result));
+bool ctlq_load_config(const char *cmd, int *argc, char **argv, HvdConfig *cfg) __attribute__((warn_unused_result));
 
 /* Connects to cfg->amqp_url (TLS settings from cfg) with connection name
  * "hvdeployctl CMD", publisher confirms on channel 1 when confirms. NULL after
  * printing "hvdeployctl CMD: cannot connect ..." (never the password). */
-HvdBroker *ctlq_connect(const char *cmd, const HvdConfig *cfg, bool confirms)
-    __attribute__((warn_unused_result));
+HvdBroker *ctlq_connect(const char *cmd, const HvdConfig *cfg, bool confirms) __attribute__((warn_unused_result));
 
 /* "<prefix>.<what>" into out (e.g. "hvdeploy.jobs"). */
 void ctlq_name(char *out, size_t outlen, const char *prefix, const char *what);

@@ -14,9 +14,9 @@
 #include "ctl.h"
 #include "model.h"
 
-#define CHECK_UNKNOWN_OP  "agent-check.unknown-operation"
-#define MAX_CONCURRENCY   8
-#define MIN_CONCURRENCY   2
+#define CHECK_UNKNOWN_OP "agent-check.unknown-operation"
+#define MAX_CONCURRENCY 8
+#define MIN_CONCURRENCY 2
 
 typedef enum { CHECK_PASS, CHECK_FAIL, CHECK_WARN, CHECK_SKIP } CheckStatus;
 
@@ -31,7 +31,7 @@ typedef struct {
     HvdAgentCfg cfg;
     const char *host;
     int64_t timeout_ms;
-    char run_id[HVD_UUID_LEN + 1];   /* ties the check's requests together */
+    char run_id[HVD_UUID_LEN + 1]; /* ties the check's requests together */
 } Ctx;
 
 static const char *status_name(CheckStatus s)
@@ -42,32 +42,33 @@ static const char *status_name(CheckStatus s)
 
 static void usage(FILE *f)
 {
-    fputs("usage: hvdeployctl agent-check --host HOST [--agent-cmd CMD] [--output json|human]\n"
-          "                               [--timeout SECONDS] [--concurrency N] [--no-create]\n"
-          "\n"
-          "Runs the agent protocol conformance checks against an agent command and a host:\n"
-          "  noop-test          the agent answers a noop-test with success\n"
-          "  correlation-id     the answer echoes the request's correlation_id\n"
-          "  unknown-operation  an unknown operation gets an error envelope (not a crash or a hang)\n"
-          "  concurrency        N calls at once are all answered\n"
-          "  idempotency        vm.create of a throwaway VM twice with one idempotency key gives one\n"
-          "                     answer (a warning, not a failure, when it does not); the VM is\n"
-          "                     then removed with vm.delete\n"
-          "\n"
-          "  --host HOST          the Hyper-V host ({host} in the command), required\n"
-          "  --agent-cmd CMD      the agent argv template (default: $HVD_AGENT_CMD)\n"
-          "  --output json|human  json prints {ok, passed, failed, warnings, checks: [{name, status, reason, elapsed_ms}]}\n"
-          "  --timeout SECONDS    per call, except vm.create/vm.delete which use the worker's defaults (default 60)\n"
-          "  --concurrency N      calls at once, 2-8 (default 6)\n"
-          "  --no-create          skip the idempotency check (it creates and deletes a VM)\n"
-          "  -h, --help           this help\n"
-          "\n"
-          "For a real host over OpenSSH:\n"
-          "  hvdeployctl agent-check --host hv01.example --agent-cmd \\\n"
-          "    'ssh -T -o BatchMode=yes {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'\n"
-          "\n"
-          "Exit status: 0 no check failed (warnings allowed), 1 a check failed, 2 usage error.\n",
-          f);
+    fputs(
+        "usage: hvdeployctl agent-check --host HOST [--agent-cmd CMD] [--output json|human]\n"
+        "                               [--timeout SECONDS] [--concurrency N] [--no-create]\n"
+        "\n"
+        "Runs the agent protocol conformance checks against an agent command and a host:\n"
+        "  noop-test          the agent answers a noop-test with success\n"
+        "  correlation-id     the answer echoes the request's correlation_id\n"
+        "  unknown-operation  an unknown operation gets an error envelope (not a crash or a hang)\n"
+        "  concurrency        N calls at once are all answered\n"
+        "  idempotency        vm.create of a throwaway VM twice with one idempotency key gives one\n"
+        "                     answer (a warning, not a failure, when it does not); the VM is\n"
+        "                     then removed with vm.delete\n"
+        "\n"
+        "  --host HOST          the Hyper-V host ({host} in the command), required\n"
+        "  --agent-cmd CMD      the agent argv template (default: $HVD_AGENT_CMD)\n"
+        "  --output json|human  json prints {ok, passed, failed, warnings, checks: [{name, status, reason, elapsed_ms}]}\n"
+        "  --timeout SECONDS    per call, except vm.create/vm.delete which use the worker's defaults (default 60)\n"
+        "  --concurrency N      calls at once, 2-8 (default 6)\n"
+        "  --no-create          skip the idempotency check (it creates and deletes a VM)\n"
+        "  -h, --help           this help\n"
+        "\n"
+        "For a real host over OpenSSH:\n"
+        "  hvdeployctl agent-check --host hv01.example --agent-cmd \\\n"
+        "    'ssh -T -o BatchMode=yes {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'\n"
+        "\n"
+        "Exit status: 0 no check failed (warnings allowed), 1 a check failed, 2 usage error.\n",
+        f);
 }
 
 static void new_uuid(char out[HVD_UUID_LEN + 1])
@@ -79,8 +80,8 @@ static void new_uuid(char out[HVD_UUID_LEN + 1])
     }
     b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-    snprintf(out, HVD_UUID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    snprintf(out, HVD_UUID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 /* One agent call with a JobRequest built like the worker's. spec is owned
@@ -185,8 +186,10 @@ static void check_unknown(Ctx *x, Check *c)
         }
     } else if (res.outcome == HVD_AGENT_SUCCESS) {
         c->status = CHECK_FAIL;
-        snprintf(c->reason, sizeof c->reason, "answered success to the unknown operation '%s'; expected an error "
-                 "envelope", CHECK_UNKNOWN_OP);
+        snprintf(c->reason, sizeof c->reason,
+                 "answered success to the unknown operation '%s'; expected an error "
+                 "envelope",
+                 CHECK_UNKNOWN_OP);
     } else {
         char why[400];
         describe(&res, why, sizeof why);
@@ -199,7 +202,7 @@ static void check_unknown(Ctx *x, Check *c)
 typedef struct {
     Ctx *x;
     int i;
-    bool check_corr;   /* the agent echoed the id when called alone: crossed answers are detectable */
+    bool check_corr; /* the agent echoed the id when called alone: crossed answers are detectable */
     bool ok;
     int64_t elapsed_ms;
     char why[400];
@@ -313,16 +316,22 @@ static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
     } else if (b.outcome != HVD_AGENT_SUCCESS) {
         describe(&b, why, sizeof why);
         c->status = CHECK_WARN;
-        snprintf(c->reason, sizeof c->reason, "the agent does not honour idempotency keys: vm.create repeated with "
-                 "key %s was not answered with the first answer but with %s", key, why);
+        snprintf(c->reason, sizeof c->reason,
+                 "the agent does not honour idempotency keys: vm.create repeated with "
+                 "key %s was not answered with the first answer but with %s",
+                 key, why);
     } else if (!id_b || strcmp(id_a, id_b) != 0) {
         c->status = CHECK_WARN;
-        snprintf(c->reason, sizeof c->reason, "the agent does not honour idempotency keys: vm.create repeated with "
-                 "key %s made another VM (vm_id %.40s, then %.40s)", key, id_a, id_b ? id_b : "none");
+        snprintf(c->reason, sizeof c->reason,
+                 "the agent does not honour idempotency keys: vm.create repeated with "
+                 "key %s made another VM (vm_id %.40s, then %.40s)",
+                 key, id_a, id_b ? id_b : "none");
     } else if (!hvd_node_equal(a.envelope, b.envelope)) {
         c->status = CHECK_WARN;
-        snprintf(c->reason, sizeof c->reason, "same vm_id %s for a repeated key, but the second answer differs from "
-                 "the first", id_a);
+        snprintf(c->reason, sizeof c->reason,
+                 "same vm_id %s for a repeated key, but the second answer differs from "
+                 "the first",
+                 id_a);
     } else {
         c->status = CHECK_PASS;
         snprintf(c->reason, sizeof c->reason, "vm.create repeated with one key gave the same answer (vm_id %s)", id_a);
@@ -339,8 +348,10 @@ static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
             snprintf(cleanup->reason, sizeof cleanup->reason, "removed the throwaway VM '%s'", name);
         } else {
             cleanup->status = CHECK_WARN;
-            snprintf(cleanup->reason, sizeof cleanup->reason, "could not remove the throwaway VM '%s' (%.40s): %s; "
-                     "remove it by hand", name, ids[i], why);
+            snprintf(cleanup->reason, sizeof cleanup->reason,
+                     "could not remove the throwaway VM '%s' (%.40s): %s; "
+                     "remove it by hand",
+                     name, ids[i], why);
             break;
         }
     }
@@ -353,9 +364,12 @@ static int report(CtlOutput out, const Ctx *x, const Check *checks, size_t n)
 {
     int passed = 0, failed = 0, warned = 0;
     for (size_t i = 0; i < n; i++) {
-        if (checks[i].status == CHECK_PASS) passed++;
-        else if (checks[i].status == CHECK_FAIL) failed++;
-        else if (checks[i].status == CHECK_WARN) warned++;
+        if (checks[i].status == CHECK_PASS)
+            passed++;
+        else if (checks[i].status == CHECK_FAIL)
+            failed++;
+        else if (checks[i].status == CHECK_WARN)
+            warned++;
     }
     if (out == CTL_OUTPUT_JSON) {
         HvdNode *root = hvd_node_map();
@@ -470,8 +484,8 @@ int ctl_cmd_agent_check(int argc, char **argv)
     new_uuid(x.run_id);
 
     Check checks[6] = {
-        {.name = "noop-test"}, {.name = "correlation-id"}, {.name = "unknown-operation"},
-        {.name = "concurrency"}, {.name = "idempotency"}, {.name = "cleanup"},
+        {.name = "noop-test"},   {.name = "correlation-id"}, {.name = "unknown-operation"},
+        {.name = "concurrency"}, {.name = "idempotency"},    {.name = "cleanup"},
     };
     size_t n = 6;
     check_noop(&x, &checks[0], &checks[1]);

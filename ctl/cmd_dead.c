@@ -20,24 +20,24 @@
 #define DEAD_DEFAULT_LIMIT 10000
 #define DEAD_DEFAULT_RATE 5
 #define DEAD_CONFIRM_MS 30000
-#define DEAD_PREVIEW_BYTES 4096      /* raw bodies shown by `show` (human) */
-#define DEAD_MASK_SPAN 512           /* bytes masked after a secret's name in a raw body */
+#define DEAD_PREVIEW_BYTES 4096 /* raw bodies shown by `show` (human) */
+#define DEAD_MASK_SPAN 512      /* bytes masked after a secret's name in a raw body */
 
 /* One dead letter, taken with basic.get and not acked: closing the connection
  * puts it back in the queue, in order. */
 typedef struct {
     HvdDelivery d;
-    char id[64];          /* message_id, else "raw-<hash of the body>" */
-    char *job_id;         /* a job id: message_id or the record's job_id; NULL when none */
-    char *reason;         /* why it died (secret-safe) */
+    char id[64];  /* message_id, else "raw-<hash of the body>" */
+    char *job_id; /* a job id: message_id or the record's job_id; NULL when none */
+    char *reason; /* why it died (secret-safe) */
     char *code;
-    char *source;         /* "worker", or "rabbitmq (delivery_limit from queue X)" */
-    char *routing_key;    /* the routing key it was first published with */
-    int64_t at_ms;        /* when it died, 0 when unknown */
-    bool record;          /* the worker's JSON record of a failed job (retries exhausted...) */
-    bool resumed;         /* replay: its job was reset and rung in this run */
+    char *source;      /* "worker", or "rabbitmq (delivery_limit from queue X)" */
+    char *routing_key; /* the routing key it was first published with */
+    int64_t at_ms;     /* when it died, 0 when unknown */
+    bool record;       /* the worker's JSON record of a failed job (retries exhausted...) */
+    bool resumed;      /* replay: its job was reset and rung in this run */
     HvdNode *headers;
-    HvdNode *body;        /* decoded body (JSON or msgpack map/list), NULL when undecodable */
+    HvdNode *body; /* decoded body (JSON or msgpack map/list), NULL when undecodable */
 } DeadItem;
 
 typedef struct {
@@ -46,7 +46,7 @@ typedef struct {
     const char *prefix;
     long limit, rate;
     bool all, yes;
-    const char *target;   /* ID of show/replay/purge */
+    const char *target; /* ID of show/replay/purge */
 } DeadArgs;
 
 typedef struct {
@@ -55,10 +55,10 @@ typedef struct {
     const char *prefix;
     char dead_queue[256], jobs_exchange[256], jobs_queue[256];
     HvdBroker *b;
-    HvdStore *store;      /* opened on first need (replay) */
+    HvdStore *store; /* opened on first need (replay) */
     DeadItem *items;
     size_t n, cap;
-    uint32_t in_queue;    /* messages the queue reported before reading */
+    uint32_t in_queue; /* messages the queue reported before reading */
 } DeadCtx;
 
 static void dead_usage(FILE *f)
@@ -130,9 +130,12 @@ static char *one_line(const char *s, size_t max)
 
 static void size_text(size_t n, char *out, size_t outlen)
 {
-    if (n < 10000) snprintf(out, outlen, "%zu", n);
-    else if (n < 10u << 20) snprintf(out, outlen, "%.1fK", (double)n / 1024);
-    else snprintf(out, outlen, "%.1fM", (double)n / (1024 * 1024));
+    if (n < 10000)
+        snprintf(out, outlen, "%zu", n);
+    else if (n < 10u << 20)
+        snprintf(out, outlen, "%.1fK", (double)n / 1024);
+    else
+        snprintf(out, outlen, "%.1fM", (double)n / (1024 * 1024));
 }
 
 /* Masks, in a raw body that could not be decoded, what follows the name of a
@@ -176,7 +179,7 @@ static const HvdNode *first_death(const HvdNode *headers)
 {
     const HvdNode *xd = hvd_node_get(headers, "x-death");
     if (!xd || xd->type != HVD_ARRAY || xd->u.arr.n == 0) return NULL;
-    return xd->u.arr.items[xd->u.arr.n - 1];   /* the oldest death is last */
+    return xd->u.arr.items[xd->u.arr.n - 1]; /* the oldest death is last */
 }
 
 static HvdNode *decode_body(const HvdDelivery *d)
@@ -185,7 +188,7 @@ static HvdNode *decode_body(const HvdDelivery *d)
     HvdContentType ct = hvd_content_type_parse(d->content_type);
     HvdNode *n = NULL;
     char why[256];
-    if (ct == HVD_CT_UNKNOWN) return NULL;   /* shown as received */
+    if (ct == HVD_CT_UNKNOWN) return NULL; /* shown as received */
     if (hvd_decode_limited(ct, d->body, d->len, &lim, &n, why, sizeof why) != HVD_DECODE_OK) return NULL;
     if (n->type != HVD_MAP && n->type != HVD_ARRAY) {
         hvd_node_free(n);
@@ -254,8 +257,10 @@ static void item_describe(DeadItem *it)
     int64_t t;
     const char *at = it->record ? hvd_node_get_str(it->body, "at") : NULL;
     if (!at) at = hvd_delivery_header_str(d, "x-hvdeploy-at"); /* the worker's stamp on raw dead letters */
-    if (at && hvd_time_parse_rfc3339(at, &t)) it->at_ms = t;
-    else if (death && hvd_node_get_int(death, "time", &t) && t > 0) it->at_ms = t * 1000;
+    if (at && hvd_time_parse_rfc3339(at, &t))
+        it->at_ms = t;
+    else if (death && hvd_node_get_int(death, "time", &t) && t > 0)
+        it->at_ms = t * 1000;
 }
 
 /* Connects and, unless skip_read, takes up to limit dead letters unacked.
@@ -266,8 +271,10 @@ static int dead_open(DeadCtx *c, bool confirms, bool skip_read)
     c->b = ctlq_connect(DEAD_CMD, &c->cfg, confirms);
     if (!c->b) return CTL_EXIT_USAGE;
     if (hvd_broker_queue_info(c->b, c->dead_queue, &c->in_queue, NULL, err, sizeof err) != HVD_BROKER_OK) {
-        ctl_error(DEAD_CMD, "RabbitMQ at %s has no queue '%s': no hvdeploy worker with prefix '%s' has started "
-                  "(check HVD_AMQP_PREFIX)", hvd_broker_describe(c->b), c->dead_queue, c->prefix);
+        ctl_error(DEAD_CMD,
+                  "RabbitMQ at %s has no queue '%s': no hvdeploy worker with prefix '%s' has started "
+                  "(check HVD_AMQP_PREFIX)",
+                  hvd_broker_describe(c->b), c->dead_queue, c->prefix);
         return CTL_EXIT_USAGE;
     }
     if (skip_read) return -1;
@@ -393,8 +400,10 @@ static void hexdump(const unsigned char *p, size_t len)
     for (size_t off = 0; off < len; off += 16) {
         printf("  %08zx  ", off);
         for (size_t k = 0; k < 16; k++) {
-            if (off + k < len) printf("%02x ", p[off + k]);
-            else printf("   ");
+            if (off + k < len)
+                printf("%02x ", p[off + k]);
+            else
+                printf("   ");
             if (k == 7) printf(" ");
         }
         printf(" |");
@@ -430,8 +439,8 @@ static void show_one_human(const DeadItem *it)
     if (it->record) {
         int64_t attempts = 0;
         (void)hvd_node_get_int(it->body, "attempts", &attempts);
-        printf("failed stage    %s on %s after %lld run%s\n", hvd_node_get_str(it->body, "stage") ?
-               hvd_node_get_str(it->body, "stage") : "-",
+        printf("failed stage    %s on %s after %lld run%s\n",
+               hvd_node_get_str(it->body, "stage") ? hvd_node_get_str(it->body, "stage") : "-",
                hvd_node_get_str(it->body, "target_host") ? hvd_node_get_str(it->body, "target_host") : "-",
                (long long)attempts, attempts == 1 ? "" : "s");
     }
@@ -527,8 +536,8 @@ static bool open_store(DeadCtx *c)
     char err[512] = "", host[128] = "localhost", wid[200];
     (void)gethostname(host, sizeof host - 1);
     snprintf(wid, sizeof wid, "hvdeployctl:%s:%ld", host, (long)getpid());
-    HvdStoreOptions o = {.dsn = c->cfg.pg_dsn, .pool_size = 1, .worker_id = wid, .lease_ttl_s = 30,
-                         .host_concurrency = 1};
+    HvdStoreOptions o = {
+        .dsn = c->cfg.pg_dsn, .pool_size = 1, .worker_id = wid, .lease_ttl_s = 30, .host_concurrency = 1};
     c->store = hvd_store_open(&o, err, sizeof err);
     if (!c->store) {
         char masked[512];
@@ -565,16 +574,18 @@ static bool ring_doorbell(DeadCtx *c, const char *job_id, const char *job_type, 
     };
     HvdConfirm cf = ctlq_publish_wait(c->b, &p, DEAD_CONFIRM_MS, err, errlen);
     hvd_buf_free(&body);
-    if (cf == HVD_CONFIRM_RETURNED) snprintf(err, errlen, "no queue is bound to %s for doorbells", c->jobs_exchange);
-    else if (cf == HVD_CONFIRM_NACKED) snprintf(err, errlen, "RabbitMQ refused the doorbell");
+    if (cf == HVD_CONFIRM_RETURNED)
+        snprintf(err, errlen, "no queue is bound to %s for doorbells", c->jobs_exchange);
+    else if (cf == HVD_CONFIRM_NACKED)
+        snprintf(err, errlen, "RabbitMQ refused the doorbell");
     return cf == HVD_CONFIRM_ACKED;
 }
 
 /* Headers worth keeping on a republished message: not the dead-lettering's own. */
 static bool header_kept(const char *key)
 {
-    static const char *const drop[] = {"x-death", "x-first-death-", "x-last-death-", "x-hvdeploy-reason",
-                                       "x-hvdeploy-code", "x-delivery-count", NULL};
+    static const char *const drop[] = {
+        "x-death", "x-first-death-", "x-last-death-", "x-hvdeploy-reason", "x-hvdeploy-code", "x-delivery-count", NULL};
     for (size_t i = 0; drop[i]; i++)
         if (strncmp(key, drop[i], strlen(drop[i])) == 0) return false;
     return true;
@@ -589,9 +600,12 @@ static bool republish(DeadCtx *c, const DeadItem *it, char *err, size_t errlen)
     for (size_t i = 0; h && h->type == HVD_MAP && i < h->u.map.n && nh < 32; i++) {
         const HvdNode *v = h->u.map.vals[i];
         if (!header_kept(h->u.map.keys[i])) continue;
-        if (v->type == HVD_STR) hdr[nh++] = (HvdHeader){.key = h->u.map.keys[i], .str = v->u.s.ptr};
-        else if (v->type == HVD_INT) hdr[nh++] = (HvdHeader){.key = h->u.map.keys[i], .i = v->u.i};
-        else if (v->type == HVD_BOOL) hdr[nh++] = (HvdHeader){.key = h->u.map.keys[i], .i = v->u.b};
+        if (v->type == HVD_STR)
+            hdr[nh++] = (HvdHeader){.key = h->u.map.keys[i], .str = v->u.s.ptr};
+        else if (v->type == HVD_INT)
+            hdr[nh++] = (HvdHeader){.key = h->u.map.keys[i], .i = v->u.i};
+        else if (v->type == HVD_BOOL)
+            hdr[nh++] = (HvdHeader){.key = h->u.map.keys[i], .i = v->u.b};
     }
     HvdPublish p = {
         .exchange = c->jobs_exchange,
@@ -640,7 +654,7 @@ static ReplayResult replay_job(DeadCtx *c, HvdNode *results, DeadItem *it, bool 
         ctl_error(DEAD_CMD, "cannot replay job %s: %s", it->job_id, err);
         return REPLAY_FATAL;
     }
-    if (!*found) return REPLAY_REFUSED;   /* the caller decides */
+    if (!*found) return REPLAY_REFUSED; /* the caller decides */
     if (why[0]) {
         report(c, results, it, "refused", why);
         return REPLAY_REFUSED;
@@ -654,11 +668,13 @@ static ReplayResult replay_job(DeadCtx *c, HvdNode *results, DeadItem *it, bool 
             if (strcmp(rec.stages[i].status, "succeeded") != 0) stage = rec.stages[i].name;
     char detail[768];
     if (!ring_doorbell(c, it->job_id, known ? rec.job_type : NULL, err, sizeof err))
-        snprintf(detail, sizeof detail, "job reset to resume from %s, but its doorbell failed (%s): the fleet's "
-                 "sweep will pick it up", stage ? stage : "its failed stage", err);
+        snprintf(detail, sizeof detail,
+                 "job reset to resume from %s, but its doorbell failed (%s): the fleet's "
+                 "sweep will pick it up",
+                 stage ? stage : "its failed stage", err);
     else
-        snprintf(detail, sizeof detail, "job resumes from %s; its envelope goes to %s", stage ? stage : "its failed stage",
-                 known && rec.reply_to ? rec.reply_to : "its reply queue");
+        snprintf(detail, sizeof detail, "job resumes from %s; its envelope goes to %s",
+                 stage ? stage : "its failed stage", known && rec.reply_to ? rec.reply_to : "its reply queue");
     hvd_job_record_free(&rec);
     it->resumed = true;
     if (hvd_broker_ack(c->b, it->d.delivery_tag) != HVD_BROKER_OK) {
@@ -679,7 +695,8 @@ static ReplayResult replay_one(DeadCtx *c, HvdNode *results, DeadItem *it)
         if (found || r == REPLAY_FATAL) return r;
         if (it->record) {
             char detail[256];
-            snprintf(detail, sizeof detail, "job %s is not in the database (HVD_PG_DSN): nothing to resume", it->job_id);
+            snprintf(detail, sizeof detail, "job %s is not in the database (HVD_PG_DSN): nothing to resume",
+                     it->job_id);
             report(c, results, it, "refused", detail);
             return REPLAY_REFUSED;
         }
@@ -738,8 +755,9 @@ static int dead_replay(DeadCtx *c)
         if (already_resumed(c, i)) {
             /* another dead letter of a job resumed just now: it is about the same failure */
             bool acked = hvd_broker_ack(c->b, it->d.delivery_tag) == HVD_BROKER_OK;
-            report(c, results, it, "removed", acked ? "its job was replayed above" :
-                   "its job was replayed above, but the dead letter could not be removed: purge it");
+            report(c, results, it, "removed",
+                   acked ? "its job was replayed above"
+                         : "its job was replayed above, but the dead letter could not be removed: purge it");
             removed++;
             continue;
         }
@@ -754,8 +772,10 @@ static int dead_replay(DeadCtx *c)
             rc = CTL_EXIT_USAGE;
             break;
         }
-        if (r == REPLAY_DONE) done++;
-        else refused++;
+        if (r == REPLAY_DONE)
+            done++;
+        else
+            refused++;
     }
     if (rc == CTL_EXIT_OK && refused) rc = CTL_EXIT_FAILED;
     if (c->a.output == CTL_OUTPUT_JSON) {
@@ -767,9 +787,12 @@ static int dead_replay(DeadCtx *c)
         print_json(res);
         hvd_node_free(res);
     } else {
-        if (c->a.all && done + refused + removed == 0) printf("no dead letters in %s\n", c->dead_queue);
-        else if (removed) printf("%zu replayed, %zu refused, %zu removed (same job)\n", done, refused, removed);
-        else printf("%zu replayed, %zu refused\n", done, refused);
+        if (c->a.all && done + refused + removed == 0)
+            printf("no dead letters in %s\n", c->dead_queue);
+        else if (removed)
+            printf("%zu replayed, %zu refused, %zu removed (same job)\n", done, refused, removed);
+        else
+            printf("%zu replayed, %zu refused\n", done, refused);
         hvd_node_free(results);
     }
     return rc;
@@ -812,8 +835,10 @@ static int dead_purge(DeadCtx *c)
             return CTL_EXIT_USAGE;
         }
     }
-    if (c->a.output == CTL_OUTPUT_JSON) printf("{\"purged\":%zu}\n", purged);
-    else printf("purged %zu dead letter%s from %s\n", purged, purged == 1 ? "" : "s", c->dead_queue);
+    if (c->a.output == CTL_OUTPUT_JSON)
+        printf("{\"purged\":%zu}\n", purged);
+    else
+        printf("purged %zu dead letter%s from %s\n", purged, purged == 1 ? "" : "s", c->dead_queue);
     return CTL_EXIT_OK;
 }
 
@@ -924,10 +949,14 @@ int ctl_cmd_dead(int argc, char **argv)
     ctlq_name(c.dead_queue, sizeof c.dead_queue, c.prefix, "dead");
     ctlq_name(c.jobs_exchange, sizeof c.jobs_exchange, c.prefix, "jobs");
     ctlq_name(c.jobs_queue, sizeof c.jobs_queue, c.prefix, "jobs");
-    if (strcmp(c.a.verb, "list") == 0) rc = dead_list(&c);
-    else if (strcmp(c.a.verb, "show") == 0) rc = dead_show(&c);
-    else if (strcmp(c.a.verb, "replay") == 0) rc = dead_replay(&c);
-    else rc = dead_purge(&c);
+    if (strcmp(c.a.verb, "list") == 0)
+        rc = dead_list(&c);
+    else if (strcmp(c.a.verb, "show") == 0)
+        rc = dead_show(&c);
+    else if (strcmp(c.a.verb, "replay") == 0)
+        rc = dead_replay(&c);
+    else
+        rc = dead_purge(&c);
 out:
     /* Closing the connection gives every dead letter we did not ack back to the queue. */
     hvd_broker_close(c.b);

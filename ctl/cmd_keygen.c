@@ -40,12 +40,8 @@ int ctl_cmd_keygen(int argc, char **argv)
         case 'o':
             if (!ctl_parse_output("keygen", optarg, &output)) return CTL_EXIT_USAGE;
             break;
-        case 'h':
-            keygen_usage(stdout);
-            return CTL_EXIT_OK;
-        default:
-            keygen_usage(stderr);
-            return CTL_EXIT_USAGE;
+        case 'h': keygen_usage(stdout); return CTL_EXIT_OK;
+        default: keygen_usage(stderr); return CTL_EXIT_USAGE;
         }
     }
     if (argc - optind != 1) {

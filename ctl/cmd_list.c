@@ -62,8 +62,10 @@ int ctl_cmd_list(int argc, char **argv)
         switch (c) {
         case 's':
             if (!valid_status(optarg)) {
-                ctl_error("list", "--status must be queued, running, retrying, succeeded, failed or "
-                                  "cancelled, not '%s'", optarg);
+                ctl_error("list",
+                          "--status must be queued, running, retrying, succeeded, failed or "
+                          "cancelled, not '%s'",
+                          optarg);
                 return CTL_EXIT_USAGE;
             }
             status = optarg;
@@ -126,8 +128,8 @@ int ctl_cmd_list(int argc, char **argv)
                "ATTEMPTS", "CREATED", "CODE");
         for (size_t i = 0; i < n; i++) {
             printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8d  %-24s  %s\n", v[i].job_id, v[i].status,
-                   dash(v[i].target_host), dash(v[i].vm_name), dash(v[i].stage), v[i].attempts,
-                   dash(v[i].created_at), dash(v[i].code));
+                   dash(v[i].target_host), dash(v[i].vm_name), dash(v[i].stage), v[i].attempts, dash(v[i].created_at),
+                   dash(v[i].code));
         }
     }
     hvd_job_summaries_free(v, n);

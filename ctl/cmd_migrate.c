@@ -101,9 +101,10 @@ int ctl_cmd_migrate(int argc, char **argv)
         ctl_db_print_json(res);
     } else {
         hvd_node_free(names);
-        if (st == HVD_STORE_OK && applied == 0) printf("database is up to date\n");
-        else if (st == HVD_STORE_OK) printf("applied %d migration%s; database is up to date\n", applied,
-                                            applied == 1 ? "" : "s");
+        if (st == HVD_STORE_OK && applied == 0)
+            printf("database is up to date\n");
+        else if (st == HVD_STORE_OK)
+            printf("applied %d migration%s; database is up to date\n", applied, applied == 1 ? "" : "s");
     }
     return rc;
 }

@@ -127,8 +127,10 @@ static void print_human(const HvdJobRecord *r)
         if (strcmp(r->stages[i].status, "running") == 0) running = r->stages[i].name;
     printf("job        %s\n", r->job_id);
     printf("status     %s", r->status);
-    if (r->code) printf(" (%s)", r->code);
-    else if (running) printf(" (stage %s)", running);
+    if (r->code)
+        printf(" (%s)", r->code);
+    else if (running)
+        printf(" (stage %s)", running);
     if (r->cancel_requested && !r->finished_at) printf(", cancel requested");
     printf("\n");
     printf("type       %s\n", dash(r->job_type));
@@ -141,11 +143,14 @@ static void print_human(const HvdJobRecord *r)
     if (strcmp(r->status, "running") == 0)
         printf("lease      %s until %s (epoch %lld)\n", dash(r->lease_owner), dash(r->lease_expires_at),
                (long long)r->epoch);
-    if (r->waiting_reason) printf("waiting    %s, next try at %s\n", r->waiting_reason, dash(r->next_run_at));
+    if (r->waiting_reason)
+        printf("waiting    %s, next try at %s\n", r->waiting_reason, dash(r->next_run_at));
     else if (strcmp(r->status, "queued") == 0 || strcmp(r->status, "retrying") == 0)
         printf("waiting    next try at %s\n", dash(r->next_run_at));
     if (r->finished_at)
-        printf("envelope   %s\n", r->envelope.len == 0 ? "none" : r->envelope_sent ? "sent" : "stored, not yet confirmed sent");
+        printf("envelope   %s\n", r->envelope.len == 0 ? "none"
+                                  : r->envelope_sent   ? "sent"
+                                                       : "stored, not yet confirmed sent");
     if (r->outputs_json && strcmp(r->outputs_json, "{}") != 0) printf("outputs    %s\n", r->outputs_json);
     const HvdStageRecord *le = last_error_stage(r);
     char *last = stage_error_text(le);
@@ -184,8 +189,10 @@ int ctl_cmd_status(int argc, char **argv)
         ctl_error("status", "job %s not found", job_id);
         rc = CTL_EXIT_FAILED;
     } else {
-        if (output == CTL_OUTPUT_JSON) print_json(&rec);
-        else print_human(&rec);
+        if (output == CTL_OUTPUT_JSON)
+            print_json(&rec);
+        else
+            print_human(&rec);
         rc = job_failed(&rec) ? CTL_EXIT_FAILED : CTL_EXIT_OK;
     }
     hvd_job_record_free(&rec);

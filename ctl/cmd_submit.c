@@ -20,7 +20,7 @@ typedef struct {
     bool msgpack, no_wait, follow;
     long timeout_s;
     CtlOutput output;
-    const char *prefix;       /* --prefix, overrides HVD_AMQP_PREFIX */
+    const char *prefix; /* --prefix, overrides HVD_AMQP_PREFIX */
     const char *path;
 } SubmitArgs;
 
@@ -72,10 +72,10 @@ static void strip_excerpt(char *why)
 static int parse_args(int argc, char **argv, SubmitArgs *a)
 {
     static const struct option longopts[] = {
-        {"msgpack", no_argument, NULL, 'm'},   {"no-wait", no_argument, NULL, 'n'},
-        {"follow", no_argument, NULL, 'f'},    {"timeout", required_argument, NULL, 't'},
+        {"msgpack", no_argument, NULL, 'm'},      {"no-wait", no_argument, NULL, 'n'},
+        {"follow", no_argument, NULL, 'f'},       {"timeout", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'}, {"prefix", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int c;
     optind = 1;
@@ -221,8 +221,10 @@ static void print_event(const SubmitWait *w, const HvdNode *ev)
         int64_t attempt = 0;
         clock_text(hvd_node_get_str(ev, "at"), when, sizeof when);
         const char *stage = hvd_node_get_str(ev, "stage");
-        if (stage) printf("%s  stage %-14s %-10s", when, stage, str_or(ev, "status", "?"));
-        else printf("%s  job   %-14s %-10s", when, "", str_or(ev, "status", "?"));
+        if (stage)
+            printf("%s  stage %-14s %-10s", when, stage, str_or(ev, "status", "?"));
+        else
+            printf("%s  job   %-14s %-10s", when, "", str_or(ev, "status", "?"));
         if (hvd_node_get_int(ev, "attempt", &attempt) && attempt > 0) printf("  (attempt %lld)", (long long)attempt);
         const char *msg = hvd_node_get_str(ev, "message");
         if (msg && *msg) printf("  %s", msg);
@@ -241,8 +243,7 @@ static HvdNode *decode_any(const HvdDelivery *d)
     char why[256];
     if (ct == HVD_CT_UNKNOWN) {
         /* no usable content type: try msgpack, then JSON */
-        if (hvd_decode_limited(HVD_CT_MSGPACK, d->body, d->len, &lim, &n, why, sizeof why) == HVD_DECODE_OK)
-            return n;
+        if (hvd_decode_limited(HVD_CT_MSGPACK, d->body, d->len, &lim, &n, why, sizeof why) == HVD_DECODE_OK) return n;
         ct = HVD_CT_JSON;
     }
     if (hvd_decode_limited(ct, d->body, d->len, &lim, &n, why, sizeof why) != HVD_DECODE_OK) return NULL;
@@ -268,7 +269,8 @@ static int on_delivery(const SubmitWait *w, const HvdDelivery *d, int *exit_code
         goto out;
     }
     /* an envelope: ours when it names our correlation id or job id */
-    if (!same(d->correlation_id, w->correlation_id) && !same(hvd_node_get_str(n, "correlation_id"), w->correlation_id) &&
+    if (!same(d->correlation_id, w->correlation_id) &&
+        !same(hvd_node_get_str(n, "correlation_id"), w->correlation_id) &&
         !(w->job_id && same(hvd_node_get_str(n, "job_id"), w->job_id)))
         goto out;
     if (w->a->output == CTL_OUTPUT_JSON) {
@@ -293,10 +295,9 @@ static int wait_envelope(HvdBroker *b, const SubmitWait *w)
     for (;;) {
         int64_t left = deadline - hvd_mono_ms();
         if (left <= 0) {
-            ctl_error(SUBMIT_CMD,
-                      "no envelope for job %s within %ld s; it may still be running (see: hvdeployctl status %s)",
-                      w->job_id ? w->job_id : w->correlation_id, w->a->timeout_s,
-                      w->job_id ? w->job_id : w->correlation_id);
+            ctl_error(
+                SUBMIT_CMD, "no envelope for job %s within %ld s; it may still be running (see: hvdeployctl status %s)",
+                w->job_id ? w->job_id : w->correlation_id, w->a->timeout_s, w->job_id ? w->job_id : w->correlation_id);
             return CTL_EXIT_USAGE;
         }
         HvdDelivery d;
@@ -333,8 +334,7 @@ static int prepare_body(const SubmitArgs *a, HvdContentType ct, HvdBuf *wire, ch
     }
     rc = CTL_EXIT_FAILED;
     if (rs == CTL_READ_TOO_LARGE) {
-        ctl_error(SUBMIT_CMD, "the body is over the %d-byte limit of a job message (message_too_large)",
-                  HVD_MAX_BODY);
+        ctl_error(SUBMIT_CMD, "the body is over the %d-byte limit of a job message (message_too_large)", HVD_MAX_BODY);
         goto out;
     }
     HvdDecodeStatus ds = hvd_decode(ct, in.data, in.len, &body, why, sizeof why);
@@ -411,8 +411,10 @@ int ctl_cmd_submit(int argc, char **argv)
     /* No job queue means no worker of this prefix ever started: say so plainly
      * rather than as a closed channel. */
     if (hvd_broker_queue_info(b, jobs_queue, NULL, NULL, err, sizeof err) != HVD_BROKER_OK) {
-        ctl_error(SUBMIT_CMD, "RabbitMQ at %s has no queue '%s': no hvdeploy worker with prefix '%s' has started "
-                  "(check HVD_AMQP_PREFIX)", hvd_broker_describe(b), jobs_queue, prefix);
+        ctl_error(SUBMIT_CMD,
+                  "RabbitMQ at %s has no queue '%s': no hvdeploy worker with prefix '%s' has started "
+                  "(check HVD_AMQP_PREFIX)",
+                  hvd_broker_describe(b), jobs_queue, prefix);
         goto out;
     }
     if (hvd_broker_declare_private_queue(b, queue, sizeof queue, err, sizeof err) != HVD_BROKER_OK) {
@@ -448,7 +450,8 @@ int ctl_cmd_submit(int argc, char **argv)
     /* the encoded body holds the job's passwords */
     memset(wire.data, 0, wire.len);
     if (c == HVD_CONFIRM_RETURNED) {
-        ctl_error(SUBMIT_CMD, "no fleet handles job type '%s' (nothing is bound to exchange '%s' with that routing key)",
+        ctl_error(SUBMIT_CMD,
+                  "no fleet handles job type '%s' (nothing is bound to exchange '%s' with that routing key)",
                   routing_key, jobs_exchange);
         rc = CTL_EXIT_FAILED;
         goto out;

@@ -105,8 +105,8 @@ int ctl_cmd_validate(int argc, char **argv)
     if (rs == CTL_READ_TOO_LARGE) {
         hvd_errors_add(&errs, "body", "message_too_large", "body is over the %d-byte limit", HVD_MAX_BODY);
     } else {
-        HvdDecodeStatus ds = hvd_decode(msgpack ? HVD_CT_MSGPACK : HVD_CT_JSON, body.data, body.len,
-                                        &tree, why, sizeof(why));
+        HvdDecodeStatus ds =
+            hvd_decode(msgpack ? HVD_CT_MSGPACK : HVD_CT_JSON, body.data, body.len, &tree, why, sizeof(why));
         if (ds == HVD_DECODE_TOO_LARGE)
             hvd_errors_add(&errs, "body", "message_too_large", "%s", why);
         else if (ds != HVD_DECODE_OK)

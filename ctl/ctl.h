@@ -6,16 +6,16 @@
 #include "buf.h"
 
 /* Exit codes of every subcommand (contract §1). */
-#define CTL_EXIT_OK      0   /* success / valid */
-#define CTL_EXIT_FAILED  1   /* the thing asked about failed or is invalid */
-#define CTL_EXIT_USAGE   2   /* usage error, unreadable input, connection error */
+#define CTL_EXIT_OK 0     /* success / valid */
+#define CTL_EXIT_FAILED 1 /* the thing asked about failed or is invalid */
+#define CTL_EXIT_USAGE 2  /* usage error, unreadable input, connection error */
 
 /* One subcommand. run gets argv starting at the subcommand's name
  * (argv[0] == "validate", ...), so getopt_long can start at optind = 1.
  * Every subcommand answers --help on stdout with exit 0. */
 typedef struct {
     const char *name;
-    const char *summary;      /* one line for `hvdeployctl --help` */
+    const char *summary; /* one line for `hvdeployctl --help` */
     int (*run)(int argc, char **argv);
 } CtlCommand;
 
@@ -49,8 +49,8 @@ bool ctl_parse_output(const char *prog, const char *arg, CtlOutput *out);
 
 typedef enum {
     CTL_READ_OK = 0,
-    CTL_READ_TOO_LARGE,   /* more than max bytes: out holds the first max bytes */
-    CTL_READ_ERROR,       /* cannot open/read: why holds "PATH: strerror" */
+    CTL_READ_TOO_LARGE, /* more than max bytes: out holds the first max bytes */
+    CTL_READ_ERROR,     /* cannot open/read: why holds "PATH: strerror" */
 } CtlReadStatus;
 
 /* Reads FILE, or stdin when path is "-", into out (appending). Reads at most

@@ -17,8 +17,8 @@ const char *ctl_db_dsn(const char *flag)
 HvdStore *ctl_db_open(const char *cmd, const char *dsn)
 {
     char err[1024] = "", masked[512];
-    HvdStoreOptions o = {.dsn = dsn, .pool_size = 1, .worker_id = "hvdeployctl", .lease_ttl_s = 30,
-                         .host_concurrency = 1};
+    HvdStoreOptions o = {
+        .dsn = dsn, .pool_size = 1, .worker_id = "hvdeployctl", .lease_ttl_s = 30, .host_concurrency = 1};
     HvdStore *s = hvd_store_open(&o, err, sizeof err);
     if (!s) {
         hvd_store_mask_dsn(dsn, masked, sizeof masked);
@@ -40,11 +40,14 @@ bool ctl_db_job_id_ok(const char *cmd, const char *s)
 {
     bool ok = s && strlen(s) == 36;
     for (int i = 0; ok && i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) ok = s[i] == '-';
-        else ok = isxdigit((unsigned char)s[i]) != 0;
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            ok = s[i] == '-';
+        else
+            ok = isxdigit((unsigned char)s[i]) != 0;
     }
-    if (!ok) ctl_error(cmd, "JOB_ID must be a UUID (36 characters, e.g. 6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11), not '%s'",
-                       s ? s : "");
+    if (!ok)
+        ctl_error(cmd, "JOB_ID must be a UUID (36 characters, e.g. 6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11), not '%s'",
+                  s ? s : "");
     return ok;
 }
 

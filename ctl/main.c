@@ -5,8 +5,8 @@
 
 /* Weak fallbacks: a ctl/cmd_<name>.c that defines the strong symbol replaces
  * its fallback at link time. */
-#define CTL_WEAK_FALLBACK(fn, label)                                            \
-    __attribute__((weak)) int fn(int argc, char **argv)                         \
+#define CTL_WEAK_FALLBACK(fn, label)                                             \
+    __attribute__((weak)) int fn(int argc, char **argv)                          \
     {                                                                            \
         (void)argc;                                                              \
         (void)argv;                                                              \
@@ -50,9 +50,9 @@ static void usage(FILE *f)
     fputs("usage: hvdeployctl COMMAND [ARGS...]\n"
           "       hvdeployctl help COMMAND   (or: hvdeployctl COMMAND --help)\n"
           "\n"
-          "commands:\n", f);
-    for (const CtlCommand *c = ctl_commands; c->name; c++)
-        fprintf(f, "  %-12s %s\n", c->name, c->summary);
+          "commands:\n",
+          f);
+    for (const CtlCommand *c = ctl_commands; c->name; c++) fprintf(f, "  %-12s %s\n", c->name, c->summary);
     fputs("\n"
           "Every command takes --output json|human (human by default) where it prints results,\n"
           "and the HVD_* environment variables of the worker (HVD_AMQP_URL, HVD_PG_DSN, ...).\n"
@@ -67,8 +67,7 @@ int main(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     const char *name = argv[1];
-    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 ||
-        (strcmp(name, "help") == 0 && argc == 2)) {
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || (strcmp(name, "help") == 0 && argc == 2)) {
         usage(stdout);
         return CTL_EXIT_OK;
     }

@@ -50,7 +50,7 @@ CtlReadStatus ctl_read_input(const char *path, size_t max, HvdBuf *out, char *wh
         if (st == CTL_READ_TOO_LARGE) break;
     }
     if (!is_stdin) close(fd);
-    if (!out->data) hvd_buf_append(out, "", 0);   /* empty input: still a C string */
+    if (!out->data) hvd_buf_append(out, "", 0); /* empty input: still a C string */
     return st;
 fail:
     snprintf(why, whylen, "%s: %s", is_stdin ? "stdin" : path, strerror(errno));
@@ -85,8 +85,10 @@ void ctl_json_string(HvdBuf *b, const char *s)
         case '\r': hvd_buf_puts(b, "\\r"); break;
         case '\t': hvd_buf_puts(b, "\\t"); break;
         default:
-            if (*p < 0x20) hvd_buf_printf(b, "\\u%04x", *p);
-            else hvd_buf_append(b, p, 1);
+            if (*p < 0x20)
+                hvd_buf_printf(b, "\\u%04x", *p);
+            else
+                hvd_buf_append(b, p, 1);
         }
     }
     hvd_buf_puts(b, "\"");

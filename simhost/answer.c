@@ -30,12 +30,10 @@ void sim_fail(SimCall *c, const char *code, const char *fmt, ...)
     vsnprintf(c->error, sizeof c->error, fmt, ap);
     va_end(ap);
     snprintf(c->code, sizeof c->code, "%s", code ? code : SIM_CODE_OPERATION);
-    if (!c->error_type[0])
-        snprintf(c->error_type, sizeof c->error_type, "RuntimeException");
+    if (!c->error_type[0]) snprintf(c->error_type, sizeof c->error_type, "RuntimeException");
 }
 
-json_t *sim_envelope(const SimCall *c, const char *status, const char *message, json_t *data,
-                     const char *code)
+json_t *sim_envelope(const SimCall *c, const char *status, const char *message, json_t *data, const char *code)
 {
     json_t *env = json_object();
     json_object_set_new(env, "status", json_string(status));
@@ -43,8 +41,7 @@ json_t *sim_envelope(const SimCall *c, const char *status, const char *message, 
     json_object_set_new(env, "data", data ? data : json_object());
     json_object_set_new(env, "code", code ? json_string(code) : json_null());
     json_object_set(env, "logs", c->logs);
-    json_object_set_new(env, "correlation_id",
-                        c->correlation_id ? json_string(c->correlation_id) : json_null());
+    json_object_set_new(env, "correlation_id", c->correlation_id ? json_string(c->correlation_id) : json_null());
     return env;
 }
 
@@ -63,7 +60,10 @@ char *sim_dump_line(const json_t *j)
     if (!s) return NULL;
     size_t n = strlen(s);
     char *line = malloc(n + 2);
-    if (!line) { free(s); return NULL; }
+    if (!line) {
+        free(s);
+        return NULL;
+    }
     memcpy(line, s, n);
     line[n] = '\n';
     line[n + 1] = '\0';
@@ -99,7 +99,7 @@ uint64_t sim_hash(uint64_t h, const char *s)
         h ^= *p;
         h *= 1099511628211ULL;
     }
-    h ^= 0xFF;                 /* separator: ("ab","c") != ("a","bc") */
+    h ^= 0xFF; /* separator: ("ab","c") != ("a","bc") */
     h *= 1099511628211ULL;
     return h;
 }
@@ -145,14 +145,17 @@ const char *sim_spec_str(const SimCall *c, const char *key)
 bool sim_spec_int(const SimCall *c, const char *key, int64_t *out)
 {
     json_t *v = json_object_get(c->spec, key);
-    if (json_is_integer(v)) { *out = json_integer_value(v); return true; }
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
     if (json_is_real(v)) {
         double d = json_real_value(v);
         if (d != floor(d) || d < -9e15 || d > 9e15) return false;
         *out = (int64_t)d;
         return true;
     }
-    if (json_is_string(v)) {   /* PowerShell's [int] cast accepts "4" */
+    if (json_is_string(v)) { /* PowerShell's [int] cast accepts "4" */
         const char *s = json_string_value(v);
         char *end = NULL;
         errno = 0;

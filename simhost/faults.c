@@ -22,7 +22,10 @@ static bool spec_lookup(const char *list, const char *operation, char *val, size
     while (p && *p) {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        while (n > 0 && (*p == ' ' || *p == '\t')) { p++; n--; }
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
         while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
         if (n > 0) {
             const char *eq = memchr(p, '=', n);
@@ -44,7 +47,10 @@ static bool spec_lookup(const char *list, const char *operation, char *val, size
         p = end ? end + 1 : NULL;
     }
     if (found) return true;
-    if (found_star) { snprintf(val, vlen, "%s", star); return true; }
+    if (found_star) {
+        snprintf(val, vlen, "%s", star);
+        return true;
+    }
     return false;
 }
 
@@ -121,8 +127,7 @@ static uint64_t seed_value(void)
     return seed;
 }
 
-double sim_fault_uniform(uint64_t seed, const char *kind, const char *operation, const char *key,
-                         int64_t attempt)
+double sim_fault_uniform(uint64_t seed, const char *kind, const char *operation, const char *key, int64_t attempt)
 {
     uint64_t h = sim_hash(0, kind);
     h = sim_hash(h, operation);
@@ -136,8 +141,7 @@ static double draw(const char *kind, const char *op, const char *key, int64_t at
     return sim_fault_uniform(seed_value(), kind, op, key, attempt);
 }
 
-bool sim_faults_draw(const char *op, const char *key, int64_t attempt, SimFaults *f, char *err,
-                     size_t errlen)
+bool sim_faults_draw(const char *op, const char *key, int64_t attempt, SimFaults *f, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
     char val[128];
@@ -182,8 +186,10 @@ bool sim_faults_draw(const char *op, const char *key, int64_t attempt, SimFaults
     for (size_t i = 0; i < n_crash; i++) {
         SimCrash when = SIM_CRASH_NONE;
         if (parse_prob(crash[i], &p, &rest)) {
-            if (strcmp(rest, ":before") == 0) when = SIM_CRASH_BEFORE;
-            else if (strcmp(rest, ":after") == 0) when = SIM_CRASH_AFTER;
+            if (strcmp(rest, ":before") == 0)
+                when = SIM_CRASH_BEFORE;
+            else if (strcmp(rest, ":after") == 0)
+                when = SIM_CRASH_AFTER;
         }
         if (when == SIM_CRASH_NONE) {
             snprintf(err, errlen, "HVD_SIM_CRASH: bad entry for %s: '%s' (want probability:before|after)", op,

@@ -9,24 +9,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_CRASH 70   /* an injected crash: no answer on stdout */
+#define EXIT_CRASH 70 /* an injected crash: no answer on stdout */
 
-static const char USAGE[] =
-    "usage: hvdeploy-simhost --state-dir DIR [--resources FILE] [--host NAME]\n"
-    "       hvdeploy-simhost --null\n"
-    "\n"
-    "A simulated Hyper-V host agent: reads one JobRequest JSON line on stdin,\n"
-    "answers one JSON line {status, message, data, code, logs, correlation_id}.\n"
-    "Operations: vm.create, disk.create, nic.create, vm.initialize, vm.delete, noop-test.\n"
-    "\n"
-    "  --state-dir DIR    host state lives in DIR/<host>/ (state.json, effects.jsonl)\n"
-    "  --resources FILE   an Aether-V hostresources.json (default: a built-in sample)\n"
-    "  --host NAME        the host (default: the request's metadata.host)\n"
-    "  --null             answer every operation with success at once; keep no state\n"
-    "\n"
-    "Faults (reproducible under HVD_SIM_SEED; op may be '*'):\n"
-    "  HVD_SIM_LATENCY_MS=op=ms[-ms],...   HVD_SIM_FAIL=op=probability[:code],...\n"
-    "  HVD_SIM_CRASH=op=probability:before|after,...   HVD_SIM_HANG=op=probability,...\n";
+static const char USAGE[] = "usage: hvdeploy-simhost --state-dir DIR [--resources FILE] [--host NAME]\n"
+                            "       hvdeploy-simhost --null\n"
+                            "\n"
+                            "A simulated Hyper-V host agent: reads one JobRequest JSON line on stdin,\n"
+                            "answers one JSON line {status, message, data, code, logs, correlation_id}.\n"
+                            "Operations: vm.create, disk.create, nic.create, vm.initialize, vm.delete, noop-test.\n"
+                            "\n"
+                            "  --state-dir DIR    host state lives in DIR/<host>/ (state.json, effects.jsonl)\n"
+                            "  --resources FILE   an Aether-V hostresources.json (default: a built-in sample)\n"
+                            "  --host NAME        the host (default: the request's metadata.host)\n"
+                            "  --null             answer every operation with success at once; keep no state\n"
+                            "\n"
+                            "Faults (reproducible under HVD_SIM_SEED; op may be '*'):\n"
+                            "  HVD_SIM_LATENCY_MS=op=ms[-ms],...   HVD_SIM_FAIL=op=probability[:code],...\n"
+                            "  HVD_SIM_CRASH=op=probability:before|after,...   HVD_SIM_HANG=op=probability,...\n";
 
 static bool parse_args(int argc, char **argv, SimArgs *a)
 {
@@ -41,11 +40,14 @@ static bool parse_args(int argc, char **argv, SimArgs *a)
             a->null_mode = true;
             continue;
         } else if (strncmp(arg, "--state-dir", 11) == 0) {
-            slot = &a->state_dir; arg += 11;
+            slot = &a->state_dir;
+            arg += 11;
         } else if (strncmp(arg, "--resources", 11) == 0) {
-            slot = &a->resources_file; arg += 11;
+            slot = &a->resources_file;
+            arg += 11;
         } else if (strncmp(arg, "--host", 6) == 0) {
-            slot = &a->host; arg += 6;
+            slot = &a->host;
+            arg += 6;
         } else {
             fprintf(stderr, "hvdeploy-simhost: unknown argument '%s'\n%s", argv[i], USAGE);
             return false;
@@ -58,7 +60,10 @@ static bool parse_args(int argc, char **argv, SimArgs *a)
             fprintf(stderr, "hvdeploy-simhost: %s needs a value\n", argv[i]);
             return false;
         }
-        if (!**slot) { fprintf(stderr, "hvdeploy-simhost: %s needs a value\n", argv[i]); return false; }
+        if (!**slot) {
+            fprintf(stderr, "hvdeploy-simhost: %s needs a value\n", argv[i]);
+            return false;
+        }
     }
     if (!a->null_mode && !a->state_dir) {
         fprintf(stderr, "hvdeploy-simhost: --state-dir is required (or --null)\n%s", USAGE);
@@ -80,7 +85,10 @@ static char *read_input(size_t *len)
         if (n == cap) {
             if (cap > SIM_MAX_INPUT) break;
             char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); return NULL; }
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
             buf = nb;
             cap *= 2;
         }
@@ -138,8 +146,14 @@ static bool parse_request(SimCall *c, const char *in, size_t len, const SimArgs 
 {
     size_t i = 0;
     while (i < len && (in[i] == ' ' || in[i] == '\t' || in[i] == '\r' || in[i] == '\n')) i++;
-    if (i == len) { sim_fail(c, NULL, "No input received. Expected JSON job envelope via STDIN."); return false; }
-    if (len > SIM_MAX_INPUT) { sim_fail(c, NULL, "Input is larger than %d bytes", SIM_MAX_INPUT); return false; }
+    if (i == len) {
+        sim_fail(c, NULL, "No input received. Expected JSON job envelope via STDIN.");
+        return false;
+    }
+    if (len > SIM_MAX_INPUT) {
+        sim_fail(c, NULL, "Input is larger than %d bytes", SIM_MAX_INPUT);
+        return false;
+    }
     json_error_t je;
     c->req = json_loadb(in, len, JSON_REJECT_DUPLICATES, &je);
     if (!c->req || !json_is_object(c->req)) {
@@ -149,10 +163,19 @@ static bool parse_request(SimCall *c, const char *in, size_t len, const SimArgs 
     }
     c->correlation_id = json_string_value(json_object_get(c->req, "correlation_id"));
     c->operation = json_string_value(json_object_get(c->req, "operation"));
-    if (!c->operation) { sim_fail(c, NULL, "Job envelope missing required field: operation"); return false; }
+    if (!c->operation) {
+        sim_fail(c, NULL, "Job envelope missing required field: operation");
+        return false;
+    }
     c->spec = json_object_get(c->req, "resource_spec");
-    if (!c->spec) { sim_fail(c, NULL, "Job envelope missing required field: resource_spec"); return false; }
-    if (!json_is_object(c->spec)) { sim_fail(c, NULL, "Resource spec is not a hashtable - JSON parsing failed"); return false; }
+    if (!c->spec) {
+        sim_fail(c, NULL, "Job envelope missing required field: resource_spec");
+        return false;
+    }
+    if (!json_is_object(c->spec)) {
+        sim_fail(c, NULL, "Resource spec is not a hashtable - JSON parsing failed");
+        return false;
+    }
     json_t *meta = json_object_get(c->req, "metadata");
     c->idem_key = json_string_value(json_object_get(meta, "idempotency_key"));
     if (c->idem_key && !*c->idem_key) c->idem_key = NULL;
@@ -173,8 +196,14 @@ static char *run_mutating(SimCall *c, const SimArgs *a)
     json_t *env = NULL, *data = NULL;
     bool have_res = false;
 
-    if (!c->host) { sim_fail(c, NULL, "No host: pass --host or set metadata.host"); goto fail; }
-    if (!sim_host_safe(c->host)) { sim_fail(c, NULL, "Invalid host name '%s'", c->host); goto fail; }
+    if (!c->host) {
+        sim_fail(c, NULL, "No host: pass --host or set metadata.host");
+        goto fail;
+    }
+    if (!sim_host_safe(c->host)) {
+        sim_fail(c, NULL, "Invalid host name '%s'", c->host);
+        goto fail;
+    }
     if (!sim_resources_load(&res, a->resources_file, err, sizeof err)) {
         sim_fail(c, SIM_CODE_CONFIG, "%s", err);
         goto fail;
@@ -188,8 +217,8 @@ static char *run_mutating(SimCall *c, const SimArgs *a)
     const char *stored = sim_store_answer(&store, c->idem_key, &stored_op);
     if (stored) {
         if (stored_op && strcmp(stored_op, c->operation) != 0) {
-            sim_fail(c, SIM_CODE_KEY_REUSED, "Idempotency key '%s' was already used for operation %s",
-                     c->idem_key, stored_op);
+            sim_fail(c, SIM_CODE_KEY_REUSED, "Idempotency key '%s' was already used for operation %s", c->idem_key,
+                     stored_op);
             goto fail;
         }
         line = strdup(stored);
@@ -197,11 +226,16 @@ static char *run_mutating(SimCall *c, const SimArgs *a)
     }
     SimOpCtx x = {.call = c, .res = &res, .state = store.state, .host = c->host};
     const char *op = c->operation;
-    if (strcmp(op, "vm.create") == 0) data = sim_op_vm_create(&x, message, sizeof message);
-    else if (strcmp(op, "disk.create") == 0) data = sim_op_disk_create(&x, message, sizeof message);
-    else if (strcmp(op, "nic.create") == 0) data = sim_op_nic_create(&x, message, sizeof message);
-    else if (strcmp(op, "vm.initialize") == 0) data = sim_op_vm_initialize(&x, message, sizeof message);
-    else if (strcmp(op, "vm.delete") == 0) data = sim_op_vm_delete(&x, message, sizeof message);
+    if (strcmp(op, "vm.create") == 0)
+        data = sim_op_vm_create(&x, message, sizeof message);
+    else if (strcmp(op, "disk.create") == 0)
+        data = sim_op_disk_create(&x, message, sizeof message);
+    else if (strcmp(op, "nic.create") == 0)
+        data = sim_op_nic_create(&x, message, sizeof message);
+    else if (strcmp(op, "vm.initialize") == 0)
+        data = sim_op_vm_initialize(&x, message, sizeof message);
+    else if (strcmp(op, "vm.delete") == 0)
+        data = sim_op_vm_delete(&x, message, sizeof message);
     if (!data) goto fail;
 
     char vm_id[64], now[32];
@@ -209,8 +243,8 @@ static char *run_mutating(SimCall *c, const SimArgs *a)
     env = sim_envelope(c, "success", message, data, NULL);
     line = sim_dump_line(env);
     sim_now_rfc3339(now);
-    json_t *effect = json_pack("{s:s, s:s?, s:s, s:s}", "op", op, "idempotency_key", c->idem_key,
-                               "vm_id", vm_id, "at", now);
+    json_t *effect =
+        json_pack("{s:s, s:s?, s:s, s:s}", "op", op, "idempotency_key", c->idem_key, "vm_id", vm_id, "at", now);
     char *effect_line = sim_dump_line(effect);
     json_decref(effect);
     bool ok = sim_store_commit(&store, op, c->idem_key, line, effect_line, err, sizeof err);
@@ -239,7 +273,7 @@ int main(int argc, char **argv)
 {
     SimArgs a;
     if (!parse_args(argc, argv, &a)) return 2;
-    signal(SIGPIPE, SIG_IGN);   /* a caller that went away: write fails, we exit */
+    signal(SIGPIPE, SIG_IGN); /* a caller that went away: write fails, we exit */
 
     SimCall c = {.logs = json_array(), .attempt = 1};
     size_t len = 0;
@@ -251,8 +285,14 @@ int main(int argc, char **argv)
         env = sim_error_envelope(&c);
         goto answer;
     }
-    if (!parse_request(&c, in, len, &a)) { env = sim_error_envelope(&c); goto answer; }
-    if (a.null_mode) { env = sim_null_answer(&c); goto answer; }
+    if (!parse_request(&c, in, len, &a)) {
+        env = sim_error_envelope(&c);
+        goto answer;
+    }
+    if (a.null_mode) {
+        env = sim_null_answer(&c);
+        goto answer;
+    }
 
     SimFaults f;
     char err[SIM_ERR_LEN];
@@ -284,8 +324,10 @@ int main(int argc, char **argv)
     if (f.crash == SIM_CRASH_AFTER) crash(c.operation, "after");
 
 answer:
-    if (line) emit_raw(line);
-    else if (env) emit(env);
+    if (line)
+        emit_raw(line);
+    else if (env)
+        emit(env);
     free(line);
     json_decref(env);
     json_decref(c.logs);

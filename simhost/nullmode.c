@@ -8,7 +8,10 @@
 
 static void derived_guid(const SimCall *c, const char *salt, char out[37])
 {
-    if (!c->idem_key) { sim_guid_random(out); return; }
+    if (!c->idem_key) {
+        sim_guid_random(out);
+        return;
+    }
     uint64_t h = sim_hash(0, c->idem_key);
     uint64_t a = sim_mix(sim_hash(h, salt)), b = sim_mix(a ^ 0x5DEECE66DULL);
     sim_guid_from(a, b, out);
@@ -46,9 +49,9 @@ json_t *sim_null_answer(SimCall *c)
         char id[160], path[512];
         snprintf(id, sizeof id, "Microsoft:%s\\%s\\0\\1\\D", vmu, dev);
         snprintf(path, sizeof path, "C:\\ClusterStorage\\Volume1\\Storage\\%.8s-disk.vhdx", dev);
-        data = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "disk_id", id, "disk_path", path, "vm_id", vm_id,
-                         "controller_type", "SCSI", "controller_number", 0, "controller_location", 1,
-                         "status", "created");
+        data =
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "disk_id", id, "disk_path", path, "vm_id", vm_id,
+                      "controller_type", "SCSI", "controller_number", 0, "controller_location", 1, "status", "created");
         snprintf(message, sizeof message, "Disk created and attached to VM '%s'", vm_id);
     } else if (strcmp(op, "nic.create") == 0) {
         char id[128], mac[18];
@@ -58,22 +61,23 @@ json_t *sim_null_answer(SimCall *c)
         snprintf(mac, sizeof mac, "00:15:5D:%02X:%02X:%02X", (unsigned)(h & 0xFF), (unsigned)((h >> 8) & 0xFF),
                  (unsigned)((h >> 16) & 0xFF));
         data = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:n, s:s}", "nic_id", id, "adapter_name",
-                         adapter ? adapter : "Network Adapter 1", "vm_id", vm_id, "mac_address", mac,
-                         "network", sim_spec_str(c, "network"), "vlan_id", "status", "created");
+                         adapter ? adapter : "Network Adapter 1", "vm_id", vm_id, "mac_address", mac, "network",
+                         sim_spec_str(c, "network"), "vlan_id", "status", "created");
         snprintf(message, sizeof message, "Network adapter created for VM '%s'", vm_id);
     } else if (strcmp(op, "vm.initialize") == 0) {
-        static const char *const KEYS[] = {"guest_la_uid", "guest_la_pw", "guest_domain_join_target",
-            "guest_domain_join_uid", "guest_domain_join_pw", "guest_domain_join_ou", "cnf_ansible_ssh_user",
-            "cnf_ansible_ssh_key", "guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw",
-            "guest_v4_dns1", "guest_v4_dns2", "guest_net_dns_suffix", NULL};
+        static const char *const KEYS[] = {"guest_la_uid",          "guest_la_pw",          "guest_domain_join_target",
+                                           "guest_domain_join_uid", "guest_domain_join_pw", "guest_domain_join_ou",
+                                           "cnf_ansible_ssh_user",  "cnf_ansible_ssh_key",  "guest_v4_ip_addr",
+                                           "guest_v4_cidr_prefix",  "guest_v4_default_gw",  "guest_v4_dns1",
+                                           "guest_v4_dns2",         "guest_net_dns_suffix", NULL};
         json_t *keys = json_array();
         for (size_t i = 0; KEYS[i]; i++) {
             json_t *v = json_object_get(c->spec, KEYS[i]);
             if (v && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0))
                 json_array_append_new(keys, json_string(KEYS[i]));
         }
-        data = json_pack("{s:s, s:s?, s:o, s:s}", "vm_id", vm_id, "vm_name", name, "keys", keys,
-                         "status", "initialized");
+        data =
+            json_pack("{s:s, s:s?, s:o, s:s}", "vm_id", vm_id, "vm_name", name, "keys", keys, "status", "initialized");
         snprintf(message, sizeof message, "VM '%s' guest initialization completed successfully", name ? name : vm_id);
     } else if (strcmp(op, "vm.delete") == 0) {
         data = json_pack("{s:s, s:s?, s:s}", "vm_id", vm_id, "vm_name", name, "status", "deleted");

@@ -9,12 +9,11 @@
 #include <time.h>
 
 /* The vm.initialize keys of contract §7, in Aether-V's order. */
-static const char *const GUEST_KEYS[] = {
-    "guest_la_uid", "guest_la_pw",
-    "guest_domain_join_target", "guest_domain_join_uid", "guest_domain_join_pw", "guest_domain_join_ou",
-    "cnf_ansible_ssh_user", "cnf_ansible_ssh_key",
-    "guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw", "guest_v4_dns1", "guest_v4_dns2",
-    "guest_net_dns_suffix", NULL};
+static const char *const GUEST_KEYS[] = {"guest_la_uid",          "guest_la_pw",          "guest_domain_join_target",
+                                         "guest_domain_join_uid", "guest_domain_join_pw", "guest_domain_join_ou",
+                                         "cnf_ansible_ssh_user",  "cnf_ansible_ssh_key",  "guest_v4_ip_addr",
+                                         "guest_v4_cidr_prefix",  "guest_v4_default_gw",  "guest_v4_dns1",
+                                         "guest_v4_dns2",         "guest_net_dns_suffix", NULL};
 
 static void upper(char *s)
 {
@@ -36,12 +35,15 @@ static bool disk_path_used(json_t *state, const char *path)
 {
     size_t i, j;
     json_t *vm, *d;
-    json_array_foreach(json_object_get(state, "vms"), i, vm) {
-        json_array_foreach(json_object_get(vm, "drives"), j, d) {
+    json_array_foreach(json_object_get(state, "vms"), i, vm)
+    {
+        json_array_foreach(json_object_get(vm, "drives"), j, d)
+        {
             if (sim_strieq(json_string_value(json_object_get(d, "path")), path)) return true;
         }
     }
-    json_array_foreach(json_object_get(state, "orphan_disks"), i, d) {
+    json_array_foreach(json_object_get(state, "orphan_disks"), i, d)
+    {
         if (sim_strieq(json_string_value(d), path)) return true;
     }
     return false;
@@ -51,7 +53,8 @@ static bool slot_used(json_t *vm, const char *ctype, int64_t num, int64_t loc)
 {
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(vm, "drives"), i, d) {
+    json_array_foreach(json_object_get(vm, "drives"), i, d)
+    {
         if (sim_strieq(json_string_value(json_object_get(d, "controller_type")), ctype) &&
             json_integer_value(json_object_get(d, "controller_number")) == num &&
             json_integer_value(json_object_get(d, "controller_location")) == loc)
@@ -67,7 +70,11 @@ static bool next_slot(json_t *vm, const char *ctype, int64_t *num, int64_t *loc)
     int64_t ctrls = strcmp(ctype, "IDE") == 0 ? 2 : 1, locs = strcmp(ctype, "IDE") == 0 ? 2 : 64;
     for (int64_t n = 0; n < ctrls; n++)
         for (int64_t l = 0; l < locs; l++)
-            if (!slot_used(vm, ctype, n, l)) { *num = n; *loc = l; return true; }
+            if (!slot_used(vm, ctype, n, l)) {
+                *num = n;
+                *loc = l;
+                return true;
+            }
     return false;
 }
 
@@ -87,16 +94,25 @@ json_t *sim_op_disk_create(SimOpCtx *x, char *message, size_t mlen)
     }
     const char *dtype = sim_spec_str(c, "disk_type");
     if (!dtype) dtype = "Dynamic";
-    if (sim_strieq(dtype, "dynamic")) dtype = "Dynamic";
-    else if (sim_strieq(dtype, "fixed")) dtype = "Fixed";
-    else { sim_fail(c, NULL, "Invalid disk_type '%s': expected Dynamic or Fixed", dtype); return NULL; }
+    if (sim_strieq(dtype, "dynamic"))
+        dtype = "Dynamic";
+    else if (sim_strieq(dtype, "fixed"))
+        dtype = "Fixed";
+    else {
+        sim_fail(c, NULL, "Invalid disk_type '%s': expected Dynamic or Fixed", dtype);
+        return NULL;
+    }
     const char *ctype = sim_spec_str(c, "controller_type");
     if (!ctype) ctype = "SCSI";
-    if (sim_strieq(ctype, "scsi")) ctype = "SCSI";
-    else if (sim_strieq(ctype, "ide")) ctype = "IDE";
+    if (sim_strieq(ctype, "scsi"))
+        ctype = "SCSI";
+    else if (sim_strieq(ctype, "ide"))
+        ctype = "IDE";
     else {
-        sim_fail(c, NULL, "Cannot validate argument on parameter 'ControllerType'. The argument \"%s\" does not "
-                 "belong to the set \"IDE,SCSI\"", ctype);
+        sim_fail(c, NULL,
+                 "Cannot validate argument on parameter 'ControllerType'. The argument \"%s\" does not "
+                 "belong to the set \"IDE,SCSI\"",
+                 ctype);
         return NULL;
     }
     sim_log(c, "Creating disk for VM '%s' (ID: %s)", vm_name, vm_id);
@@ -140,18 +156,17 @@ json_t *sim_op_disk_create(SimOpCtx *x, char *message, size_t mlen)
     upper(vmu);
     upper(gu);
     snprintf(disk_id, sizeof disk_id, "Microsoft:%s\\%s\\%lld\\%lld\\D", vmu, gu, (long long)num, (long long)loc);
-    json_t *drive = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s?}", "kind", "disk", "id", disk_id,
-                              "path", path, "controller_type", ctype, "controller_number", (json_int_t)num,
-                              "controller_location", (json_int_t)loc, "size_gb", (json_int_t)size_gb,
-                              "disk_type", dtype, "image_name", image);
+    json_t *drive =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s?}", "kind", "disk", "id", disk_id, "path", path,
+                  "controller_type", ctype, "controller_number", (json_int_t)num, "controller_location",
+                  (json_int_t)loc, "size_gb", (json_int_t)size_gb, "disk_type", dtype, "image_name", image);
     json_array_append_new(json_object_get(vm, "drives"), drive);
     sim_log(c, "Disk created and attached successfully");
     snprintf(message, mlen, "Disk created and attached to VM '%s'", vm_name);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s?, s:s}", "disk_id", disk_id,
-                     "disk_path", path, "vm_id", vm_id, "vm_name", vm_name, "controller_type", ctype,
-                     "controller_number", (json_int_t)num, "controller_location", (json_int_t)loc,
-                     "disk_size_gb", (json_int_t)size_gb, "disk_type", dtype, "image_name", image,
-                     "status", "created");
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s?, s:s}", "disk_id", disk_id, "disk_path", path,
+                     "vm_id", vm_id, "vm_name", vm_name, "controller_type", ctype, "controller_number", (json_int_t)num,
+                     "controller_location", (json_int_t)loc, "disk_size_gb", (json_int_t)size_gb, "disk_type", dtype,
+                     "image_name", image, "status", "created");
 }
 
 json_t *sim_op_nic_create(SimOpCtx *x, char *message, size_t mlen)
@@ -164,23 +179,32 @@ json_t *sim_op_nic_create(SimOpCtx *x, char *message, size_t mlen)
     const char *network = sim_spec_str(c, "network");
     sim_log(c, "Creating network adapter for VM '%s' (ID: %s)", vm_name, vm_id);
     const SimNetwork *nw = sim_network_find(x->res, network);
-    if (!nw) { sim_fail(c, NULL, "Network '%s' not found in host configuration", network ? network : ""); return NULL; }
+    if (!nw) {
+        sim_fail(c, NULL, "Network '%s' not found in host configuration", network ? network : "");
+        return NULL;
+    }
 
     json_t *nics = json_object_get(vm, "nics");
     char name[256];
     const char *given = sim_spec_str(c, "adapter_name");
-    if (given) snprintf(name, sizeof name, "%s", given);
-    else snprintf(name, sizeof name, "Network Adapter %zu", json_array_size(nics) + 1);
+    if (given)
+        snprintf(name, sizeof name, "%s", given);
+    else
+        snprintf(name, sizeof name, "Network Adapter %zu", json_array_size(nics) + 1);
     size_t i;
     json_t *n;
-    json_array_foreach(nics, i, n) {
+    json_array_foreach(nics, i, n)
+    {
         if (sim_strieq(json_string_value(json_object_get(n, "name")), name)) {
             sim_fail(c, NULL, "A network adapter named '%s' already exists on VM '%s'", name, vm_name);
             return NULL;
         }
     }
     json_int_t seq = json_integer_value(json_object_get(x->state, "mac_seq")) + 1;
-    if (seq > 0xFFFF) { sim_fail(c, NULL, "The dynamic MAC address pool of this host is exhausted"); return NULL; }
+    if (seq > 0xFFFF) {
+        sim_fail(c, NULL, "The dynamic MAC address pool of this host is exhausted");
+        return NULL;
+    }
     json_object_set_new(x->state, "mac_seq", json_integer(seq));
     /* Hyper-V's dynamic pool: 00-15-5D, then a byte of the host, then a counter. */
     unsigned hb = (unsigned)(sim_hash(0, x->host) & 0xFF);
@@ -196,14 +220,14 @@ json_t *sim_op_nic_create(SimOpCtx *x, char *message, size_t mlen)
     upper(vmu);
     snprintf(nic_id, sizeof nic_id, "Microsoft:%s\\%s", vmu, guid);
     json_t *vlan = nw->has_vlan ? json_integer(nw->vlan_id) : json_null();
-    json_array_append_new(nics, json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "id", nic_id, "name", name,
-                                          "mac_address", mac, "network", nw->name, "virtual_switch",
-                                          nw->virtual_switch, "vlan_id", vlan));
+    json_array_append_new(nics,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "id", nic_id, "name", name, "mac_address", mac,
+                                    "network", nw->name, "virtual_switch", nw->virtual_switch, "vlan_id", vlan));
     sim_log(c, "Network adapter created successfully");
     snprintf(message, mlen, "Network adapter created for VM '%s'", vm_name);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "nic_id", nic_id, "adapter_name", name,
-                     "vm_id", vm_id, "vm_name", vm_name, "network", nw->name, "virtual_switch",
-                     nw->virtual_switch, "vlan_id", vlan, "mac_address", mac, "status", "created");
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "nic_id", nic_id, "adapter_name", name, "vm_id",
+                     vm_id, "vm_name", vm_name, "network", nw->name, "virtual_switch", nw->virtual_switch, "vlan_id",
+                     vlan, "mac_address", mac, "status", "created");
 }
 
 static bool key_present(const SimCall *c, const char *key)
@@ -217,8 +241,14 @@ static bool key_present(const SimCall *c, const char *key)
 json_t *sim_op_vm_initialize(SimOpCtx *x, char *message, size_t mlen)
 {
     SimCall *c = x->call;
-    if (!sim_spec_str(c, "vm_id")) { sim_fail(c, NULL, "vm_id is required for guest initialization"); return NULL; }
-    if (!sim_spec_str(c, "vm_name")) { sim_fail(c, NULL, "vm_name is required for guest initialization"); return NULL; }
+    if (!sim_spec_str(c, "vm_id")) {
+        sim_fail(c, NULL, "vm_id is required for guest initialization");
+        return NULL;
+    }
+    if (!sim_spec_str(c, "vm_name")) {
+        sim_fail(c, NULL, "vm_name is required for guest initialization");
+        return NULL;
+    }
     json_t *vm = vm_for(x, "vm.initialize");
     if (!vm) return NULL;
     const char *vm_id = json_string_value(json_object_get(vm, "id"));
@@ -230,8 +260,10 @@ json_t *sim_op_vm_initialize(SimOpCtx *x, char *message, size_t mlen)
     json_t *kvp = json_object_get(vm, "kvp");
     const char *kstate = json_string_value(json_object_get(kvp, "state"));
     if (kstate && strcmp(kstate, "applied") == 0) {
-        sim_fail(c, NULL, "VM guest initialization failed: Guest did not signal readiness for provisioning "
-                 "(VM '%s' is already provisioned)", vm_name);
+        sim_fail(c, NULL,
+                 "VM guest initialization failed: Guest did not signal readiness for provisioning "
+                 "(VM '%s' is already provisioned)",
+                 vm_name);
         return NULL;
     }
     sim_log(c, "Step 2: Starting VM...");

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static const char *const KNOWN_OPS[] = {"vm.create", "disk.create", "nic.create", "vm.initialize",
-                                        "vm.delete", "noop-test", NULL};
+                                        "vm.delete", "noop-test",   NULL};
 
 bool sim_op_known(const char *operation)
 {
@@ -25,7 +25,8 @@ json_t *sim_vm_by_id(json_t *state, const char *vm_id)
     size_t i;
     json_t *vm;
     if (!vm_id) return NULL;
-    json_array_foreach(json_object_get(state, "vms"), i, vm) {
+    json_array_foreach(json_object_get(state, "vms"), i, vm)
+    {
         /* Hyper-V compares GUIDs, so case does not matter. */
         if (sim_strieq(json_string_value(json_object_get(vm, "id")), vm_id)) return vm;
     }
@@ -37,7 +38,8 @@ json_t *sim_vm_by_name(json_t *state, const char *name)
     size_t i;
     json_t *vm;
     if (!name) return NULL;
-    json_array_foreach(json_object_get(state, "vms"), i, vm) {
+    json_array_foreach(json_object_get(state, "vms"), i, vm)
+    {
         if (sim_strieq(json_string_value(json_object_get(vm, "name")), name)) return vm;
     }
     return NULL;
@@ -47,7 +49,8 @@ static const char *vm_name_problem(const char *name)
 {
     if (strlen(name) > 100) return "the name is longer than 100 characters";
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        if (*p < 0x20 || *p == 0x7F || strchr("/\\:*?\"<>|", *p)) return "the name contains a character Hyper-V does not allow";
+        if (*p < 0x20 || *p == 0x7F || strchr("/\\:*?\"<>|", *p))
+            return "the name contains a character Hyper-V does not allow";
     }
     if (name[0] == ' ' || name[strlen(name) - 1] == ' ') return "the name starts or ends with a space";
     return NULL;
@@ -60,7 +63,10 @@ json_t *sim_op_vm_create(SimOpCtx *x, char *message, size_t mlen)
     int64_t gb_ram = 0, cpu = 0;
     sim_log(c, "Executing vm.create operation");
     sim_log(c, "Correlation ID: %s", c->correlation_id ? c->correlation_id : "");
-    if (!name) { sim_fail(c, NULL, "vm_name is required"); return NULL; }
+    if (!name) {
+        sim_fail(c, NULL, "vm_name is required");
+        return NULL;
+    }
     if (!sim_spec_int(c, "gb_ram", &gb_ram) || gb_ram < 1 || gb_ram > 12288) {
         sim_fail(c, NULL, "Failed to create VM '%s': gb_ram must be an integer from 1 to 12288", name);
         return NULL;
@@ -71,13 +77,19 @@ json_t *sim_op_vm_create(SimOpCtx *x, char *message, size_t mlen)
     }
     sim_log(c, "Creating VM: %s (RAM: %lldGB, CPUs: %lld)", name, (long long)gb_ram, (long long)cpu);
     const char *why = vm_name_problem(name);
-    if (why) { sim_fail(c, NULL, "Failed to create VM '%s': %s", name, why); return NULL; }
+    if (why) {
+        sim_fail(c, NULL, "Failed to create VM '%s': %s", name, why);
+        return NULL;
+    }
 
     const char *sc_name = sim_spec_str(c, "storage_class");
     const SimStorageClass *sc = NULL;
     if (sc_name) {
         sc = sim_storage_find(x->res, sc_name);
-        if (!sc) { sim_fail(c, NULL, "Storage class '%s' not found in host configuration", sc_name); return NULL; }
+        if (!sc) {
+            sim_fail(c, NULL, "Storage class '%s' not found in host configuration", sc_name);
+            return NULL;
+        }
     } else if (x->res->n_storage > 0) {
         sc = &x->res->storage[0];
     } else {
@@ -104,22 +116,20 @@ json_t *sim_op_vm_create(SimOpCtx *x, char *message, size_t mlen)
     sim_log(c, "Creating VM '%s' on host '%s'", name, x->host);
     sim_log(c, "Provisioning ISO created at: %s", iso);
 
-    json_t *dvd = json_pack("{s:s, s:s, s:i, s:i, s:s}", "kind", "dvd", "controller_type", "SCSI",
-                            "controller_number", 0, "controller_location", 0, "path", iso);
-    json_t *vm = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:b, s:i, s:s, s:s, s:s, s:[o], s:[], s:{s:n, s:[], s:[]}}",
-                           "id", id, "name", name, "gb_ram", (json_int_t)gb_ram, "cpu_cores", (json_int_t)cpu,
-                           "storage_class", sc->name, "storage_path", sc->path, "os_family", os,
-                           "vm_clustered", json_is_true(clustered), "generation", 2, "state", "Off",
-                           "path", vm_path, "created_at", now, "drives", dvd, "nics",
-                           "kvp", "state", "history", "keys");
+    json_t *dvd = json_pack("{s:s, s:s, s:i, s:i, s:s}", "kind", "dvd", "controller_type", "SCSI", "controller_number",
+                            0, "controller_location", 0, "path", iso);
+    json_t *vm = json_pack(
+        "{s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:b, s:i, s:s, s:s, s:s, s:[o], s:[], s:{s:n, s:[], s:[]}}", "id", id,
+        "name", name, "gb_ram", (json_int_t)gb_ram, "cpu_cores", (json_int_t)cpu, "storage_class", sc->name,
+        "storage_path", sc->path, "os_family", os, "vm_clustered", json_is_true(clustered), "generation", 2, "state",
+        "Off", "path", vm_path, "created_at", now, "drives", dvd, "nics", "kvp", "state", "history", "keys");
     json_array_append_new(json_object_get(x->state, "vms"), vm);
     sim_log(c, "VM created successfully with ID: %s", id);
 
     snprintf(message, mlen, "VM '%s' created successfully", name);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "vm_id", id, "vm_name", name,
-                     "status", "created", "storage_class", sc->name, "os_family", os,
-                     "gb_ram", (json_int_t)gb_ram, "cpu_cores", (json_int_t)cpu, "vm_path", vm_path,
-                     "provisioning_iso_path", iso);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "vm_id", id, "vm_name", name, "status", "created",
+                     "storage_class", sc->name, "os_family", os, "gb_ram", (json_int_t)gb_ram, "cpu_cores",
+                     (json_int_t)cpu, "vm_path", vm_path, "provisioning_iso_path", iso);
 }
 
 json_t *sim_op_vm_delete(SimOpCtx *x, char *message, size_t mlen)
@@ -146,7 +156,8 @@ json_t *sim_op_vm_delete(SimOpCtx *x, char *message, size_t mlen)
     json_t *deleted = json_array(), *kept = json_array();
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(vm, "drives"), i, d) {
+    json_array_foreach(json_object_get(vm, "drives"), i, d)
+    {
         if (strcmp(json_string_value(json_object_get(d, "kind")), "disk") != 0) continue;
         json_t *path = json_object_get(d, "path");
         if (delete_disks) {
@@ -159,14 +170,17 @@ json_t *sim_op_vm_delete(SimOpCtx *x, char *message, size_t mlen)
     }
     sim_log(c, "Removing VM...");
     json_t *vms = json_object_get(x->state, "vms");
-    json_array_foreach(vms, i, d) {
-        if (d == vm) { json_array_remove(vms, i); break; }
+    json_array_foreach(vms, i, d)
+    {
+        if (d == vm) {
+            json_array_remove(vms, i);
+            break;
+        }
     }
     sim_log(c, "VM deleted successfully");
     snprintf(message, mlen, "VM '%s' deleted successfully", real_name);
-    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "vm_id", real_id, "vm_name", real_name,
-                     "status", "deleted", "delete_disks", delete_disks, "deleted_disks", deleted,
-                     "kept_disks", kept);
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o}", "vm_id", real_id, "vm_name", real_name, "status", "deleted",
+                     "delete_disks", delete_disks, "deleted_disks", deleted, "kept_disks", kept);
 }
 
 json_t *sim_op_noop(SimCall *c, char *message, size_t mlen)

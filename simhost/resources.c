@@ -34,11 +34,15 @@ static char *dup_or(const char *s, const char *fallback)
 static bool load_storage(SimResources *r, json_t *arr, char *err, size_t errlen)
 {
     if (!arr) return true;
-    if (!json_is_array(arr)) { snprintf(err, errlen, "storage_classes must be a list"); return false; }
+    if (!json_is_array(arr)) {
+        snprintf(err, errlen, "storage_classes must be a list");
+        return false;
+    }
     r->storage = calloc(json_array_size(arr) + 1, sizeof *r->storage);
     size_t i;
     json_t *sc;
-    json_array_foreach(arr, i, sc) {
+    json_array_foreach(arr, i, sc)
+    {
         const char *name = json_string_value(json_object_get(sc, "name"));
         const char *path = json_string_value(json_object_get(sc, "path"));
         if (!name || !path) {
@@ -55,11 +59,15 @@ static bool load_storage(SimResources *r, json_t *arr, char *err, size_t errlen)
 static bool load_networks(SimResources *r, json_t *arr, char *err, size_t errlen)
 {
     if (!arr) return true;
-    if (!json_is_array(arr)) { snprintf(err, errlen, "networks must be a list"); return false; }
+    if (!json_is_array(arr)) {
+        snprintf(err, errlen, "networks must be a list");
+        return false;
+    }
     r->networks = calloc(json_array_size(arr) + 1, sizeof *r->networks);
     size_t i;
     json_t *nw;
-    json_array_foreach(arr, i, nw) {
+    json_array_foreach(arr, i, nw)
+    {
         const char *name = json_string_value(json_object_get(nw, "name"));
         json_t *conf = json_object_get(nw, "configuration");
         const char *sw = json_string_value(json_object_get(conf, "virtual_switch"));
@@ -86,13 +94,16 @@ static bool load_networks(SimResources *r, json_t *arr, char *err, size_t errlen
 
 static bool load_images(SimResources *r, json_t *arr, char *err, size_t errlen)
 {
-    if (!json_is_array(arr)) { snprintf(err, errlen, "golden_images must be a list"); return false; }
+    if (!json_is_array(arr)) {
+        snprintf(err, errlen, "golden_images must be a list");
+        return false;
+    }
     r->images = calloc(json_array_size(arr) + 1, sizeof *r->images);
     size_t i;
     json_t *im;
-    json_array_foreach(arr, i, im) {
-        const char *name = json_is_string(im) ? json_string_value(im)
-                                              : json_string_value(json_object_get(im, "name"));
+    json_array_foreach(arr, i, im)
+    {
+        const char *name = json_is_string(im) ? json_string_value(im) : json_string_value(json_object_get(im, "name"));
         if (!name || !*name) {
             snprintf(err, errlen, "golden_images[%zu] needs a name", i);
             return false;
@@ -106,12 +117,15 @@ static bool load_images(SimResources *r, json_t *arr, char *err, size_t errlen)
 
 static bool load_root(SimResources *r, json_t *root, char *err, size_t errlen)
 {
-    if (!json_is_object(root)) { snprintf(err, errlen, "host configuration is not a JSON object"); return false; }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "host configuration is not a JSON object");
+        return false;
+    }
     if (!load_storage(r, json_object_get(root, "storage_classes"), err, errlen)) return false;
     if (!load_networks(r, json_object_get(root, "networks"), err, errlen)) return false;
     r->vm_path = dup_or(json_string_value(json_object_get(root, "virtual_machines_path")), NULL);
-    r->images_path = dup_or(json_string_value(json_object_get(root, "disk_images_path")),
-                            "C:\\ClusterStorage\\Volume1\\DiskImages");
+    r->images_path =
+        dup_or(json_string_value(json_object_get(root, "disk_images_path")), "C:\\ClusterStorage\\Volume1\\DiskImages");
     json_t *images = json_object_get(root, "golden_images");
     if (images) return load_images(r, images, err, errlen);
     /* A real hostresources.json has no image list (the images are files): use
@@ -128,8 +142,8 @@ bool sim_resources_load(SimResources *r, const char *file, char *err, size_t err
     json_error_t je;
     json_t *root = file ? json_load_file(file, 0, &je) : json_loads(SAMPLE, 0, &je);
     if (!root) {
-        snprintf(err, errlen, "Failed to read host configuration %s: %s (line %d)", file ? file : "(built-in)",
-                 je.text, je.line);
+        snprintf(err, errlen, "Failed to read host configuration %s: %s (line %d)", file ? file : "(built-in)", je.text,
+                 je.line);
         return false;
     }
     bool ok = load_root(r, root, err, errlen);
@@ -141,13 +155,24 @@ bool sim_resources_load(SimResources *r, const char *file, char *err, size_t err
 void sim_resources_free(SimResources *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->n_storage; i++) { free(r->storage[i].name); free(r->storage[i].path); }
-    for (size_t i = 0; i < r->n_networks; i++) {
-        free(r->networks[i].name); free(r->networks[i].model); free(r->networks[i].virtual_switch);
+    for (size_t i = 0; i < r->n_storage; i++) {
+        free(r->storage[i].name);
+        free(r->storage[i].path);
     }
-    for (size_t i = 0; i < r->n_images; i++) { free(r->images[i].name); free(r->images[i].os_family); }
-    free(r->storage); free(r->networks); free(r->images);
-    free(r->vm_path); free(r->images_path);
+    for (size_t i = 0; i < r->n_networks; i++) {
+        free(r->networks[i].name);
+        free(r->networks[i].model);
+        free(r->networks[i].virtual_switch);
+    }
+    for (size_t i = 0; i < r->n_images; i++) {
+        free(r->images[i].name);
+        free(r->images[i].os_family);
+    }
+    free(r->storage);
+    free(r->networks);
+    free(r->images);
+    free(r->vm_path);
+    free(r->images_path);
     memset(r, 0, sizeof *r);
 }
 

@@ -25,7 +25,7 @@ static bool mkdir_p(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "state path too long");
         return false;
     }
-    for (char *p = buf + 1; ; p++) {
+    for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';
@@ -64,8 +64,10 @@ static char *path_in(const SimStore *s, const char *name)
 
 static void ensure(json_t *state, const char *key, json_t *fresh)
 {
-    if (!json_object_get(state, key)) json_object_set_new(state, key, fresh);
-    else json_decref(fresh);
+    if (!json_object_get(state, key))
+        json_object_set_new(state, key, fresh);
+    else
+        json_decref(fresh);
 }
 
 static bool load_state(SimStore *s, const char *host, char *err, size_t errlen)
@@ -113,13 +115,16 @@ static bool repair_log(SimStore *s, const char *file, const char *len_key, const
     char *path = path_in(s, file);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     free(path);
-    if (fd < 0) { snprintf(err, errlen, "cannot open %s: %s", file, strerror(errno)); return false; }
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", file, strerror(errno));
+        return false;
+    }
     struct stat sb;
     bool ok = fstat(fd, &sb) == 0;
     json_int_t len = (json_int_t)strlen(last);
     if (ok && sb.st_size < want) {
         off_t at = (off_t)(want - len);
-        if (at < 0 || sb.st_size < at) at = sb.st_size;   /* the log was cut elsewhere: just append */
+        if (at < 0 || sb.st_size < at) at = sb.st_size; /* the log was cut elsewhere: just append */
         ok = ftruncate(fd, at) == 0 && lseek(fd, at, SEEK_SET) == at && write_all(fd, last, (size_t)len) &&
              fsync(fd) == 0;
         if (!ok) snprintf(err, errlen, "cannot repair %s: %s", file, strerror(errno));
@@ -139,9 +144,15 @@ bool sim_store_open(SimStore *s, const char *state_dir, const char *host, char *
     char *lock = path_in(s, "lock");
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     free(lock);
-    if (s->lock_fd < 0) { snprintf(err, errlen, "cannot open lock file: %s", strerror(errno)); return false; }
+    if (s->lock_fd < 0) {
+        snprintf(err, errlen, "cannot open lock file: %s", strerror(errno));
+        return false;
+    }
     while (flock(s->lock_fd, LOCK_EX) != 0) {
-        if (errno != EINTR) { snprintf(err, errlen, "cannot lock host state: %s", strerror(errno)); return false; }
+        if (errno != EINTR) {
+            snprintf(err, errlen, "cannot lock host state: %s", strerror(errno));
+            return false;
+        }
     }
     if (!load_state(s, host, err, errlen)) return false;
     return repair_log(s, "effects.jsonl", "effects_len", "last_effect", err, errlen) &&
@@ -175,7 +186,7 @@ const char *sim_store_answer(SimStore *s, const char *key, const char **op_out)
         json_t *a = json_loads(line, 0, NULL);
         if (!a) continue;
         json_decref(s->found);
-        s->found = a;   /* the last line for the key wins (there is one) */
+        s->found = a; /* the last line for the key wins (there is one) */
     }
     if (f) fclose(f);
     free(line);
@@ -246,8 +257,8 @@ static bool plan_append(SimStore *s, const char *file, const char *len_key, cons
     return true;
 }
 
-bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *answer_line,
-                      const char *effect_line, char *err, size_t errlen)
+bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *answer_line, const char *effect_line,
+                      char *err, size_t errlen)
 {
     char *aline = NULL;
     bool ok = true;
@@ -268,8 +279,8 @@ bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *
 
 void sim_store_close(SimStore *s)
 {
-    if (!s || !s->dir) return;               /* zeroed or never opened */
-    if (s->lock_fd >= 0) close(s->lock_fd);   /* releases the flock */
+    if (!s || !s->dir) return;              /* zeroed or never opened */
+    if (s->lock_fd >= 0) close(s->lock_fd); /* releases the flock */
     json_decref(s->state);
     json_decref(s->found);
     free(s->dir);

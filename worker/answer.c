@@ -35,8 +35,8 @@ void answer_publish(Worker *w, const char *job_id, const char *reply_to, const c
     publisher_send(w->pub, m);
 }
 
-void answer_dead_letter(Worker *w, const HvdJobRecord *rec, const char *stage, const char *code,
-                        const char *message, const char *agent_code, const char *agent_log)
+void answer_dead_letter(Worker *w, const HvdJobRecord *rec, const char *stage, const char *code, const char *message,
+                        const char *agent_code, const char *agent_log)
 {
     /* The evidence an operator needs; the request is the stored, redacted one. */
     HvdNode *n = hvd_node_map();
@@ -55,9 +55,8 @@ void answer_dead_letter(Worker *w, const HvdJobRecord *rec, const char *stage, c
     hvd_node_map_set_str(n, "at", at);
     HvdNode *req = NULL;
     char err[128];
-    if (rec->request_json &&
-        hvd_json_to_node(rec->request_json, strlen(rec->request_json), 4 * HVD_MAX_BODY, &req, err, sizeof err) ==
-            HVD_DECODE_OK)
+    if (rec->request_json && hvd_json_to_node(rec->request_json, strlen(rec->request_json), 4 * HVD_MAX_BODY, &req, err,
+                                              sizeof err) == HVD_DECODE_OK)
         hvd_node_map_set(n, "request", req);
     else
         hvd_node_map_set(n, "request", hvd_node_nil());

@@ -80,8 +80,8 @@ void breaker_report(Worker *w, const char *host, HvdOutcome o, const char *agent
     if (!failed && known == 0 && !was_trial) return; /* healthy and known healthy: nothing to write */
     bool open = false;
     char err[256];
-    if (hvd_store_host_report(w->store, host, failed, (int)w->cfg.breaker_threshold,
-                              w->cfg.breaker_cooldown * 1000, &open, err, sizeof err) != HVD_STORE_OK) {
+    if (hvd_store_host_report(w->store, host, failed, (int)w->cfg.breaker_threshold, w->cfg.breaker_cooldown * 1000,
+                              &open, err, sizeof err) != HVD_STORE_OK) {
         hvd_log_warn(NULL, "cannot record the health of host %s: %s", host, err);
         return;
     }

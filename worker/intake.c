@@ -28,16 +28,14 @@ typedef struct {
 
 /* ---- answers to messages that never become jobs ---- */
 
-static void rejection_envelope(const char *job_id, const char *correlation_id, const char *job_type,
-                               const char *code, const char *message, const HvdErrors *errors,
-                               const HvdNode *data, const char *const *stages, size_t n_stages,
-                               HvdContentType ct, HvdBuf *out)
+static void rejection_envelope(const char *job_id, const char *correlation_id, const char *job_type, const char *code,
+                               const char *message, const HvdErrors *errors, const HvdNode *data,
+                               const char *const *stages, size_t n_stages, HvdContentType ct, HvdBuf *out)
 {
     char now[HVD_RFC3339_LEN];
     hvd_time_rfc3339(hvd_now_ms(), now);
     HvdStageResult sr[4];
-    for (size_t i = 0; i < n_stages && i < 4; i++)
-        sr[i] = (HvdStageResult){.name = stages[i], .status = "not_started"};
+    for (size_t i = 0; i < n_stages && i < 4; i++) sr[i] = (HvdStageResult){.name = stages[i], .status = "not_started"};
     HvdEnvelope env = {
         .job_id = job_id,
         .correlation_id = correlation_id ? correlation_id : job_id,
@@ -73,8 +71,7 @@ static bool dead_letter_raw(Worker *w, const HvdDelivery *d, const char *code, c
     return publisher_send_wait(w->pub, m, CONFIRM_WAIT_MS);
 }
 
-static bool answer_unstored(Worker *w, const HvdDelivery *d, const char *job_id, const HvdBuf *env,
-                            HvdContentType ct)
+static bool answer_unstored(Worker *w, const HvdDelivery *d, const char *job_id, const HvdBuf *env, HvdContentType ct)
 {
     if (!d->reply_to && !job_id) return true; /* nobody to answer */
     PubMsg *m = pubmsg_new(PUB_ANSWER);
@@ -90,12 +87,10 @@ static bool answer_unstored(Worker *w, const HvdDelivery *d, const char *job_id,
 static bool reject_undecodable(Worker *w, const HvdDelivery *d, const char *code, const char *why)
 {
     HvdLogCtx lc = {.correlation_id = d->correlation_id};
-    hvd_log_kv(HVD_LOG_WARN, &lc, "message rejected", "code", code, "reason", why, "message_id", d->message_id,
-               NULL);
+    hvd_log_kv(HVD_LOG_WARN, &lc, "message rejected", "code", code, "reason", why, "message_id", d->message_id, NULL);
     HvdContentType ct = hvd_content_type_parse(d->content_type);
     if (ct == HVD_CT_UNKNOWN) ct = HVD_CT_JSON;
-    const char *job_id = d->message_id && hvd_uuid_valid(d->message_id, strlen(d->message_id)) ? d->message_id
-                                                                                                 : NULL;
+    const char *job_id = d->message_id && hvd_uuid_valid(d->message_id, strlen(d->message_id)) ? d->message_id : NULL;
     HvdErrors errs = {0};
     hvd_errors_add(&errs, "body", code, "%s", why);
     HvdBuf env = {0};
@@ -110,8 +105,8 @@ static bool reject_undecodable(Worker *w, const HvdDelivery *d, const char *code
 
 /* Records (when it has a job id) and answers a job that will never run. */
 static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdContentType ct, const char *code,
-                       const char *message, const HvdErrors *errs, const HvdNode *data,
-                       const char *const *stages, size_t n_stages, const char *request_json)
+                       const char *message, const HvdErrors *errs, const HvdNode *data, const char *const *stages,
+                       size_t n_stages, const char *request_json)
 {
     const char *job_id = job->job_id[0] ? job->job_id : NULL;
     const char *corr = d->correlation_id && *d->correlation_id ? d->correlation_id : job_id;
@@ -142,8 +137,7 @@ static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
         char err[256];
         HvdStoreStatus st;
         for (int a = 0;; a++) {
-            st = hvd_store_record_rejected(w->store, &nj, code, env.data, env.len, &existing, &stored, err,
-                                           sizeof err);
+            st = hvd_store_record_rejected(w->store, &nj, code, env.data, env.len, &existing, &stored, err, sizeof err);
             if (st != HVD_STORE_RETRY || atomic_load(&w->stopping)) break;
             worker_backoff_sleep(w, a);
         }
@@ -152,8 +146,7 @@ static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
             ok = false;
         } else if (existing) {
             /* The id is known: answer with what is stored, if it ended. */
-            if (stored.len && !d->redelivered)
-                answer_publish(w, job_id, nj.reply_to, corr, nj.content_type, &stored);
+            if (stored.len && !d->redelivered) answer_publish(w, job_id, nj.reply_to, corr, nj.content_type, &stored);
         } else {
             answer_publish(w, job_id, nj.reply_to, corr, nj.content_type, &env);
         }
@@ -181,8 +174,7 @@ static void after_claim(Worker *w, const HvdDelivery *d, HvdClaimOutcome out, Hv
         /* Upstream sent a finished job again: the stored envelope, byte for byte. */
         HvdLogCtx lc = {.job_id = rec->job_id, .correlation_id = rec->correlation_id};
         hvd_log_info(&lc, "job already finished: publishing its stored envelope again");
-        answer_publish(w, rec->job_id, rec->reply_to, rec->correlation_id, rec->content_type,
-                       &rec->envelope);
+        answer_publish(w, rec->job_id, rec->reply_to, rec->correlation_id, rec->content_type, &rec->envelope);
     }
 }
 
@@ -270,8 +262,8 @@ static bool handle_job(Consumer *c, const HvdDelivery *d)
     HvdErrors errs = {0};
     bool valid = hvd_job_validate(body, &vo, &job, &errs);
     HvdNode *redacted = hvd_redact_body(body);
-    char *request_json = hvd_node_to_json(hvd_node_get(redacted, "request") ? hvd_node_get(redacted, "request")
-                                                                             : redacted);
+    char *request_json =
+        hvd_node_to_json(hvd_node_get(redacted, "request") ? hvd_node_get(redacted, "request") : redacted);
     bool ok = true;
     if (!valid) {
         const char *code = "validation_error";
@@ -431,8 +423,8 @@ static HvdBroker *connect_consumer(Worker *w, int *attempt)
         if (*attempt == 0 || *attempt % 10 == 0) hvd_log_warn(NULL, "consumer: %s (retrying)", err);
         return NULL;
     }
-    if (hvd_broker_declare_topology(b, w->cfg.amqp_prefix, w->retry_delays, w->cfg.retry_delays.n, err,
-                                    sizeof err) != HVD_BROKER_OK) {
+    if (hvd_broker_declare_topology(b, w->cfg.amqp_prefix, w->retry_delays, w->cfg.retry_delays.n, err, sizeof err) !=
+        HVD_BROKER_OK) {
         hvd_log_error(NULL, "cannot declare the RabbitMQ topology: %s", err);
         hvd_broker_close(b);
         return NULL;

@@ -22,7 +22,7 @@
 /* What each stage makes, as later stages and the envelope's data name it. */
 static const struct {
     const char *stage;
-    const char *keys[4];   /* NULL-terminated */
+    const char *keys[4]; /* NULL-terminated */
 } STAGE_OUTPUTS[] = {
     {HVD_STAGE_VM_CREATE, {"vm_id", NULL}},
     {HVD_STAGE_DISK_CREATE, {"disk_id", "disk_path", NULL}},
@@ -40,7 +40,7 @@ static void copy_keys(HvdNode *to, const HvdNode *from, const char *const *keys)
 }
 
 typedef struct {
-    char status[16];           /* succeeded, failed, not_started, rolled_back, pending, running */
+    char status[16]; /* succeeded, failed, not_started, rolled_back, pending, running */
     int attempts;
     char started_at[HVD_RFC3339_LEN], finished_at[HVD_RFC3339_LEN];
     char *message, *code, *agent_code;
@@ -51,17 +51,17 @@ typedef struct {
     HvdJobRecord *rec;
     HvdJob job;
     bool job_valid;
-    HvdNode *body;             /* rebuilt request body, secrets restored: never log */
-    HvdNode *outputs;          /* vm_id, disk_id, ... of finished stages */
+    HvdNode *body;    /* rebuilt request body, secrets restored: never log */
+    HvdNode *outputs; /* vm_id, disk_id, ... of finished stages */
     HvdContentType ct;
     HvdLogCtx log;
     const char *stages[MAX_STAGES];
     size_t n;
     StageView st[MAX_STAGES];
     int64_t epoch;
-    int final_stage;           /* the last stage, when it succeeded in this run and is not yet recorded */
+    int final_stage; /* the last stage, when it succeeded in this run and is not yet recorded */
     char *final_output_json;
-    char *secrets[8];          /* values registered with the log guard */
+    char *secrets[8]; /* values registered with the log guard */
     size_t n_secrets;
 } JobRun;
 
@@ -84,8 +84,7 @@ static void stage_set_error(StageView *sv, const char *message, const char *code
 
 static void event(JobRun *r, const char *stage, const char *status, int64_t attempt, const char *message)
 {
-    pub_event(r->w, r->rec->job_id, r->rec->correlation_id, r->rec->content_type, stage, status, attempt,
-              message);
+    pub_event(r->w, r->rec->job_id, r->rec->correlation_id, r->rec->content_type, stage, status, attempt, message);
 }
 
 static void register_secrets(JobRun *r, const HvdNode *secrets)
@@ -124,8 +123,8 @@ static bool rebuild(JobRun *r, char *why, size_t whylen)
     HvdJobRecord *rec = r->rec;
     char err[256];
     HvdNode *request = NULL, *options = NULL, *outputs = NULL;
-    if (hvd_json_to_node(rec->request_json, strlen(rec->request_json), 4 * HVD_MAX_BODY, &request, err,
-                         sizeof err) != HVD_DECODE_OK) {
+    if (hvd_json_to_node(rec->request_json, strlen(rec->request_json), 4 * HVD_MAX_BODY, &request, err, sizeof err) !=
+        HVD_DECODE_OK) {
         snprintf(why, whylen, "stored request is unreadable: %s", err);
         return false;
     }
@@ -139,8 +138,10 @@ static bool rebuild(JobRun *r, char *why, size_t whylen)
     hvd_node_map_set_str(body, "job_id", rec->job_id);
     hvd_node_map_set_str(body, "job_type", rec->job_type);
     hvd_node_map_set(body, "request", request);
-    if (options && options->type == HVD_MAP) hvd_node_map_set(body, "options", options);
-    else hvd_node_free(options);
+    if (options && options->type == HVD_MAP)
+        hvd_node_map_set(body, "options", options);
+    else
+        hvd_node_free(options);
     r->body = body;
 
     if (rec->secret_blob.len > 0) {
@@ -286,7 +287,8 @@ static void finish(JobRun *r, const char *job_status, const char *code, const ch
         if (rolled_back) {
             /* The envelope's data lists what exists: nothing made is left. */
             for (size_t k = 0; k < N_STAGE_OUTPUTS; k++)
-                for (size_t j = 0; STAGE_OUTPUTS[k].keys[j]; j++) hvd_node_map_remove(r->outputs, STAGE_OUTPUTS[k].keys[j]);
+                for (size_t j = 0; STAGE_OUTPUTS[k].keys[j]; j++)
+                    hvd_node_map_remove(r->outputs, STAGE_OUTPUTS[k].keys[j]);
             for (size_t i = 0; i < r->n; i++)
                 if (strcmp(r->st[i].status, "succeeded") == 0)
                     snprintf(r->st[i].status, sizeof r->st[i].status, "rolled_back");
@@ -297,8 +299,8 @@ static void finish(JobRun *r, const char *job_status, const char *code, const ch
             append_sentence(msg, sizeof msg, more);
         }
     }
-    const char *env_status = strcmp(job_status, "succeeded") == 0 ? "success"
-                                                                   : hvd_plan_failed_status(any_stage(r, "succeeded"));
+    const char *env_status =
+        strcmp(job_status, "succeeded") == 0 ? "success" : hvd_plan_failed_status(any_stage(r, "succeeded"));
 
     HvdBuf env = {0};
     build_envelope(r, env_status, code, msg, &env);
@@ -332,8 +334,7 @@ static void finish(JobRun *r, const char *job_status, const char *code, const ch
                   r->st[r->final_stage].message);
         event(r, NULL, job_status, r->rec->attempts, msg);
         hvd_metric_inc(HVD_M_JOBS_TOTAL, r->rec->job_type, env_status);
-        answer_publish(w, r->rec->job_id, r->rec->reply_to, r->rec->correlation_id,
-                       r->rec->content_type, &env);
+        answer_publish(w, r->rec->job_id, r->rec->reply_to, r->rec->correlation_id, r->rec->content_type, &env);
         if (next_job[0]) pub_doorbell(w, next_job, 0);
     } else if (st == HVD_STORE_FENCED) {
         hvd_log_warn(&r->log, "lease lost before the job could be finished: another worker owns it now");
@@ -349,10 +350,10 @@ typedef struct {
     HvdOutcome outcome;
     char message[512];
     char *agent_code;
-    HvdNode *data;             /* envelope data (owned) */
-    char *log_tail;            /* last agent log lines, redacted by the log guard's rules */
+    HvdNode *data;  /* envelope data (owned) */
+    char *log_tail; /* last agent log lines, redacted by the log guard's rules */
     int64_t elapsed_ms;
-    bool cancelled;            /* stopped by the end of the shutdown grace */
+    bool cancelled; /* stopped by the end of the shutdown grace */
 } CallResult;
 
 static void call_result_free(CallResult *c)
@@ -507,8 +508,8 @@ static void wait_for_host(JobRun *r, int i, int64_t wait_ms)
     char msg[300], next_job[37] = "", err[256];
     snprintf(msg, sizeof msg, "Host %s keeps failing: its circuit is open, the job waits without spending an attempt.",
              r->job.target_host);
-    HvdStoreStatus st = hvd_store_wait_retry(w->store, r->rec->job_id, r->epoch, r->stages[i], msg, NULL, NULL,
-                                             NULL, delay, "circuit_open", next_job, err, sizeof err);
+    HvdStoreStatus st = hvd_store_wait_retry(w->store, r->rec->job_id, r->epoch, r->stages[i], msg, NULL, NULL, NULL,
+                                             delay, "circuit_open", next_job, err, sizeof err);
     if (st == HVD_STORE_OK) {
         hvd_log_kv(HVD_LOG_WARN, &r->log, "waiting for the host's circuit to close", "stage", r->stages[i], NULL);
         event(r, NULL, "retrying", r->rec->attempts, msg);
@@ -529,8 +530,10 @@ static HvdStoreStatus step(JobRun *r, const HvdStageStep *s, bool *cancel, int *
         if (st != HVD_STORE_RETRY || atomic_load(&r->w->stopping)) break;
         worker_backoff_sleep(r->w, i);
     }
-    if (st == HVD_STORE_FENCED) hvd_log_warn(&r->log, "lease lost: another worker owns the job now; stopping");
-    else if (st != HVD_STORE_OK) hvd_log_error(&r->log, "cannot record stage progress: %s", err);
+    if (st == HVD_STORE_FENCED)
+        hvd_log_warn(&r->log, "lease lost: another worker owns the job now; stopping");
+    else if (st != HVD_STORE_OK)
+        hvd_log_error(&r->log, "cannot record stage progress: %s", err);
     return st;
 }
 
@@ -539,7 +542,7 @@ static void run_stages(JobRun *r)
     Worker *w = r->w;
     size_t i = 0;
     while (i < r->n && strcmp(r->st[i].status, "succeeded") == 0) i++;
-    int done_stage = -1;          /* a stage that succeeded and is not yet recorded */
+    int done_stage = -1; /* a stage that succeeded and is not yet recorded */
     HvdNode *done_output = NULL;
     bool cancel = r->rec->cancel_requested;
 
@@ -549,8 +552,8 @@ static void run_stages(JobRun *r)
             r->final_output_json = done_output ? hvd_node_to_json(done_output) : NULL;
             hvd_node_free(done_output);
             char msg[256];
-            snprintf(msg, sizeof msg, "Deployed VM '%s' on %s (%zu stage%s).", r->job.vm.vm_name,
-                     r->job.target_host, r->n, r->n == 1 ? "" : "s");
+            snprintf(msg, sizeof msg, "Deployed VM '%s' on %s (%zu stage%s).", r->job.vm.vm_name, r->job.target_host,
+                     r->n, r->n == 1 ? "" : "s");
             finish(r, "succeeded", NULL, msg, -1, NULL);
             return;
         }
@@ -593,8 +596,8 @@ static void run_stages(JobRun *r)
             return;
         }
         if (late) {
-            finish(r, "failed", "deadline_exceeded", "The job's deadline passed before its next stage could start.",
-                   -1, NULL);
+            finish(r, "failed", "deadline_exceeded", "The job's deadline passed before its next stage could start.", -1,
+                   NULL);
             return;
         }
         if (hold && !cancel) {
@@ -624,10 +627,9 @@ static void run_stages(JobRun *r)
 
         if (strcmp(stage, HVD_STAGE_VM_INITIALIZE) == 0 && r->rec->secret_blob.len == 0 && r->job.guest.present &&
             r->job.guest.guest_la_pw && strcmp(r->job.guest.guest_la_pw, HVD_REDACTED) == 0) {
-            stage_set_error(sv, "The guest's secrets are no longer stored (retention passed).", "internal_error",
-                            NULL);
-            finish(r, "failed", "internal_error", "The guest's secrets are no longer stored, so vm.initialize cannot run.",
-                   (int)i, NULL);
+            stage_set_error(sv, "The guest's secrets are no longer stored (retention passed).", "internal_error", NULL);
+            finish(r, "failed", "internal_error",
+                   "The guest's secrets are no longer stored, so vm.initialize cannot run.", (int)i, NULL);
             return;
         }
 
@@ -679,9 +681,9 @@ static void run_stages(JobRun *r)
             size_t bucket = 0;
             int64_t delay = hvd_plan_retry_delay_ms(w->retry_delays, w->cfg.retry_delays.n, attempt, rnd, &bucket);
             char next_job[37] = "", err[256];
-            HvdStoreStatus ws = hvd_store_wait_retry(w->store, r->rec->job_id, r->epoch, stage, c.message,
-                                                     hvd_outcome_code(c.outcome), c.agent_code, c.log_tail,
-                                                     delay, "retry", next_job, err, sizeof err);
+            HvdStoreStatus ws =
+                hvd_store_wait_retry(w->store, r->rec->job_id, r->epoch, stage, c.message, hvd_outcome_code(c.outcome),
+                                     c.agent_code, c.log_tail, delay, "retry", next_job, err, sizeof err);
             if (ws == HVD_STORE_OK) {
                 hvd_log_kv(HVD_LOG_WARN, &lc, "stage failed, will retry", "outcome", hvd_outcome_name(c.outcome),
                            "reason", c.message, "agent_code", c.agent_code, NULL);
@@ -691,15 +693,14 @@ static void run_stages(JobRun *r)
                 pub_doorbell(w, r->rec->job_id, delay);
                 if (next_job[0]) pub_doorbell(w, next_job, 0);
             } else if (ws != HVD_STORE_FENCED) {
-                hvd_log_error(&lc, "cannot record the retry wait (the lease will expire and the job resume): %s",
-                              err);
+                hvd_log_error(&lc, "cannot record the retry wait (the lease will expire and the job resume): %s", err);
             }
             call_result_free(&c);
             return;
         }
         /* The job fails. */
-        hvd_log_kv(HVD_LOG_WARN, &lc, "stage failed", "outcome", hvd_outcome_name(c.outcome), "code", code,
-                   "reason", c.message, "agent_code", c.agent_code, NULL);
+        hvd_log_kv(HVD_LOG_WARN, &lc, "stage failed", "outcome", hvd_outcome_name(c.outcome), "code", code, "reason",
+                   c.message, "agent_code", c.agent_code, NULL);
         event(r, stage, "failed", attempt, c.message);
         char msg[700];
         if (strcmp(code, "retries_exhausted") == 0)
@@ -719,7 +720,9 @@ void jobrun_execute(Worker *w, HvdJobRecord *rec, bool takeover)
     JobRun r = {.w = w, .rec = rec, .epoch = rec->epoch, .final_stage = -1};
     r.ct = hvd_content_type_parse(rec->content_type);
     if (r.ct == HVD_CT_UNKNOWN) r.ct = HVD_CT_MSGPACK;
-    r.log = (HvdLogCtx){.job_id = rec->job_id, .correlation_id = rec->correlation_id, .host = rec->target_host,
+    r.log = (HvdLogCtx){.job_id = rec->job_id,
+                        .correlation_id = rec->correlation_id,
+                        .host = rec->target_host,
                         .attempt = rec->attempts};
     r.n = rec->n_stages > MAX_STAGES ? MAX_STAGES : rec->n_stages;
     for (size_t i = 0; i < r.n; i++) {

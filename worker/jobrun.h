@@ -25,8 +25,8 @@ void answer_encode(const HvdEnvelope *env, HvdContentType ct, HvdBuf *out);
 void answer_publish(Worker *w, const char *job_id, const char *reply_to, const char *correlation_id,
                     const char *content_type, const HvdBuf *bytes);
 /* Sends the evidence of a job that ran out of retries to <prefix>.dead. */
-void answer_dead_letter(Worker *w, const HvdJobRecord *rec, const char *stage, const char *code,
-                        const char *message, const char *agent_code, const char *agent_log);
+void answer_dead_letter(Worker *w, const HvdJobRecord *rec, const char *stage, const char *code, const char *message,
+                        const char *agent_code, const char *agent_log);
 /* The queue a job's envelope goes to: its reply_to, or "<prefix>.results"
  * when it has none. */
 const char *answer_reply_queue(Worker *w, const char *reply_to);

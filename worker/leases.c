@@ -92,7 +92,7 @@ size_t leases_snapshot(LeaseSet *l, char (*ids)[37], int64_t *epochs, size_t max
 void leases_renew(LeaseSet *l, HvdStore *s)
 {
     enum { MAX = 1024 };
-    static char ids[MAX][37];   /* only the maintainer thread renews */
+    static char ids[MAX][37]; /* only the maintainer thread renews */
     static int64_t epochs[MAX];
     const char *ptrs[MAX];
     bool lost[MAX];

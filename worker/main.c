@@ -97,10 +97,9 @@ static int setup_agent(Worker *w, char *err, size_t len)
     hvd_agent_cfg_init(&w->agent);
     if (!hvd_agent_cfg_set_command(&w->agent, w->cfg.agent_cmd, err, len)) return -1;
     for (size_t i = 0; i < w->cfg.agent_timeouts.n; i++)
-        hvd_agent_cfg_set_timeout(&w->agent,
-                                  strcmp(w->cfg.agent_timeouts.v[i].op, "default") == 0 ? NULL
-                                                                                       : w->cfg.agent_timeouts.v[i].op,
-                                  w->cfg.agent_timeouts.v[i].seconds * 1000);
+        hvd_agent_cfg_set_timeout(
+            &w->agent, strcmp(w->cfg.agent_timeouts.v[i].op, "default") == 0 ? NULL : w->cfg.agent_timeouts.v[i].op,
+            w->cfg.agent_timeouts.v[i].seconds * 1000);
     HvdBuf codes = {0};
     for (size_t i = 0; i < w->cfg.agent_retryable_codes.n; i++)
         hvd_buf_printf(&codes, "%s%s", i ? "," : "", w->cfg.agent_retryable_codes.v[i]);
@@ -179,8 +178,8 @@ int main(int argc, char **argv)
     }
     for (int attempt = 0;; attempt++) {
         int applied = 0;
-        HvdStoreStatus st = hvd_store_migrate(w.store, hvd_store_default_migrations_dir(), NULL, &applied, err,
-                                              sizeof err);
+        HvdStoreStatus st =
+            hvd_store_migrate(w.store, hvd_store_default_migrations_dir(), NULL, &applied, err, sizeof err);
         if (st == HVD_STORE_OK) {
             if (applied) hvd_log_info(NULL, "applied %d migration(s)", applied);
             break;
@@ -197,8 +196,8 @@ int main(int argc, char **argv)
         HvdBrokerOptions o = worker_broker_options(&w, w.con_conn_name, false);
         HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
         if (b) {
-            HvdBrokerStatus st = hvd_broker_declare_topology(b, w.cfg.amqp_prefix, w.retry_delays,
-                                                             w.cfg.retry_delays.n, err, sizeof err);
+            HvdBrokerStatus st = hvd_broker_declare_topology(b, w.cfg.amqp_prefix, w.retry_delays, w.cfg.retry_delays.n,
+                                                             err, sizeof err);
             if (st == HVD_BROKER_OK) {
                 w.first_consumer_conn = b;
                 break;
@@ -225,8 +224,7 @@ int main(int argc, char **argv)
                  (long long)w.cfg.concurrency, (long long)w.cfg.host_concurrency, w.jobs_queue);
 
     int sig;
-    while ((sig = wait_signal(&set, 1000)) == 0) {
-    }
+    while ((sig = wait_signal(&set, 1000)) == 0) {}
     hvd_log_info(NULL, "received %s: stopping (grace %lld s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  (long long)w.cfg.shutdown_grace);
     atomic_store(&w.stopping, true);

@@ -19,7 +19,7 @@ static void sweep(Worker *w)
 {
     size_t room = runners_free(w->runners);
     if (room == 0) return;
-    char (*ids)[37] = hvd_xcalloc(room, sizeof *ids);
+    char(*ids)[37] = hvd_xcalloc(room, sizeof *ids);
     size_t n = 0;
     char err[256];
     if (hvd_store_sweep(w->store, room, ids, &n, err, sizeof err) == HVD_STORE_OK) {
@@ -44,8 +44,8 @@ static void outbox(Worker *w)
         }
         HvdLogCtx lc = {.job_id = items[i].job_id};
         hvd_log_info(&lc, "resending an envelope the broker never confirmed");
-        answer_publish(w, items[i].job_id, items[i].reply_to, items[i].correlation_id,
-                       items[i].content_type, &items[i].envelope);
+        answer_publish(w, items[i].job_id, items[i].reply_to, items[i].correlation_id, items[i].content_type,
+                       &items[i].envelope);
         hvd_outbox_item_free(&items[i]);
     }
 }

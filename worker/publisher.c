@@ -25,7 +25,7 @@ struct PubDone {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool finished, ok;
-    int refs;                  /* the waiting caller and the message */
+    int refs; /* the waiting caller and the message */
 };
 
 struct Publisher {
@@ -40,7 +40,7 @@ struct Publisher {
     /* watchdog: the connection in use and since when a batch is in the broker */
     pthread_mutex_t conn_mu;
     HvdBroker *conn;
-    _Atomic int64_t busy_since;   /* hvd_mono_ms() when send_batch began, 0 when idle */
+    _Atomic int64_t busy_since; /* hvd_mono_ms() when send_batch began, 0 when idle */
     /* job ids of the envelopes in the batch being sent (under mu) */
     char batch_envelopes[PUB_BATCH][37];
     size_t n_batch_envelopes;
@@ -106,8 +106,10 @@ static void enqueue_locked(Publisher *p, PubMsg *m, bool front)
         p->head = m;
         if (!p->tail) p->tail = m;
     } else {
-        if (p->tail) p->tail->next_ = m;
-        else p->head = m;
+        if (p->tail)
+            p->tail->next_ = m;
+        else
+            p->head = m;
         p->tail = m;
     }
     p->n++;
@@ -152,8 +154,7 @@ bool publisher_has_envelope(Publisher *p, const char *job_id)
     pthread_mutex_lock(&p->mu);
     for (PubMsg *m = p->head; m && !found; m = m->next_)
         found = m->kind == PUB_ENVELOPE && strcmp(m->job_id, job_id) == 0;
-    for (size_t i = 0; i < p->n_batch_envelopes && !found; i++)
-        found = strcmp(p->batch_envelopes[i], job_id) == 0;
+    for (size_t i = 0; i < p->n_batch_envelopes && !found; i++) found = strcmp(p->batch_envelopes[i], job_id) == 0;
     pthread_mutex_unlock(&p->mu);
     return found;
 }
@@ -244,7 +245,8 @@ static bool send_batch(Publisher *p, HvdBroker *b, Batch *bt)
             }
         }
         hvd_metric_inc(HVD_M_AMQP_OPERATIONS, "publish", NULL);
-        if (st == HVD_BROKER_CLOSED) alive = false;
+        if (st == HVD_BROKER_CLOSED)
+            alive = false;
         else if (st != HVD_BROKER_OK) {
             hvd_log_error(NULL, "publish to '%s' refused: %s", pub.exchange ? pub.exchange : pub.routing_key, err);
             bt->settled[i] = true;
@@ -441,7 +443,8 @@ void pub_doorbell(Worker *w, const char *job_id, int64_t delay_ms)
         hvd_broker_retry_key(w->retry_delays[pick], key, sizeof key);
         m->exchange = hvd_xstrdup(w->retry_exchange);
         m->routing_key = hvd_xstrdup(key);
-        int64_t exp = delay_ms < (int64_t)w->retry_delays[pick] * 1000 ? delay_ms : (int64_t)w->retry_delays[pick] * 1000;
+        int64_t exp =
+            delay_ms < (int64_t)w->retry_delays[pick] * 1000 ? delay_ms : (int64_t)w->retry_delays[pick] * 1000;
         m->expiration = hvd_xasprintf("%lld", (long long)exp);
     }
     publisher_send(w->pub, m);
@@ -452,8 +455,13 @@ void pub_event(Worker *w, const char *job_id, const char *correlation_id, const 
 {
     char at[HVD_RFC3339_LEN];
     hvd_time_rfc3339(hvd_now_ms(), at);
-    HvdEvent ev = {.job_id = job_id, .correlation_id = correlation_id, .stage = stage, .status = status,
-                   .attempt = attempt, .at = at, .message = message};
+    HvdEvent ev = {.job_id = job_id,
+                   .correlation_id = correlation_id,
+                   .stage = stage,
+                   .status = status,
+                   .attempt = attempt,
+                   .at = at,
+                   .message = message};
     HvdContentType ct = hvd_content_type_parse(content_type);
     if (ct == HVD_CT_UNKNOWN) ct = HVD_CT_MSGPACK;
     PubMsg *m = pubmsg_new(PUB_EVENT);

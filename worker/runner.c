@@ -26,8 +26,8 @@ struct Runners {
     pthread_cond_t cv;
     RunItem *head, *tail;
     size_t n_threads;
-    size_t reserved;     /* runners promised to jobs being claimed or queued */
-    size_t busy;         /* runners executing a job */
+    size_t reserved; /* runners promised to jobs being claimed or queued */
+    size_t busy;     /* runners executing a job */
     bool stop;
     pthread_t *threads;
 };
@@ -102,8 +102,10 @@ void runners_submit(Runners *r, HvdJobRecord *rec, bool takeover)
     it->rec = rec;
     it->takeover = takeover;
     pthread_mutex_lock(&r->mu);
-    if (r->tail) r->tail->next = it;
-    else r->head = it;
+    if (r->tail)
+        r->tail->next = it;
+    else
+        r->head = it;
     r->tail = it;
     hvd_metrics_set_in_flight((int)r->reserved, (int)r->n_threads);
     pthread_cond_broadcast(&r->cv);
@@ -149,7 +151,6 @@ void runners_stop(Runners *r, int grace_s)
      * another worker resumes them (same idempotency key), and leave the
      * threads behind; the process is about to exit and their late writes
      * are fenced by the epoch we give up here. */
-    hvd_log_warn(NULL, "shutdown grace of %d s over with %zu job(s) still running: releasing them",
-                 grace_s, left);
+    hvd_log_warn(NULL, "shutdown grace of %d s over with %zu job(s) still running: releasing them", grace_s, left);
     jobrun_release_all(r->w);
 }

@@ -38,47 +38,47 @@ typedef struct {
     Publisher *pub;
     Runners *runners;
     LeaseSet *leases;
-    int retry_delays[HVD_CFG_MAX_RETRY_DELAYS];   /* HVD_RETRY_DELAYS as ints */
+    int retry_delays[HVD_CFG_MAX_RETRY_DELAYS]; /* HVD_RETRY_DELAYS as ints */
     char jobs_exchange[128], jobs_queue[128], retry_exchange[128], dead_exchange[128];
     char dead_queue[128], results_queue[128], events_exchange[128];
     char pub_conn_name[160], con_conn_name[160];
-    int prefetch;                  /* basic.qos of the consumer */
-    int64_t breaker_trial_ms;      /* how long one trial call may hold a host's circuit */
-    struct HvdBroker *first_consumer_conn;  /* connected by main at start, handed to the consumer */
-    atomic_bool stopping;          /* SIGTERM/SIGINT: take no new work */
-    atomic_bool maint_stop;        /* the last step of shutdown */
-    atomic_int agent_cancel;       /* raised when the shutdown grace is over: agents are stopped */
-    atomic_bool amqp_ready;        /* consumer connected (for /healthz) */
-    atomic_bool pub_ready;         /* publisher connected */
+    int prefetch;                          /* basic.qos of the consumer */
+    int64_t breaker_trial_ms;              /* how long one trial call may hold a host's circuit */
+    struct HvdBroker *first_consumer_conn; /* connected by main at start, handed to the consumer */
+    atomic_bool stopping;                  /* SIGTERM/SIGINT: take no new work */
+    atomic_bool maint_stop;                /* the last step of shutdown */
+    atomic_int agent_cancel;               /* raised when the shutdown grace is over: agents are stopped */
+    atomic_bool amqp_ready;                /* consumer connected (for /healthz) */
+    atomic_bool pub_ready;                 /* publisher connected */
     atomic_bool pg_ready;
 } Worker;
 
 /* ---- publisher.c ---------------------------------------------------------- */
 
 typedef enum {
-    PUB_ENVELOPE,     /* terminal envelope: marked sent in PostgreSQL once confirmed */
-    PUB_ANSWER,       /* an envelope not stored anywhere (undecodable message): confirm awaited */
+    PUB_ENVELOPE, /* terminal envelope: marked sent in PostgreSQL once confirmed */
+    PUB_ANSWER,   /* an envelope not stored anywhere (undecodable message): confirm awaited */
     PUB_DOORBELL,
     PUB_DEAD_LETTER,
-    PUB_EVENT,        /* best effort: dropped when the queue is full or the broker is away */
+    PUB_EVENT, /* best effort: dropped when the queue is full or the broker is away */
 } PubKind;
 
-typedef struct PubDone PubDone;   /* completion for a caller that waits */
+typedef struct PubDone PubDone; /* completion for a caller that waits */
 
 typedef struct PubMsg {
     PubKind kind;
-    char *exchange;                /* NULL = default exchange */
+    char *exchange; /* NULL = default exchange */
     char *routing_key;
     HvdBuf body;
     char *content_type, *message_id, *correlation_id;
-    char *expiration;              /* per-message TTL in ms as text, or NULL */
+    char *expiration; /* per-message TTL in ms as text, or NULL */
     bool doorbell_header;
-    char *reason;                  /* dead letters: x-hvdeploy-reason header */
-    char *code;                    /* dead letters: x-hvdeploy-code header */
-    char job_id[37];               /* envelopes: whose envelope */
-    char at[32];                   /* when it was made (RFC 3339): dead letters carry it as x-hvdeploy-at */
-    PubDone *done;                 /* NULL or signalled once confirmed/failed */
-    struct PubMsg *next_;          /* publisher's queue link */
+    char *reason;         /* dead letters: x-hvdeploy-reason header */
+    char *code;           /* dead letters: x-hvdeploy-code header */
+    char job_id[37];      /* envelopes: whose envelope */
+    char at[32];          /* when it was made (RFC 3339): dead letters carry it as x-hvdeploy-at */
+    PubDone *done;        /* NULL or signalled once confirmed/failed */
+    struct PubMsg *next_; /* publisher's queue link */
 } PubMsg;
 
 Publisher *publisher_start(Worker *w);
@@ -87,7 +87,7 @@ void publisher_send(Publisher *p, PubMsg *m);
 /* Sends m and waits until the broker confirmed it (or timeout_ms passed).
  * Returns true when confirmed. Takes ownership of m. */
 bool publisher_send_wait(Publisher *p, PubMsg *m, int timeout_ms);
-void publisher_stop(Publisher *p);          /* flushes what it can, then joins */
+void publisher_stop(Publisher *p); /* flushes what it can, then joins */
 /* Whether the envelope of job_id is queued or being sent right now (the
  * outbox leaves those alone). */
 bool publisher_has_envelope(Publisher *p, const char *job_id);
@@ -100,8 +100,8 @@ void pubmsg_free(PubMsg *m);
 
 /* Helpers that build and send the usual messages. */
 void pub_doorbell(Worker *w, const char *job_id, int64_t delay_ms);
-void pub_event(Worker *w, const char *job_id, const char *correlation_id, const char *content_type,
-               const char *stage, const char *status, int64_t attempt, const char *message);
+void pub_event(Worker *w, const char *job_id, const char *correlation_id, const char *content_type, const char *stage,
+               const char *status, int64_t attempt, const char *message);
 
 /* ---- runner.c ------------------------------------------------------------- */
 

@@ -20,7 +20,8 @@ int main(int argc, char **argv)
     }
     close(STDOUT_FILENO);
     close(STDERR_FILENO);
-    if (strcmp(mode, "answer") != 0) for (;;) pause();
+    if (strcmp(mode, "answer") != 0)
+        for (;;) pause();
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     return 0;

@@ -17,7 +17,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "agent_exit: exiting %d\n", code);
     if (strcmp(mode, "envelope") == 0)
         printf("{\"status\":\"%s\",\"message\":\"Operation error: simulated\",\"data\":{},\"code\":\"%s\","
-               "\"logs\":[]}\n", status, acode);
+               "\"logs\":[]}\n",
+               status, acode);
     else
         printf("some output that is not an answer\n");
     fflush(stdout);

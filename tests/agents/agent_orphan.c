@@ -17,7 +17,10 @@ int main(int argc, char **argv)
     }
     if (argc > 1) {
         FILE *f = fopen(argv[1], "w");
-        if (f) { fprintf(f, "%d\n", (int)pid); fclose(f); }
+        if (f) {
+            fprintf(f, "%d\n", (int)pid);
+            fclose(f);
+        }
     }
     printf("{\"status\":\"success\",\"message\":\"left a child behind\",\"data\":{},\"code\":null,\"logs\":[]}\n");
     return 0;

@@ -13,9 +13,8 @@ static void check_stable(HvdContentType ct, const HvdNode *n)
     HvdNode *back = NULL;
     char why[256];
     hvd_encode(ct, n, &a);
-    if (hvd_decode_limited(ct, a.data, a.len, &ROUND_TRIP, &back, why, sizeof(why)) != HVD_DECODE_OK)
-        abort();
-    if (!hvd_node_equal(n, back)) abort();   /* JSON trees hold no bin and no NaN: exact */
+    if (hvd_decode_limited(ct, a.data, a.len, &ROUND_TRIP, &back, why, sizeof(why)) != HVD_DECODE_OK) abort();
+    if (!hvd_node_equal(n, back)) abort(); /* JSON trees hold no bin and no NaN: exact */
     hvd_encode(ct, back, &b);
     if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) abort();
     hvd_node_free(back);

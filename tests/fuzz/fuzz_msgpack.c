@@ -16,10 +16,10 @@ static void check_stable(HvdContentType ct, const HvdNode *n, int compare_tree)
     char why[256];
     hvd_encode(ct, n, &a);
     if (hvd_decode_limited(ct, a.data, a.len, &ROUND_TRIP, &back, why, sizeof(why)) != HVD_DECODE_OK)
-        abort();   /* our own encoding must decode */
+        abort(); /* our own encoding must decode */
     if (compare_tree && !hvd_node_equal(n, back)) abort();
     hvd_encode(ct, back, &b);
-    if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) abort();   /* byte-stable */
+    if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) abort(); /* byte-stable */
     hvd_node_free(back);
     hvd_buf_free(&a);
     hvd_buf_free(&b);
@@ -31,11 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[256];
     HvdDecodeStatus st = hvd_decode(HVD_CT_MSGPACK, data, size, &n, why, sizeof(why));
     if (st != HVD_DECODE_OK) {
-        if (n || why[0] == '\0') abort();   /* failures say why and leave nothing behind */
+        if (n || why[0] == '\0') abort(); /* failures say why and leave nothing behind */
         return 0;
     }
     check_stable(HVD_CT_MSGPACK, n, 1);
-    check_stable(HVD_CT_JSON, n, 0);    /* bin -> base64 and NaN -> null change the tree */
+    check_stable(HVD_CT_JSON, n, 0); /* bin -> base64 and NaN -> null change the tree */
     hvd_node_free(n);
     return 0;
 }

@@ -15,8 +15,7 @@ const size_t hvd_it_ndelays = 2;
 const char *hvd_it_env(const char *name)
 {
     const char *v = getenv(name);
-    if (v && *v)
-        return v;
+    if (v && *v) return v;
     if (strcmp(name, "HVD_DEV_SH") == 0) {
         static char path[4096];
         snprintf(path, sizeof path, "%s/deploy/dev.sh", HVD_SOURCE_DIR);
@@ -34,7 +33,7 @@ long long hvd_it_now_ms(void)
 
 const char *hvd_it_prefix(void)
 {
-    static char prefixes[32][40];   /* a test takes one or two */
+    static char prefixes[32][40]; /* a test takes one or two */
     static unsigned counter;
     char *p = prefixes[counter % 32];
     counter++;
@@ -47,8 +46,8 @@ HvdBroker *hvd_it_broker(const char *what)
     char err[512];
     char name[128];
     snprintf(name, sizeof name, "hvd-it %s", what ? what : "");
-    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .connection_name = name,
-                          .heartbeat_s = 10, .confirms = true};
+    HvdBrokerOptions o = {
+        .url = hvd_it_env("HVD_AMQP_URL"), .connection_name = name, .heartbeat_s = 10, .confirms = true};
     HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
     cr_assert_not_null(b, "cannot connect: %s", err);
     return b;
@@ -57,8 +56,7 @@ HvdBroker *hvd_it_broker(const char *what)
 void hvd_it_declare(HvdBroker *b, const char *prefix)
 {
     char err[512] = "";
-    HvdBrokerStatus st = hvd_broker_declare_topology(b, prefix, hvd_it_delays, hvd_it_ndelays,
-                                                     err, sizeof err);
+    HvdBrokerStatus st = hvd_broker_declare_topology(b, prefix, hvd_it_delays, hvd_it_ndelays, err, sizeof err);
     cr_assert_eq(st, HVD_BROKER_OK, "declare %s: %s (%s)", prefix, hvd_broker_status_name(st), err);
 }
 
@@ -71,8 +69,11 @@ void hvd_it_cleanup_prefix(const char *prefix, const int *delays, size_t n)
         delays = hvd_it_delays;
         n = hvd_it_ndelays;
     }
-    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .connection_name = "hvd-it cleanup",
-                          .heartbeat_s = 10, .connect_timeout_ms = 5000, .rpc_timeout_ms = 5000};
+    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"),
+                          .connection_name = "hvd-it cleanup",
+                          .heartbeat_s = 10,
+                          .connect_timeout_ms = 5000,
+                          .rpc_timeout_ms = 5000};
     HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
     if (!b) {
         fprintf(stderr, "cleanup of %s: %s\n", prefix, err);
@@ -118,8 +119,7 @@ HvdConfirm hvd_it_publish(HvdBroker *b, const HvdPublish *p)
     long long deadline = hvd_it_now_ms() + 10000;
     while (!w.seen && hvd_it_now_ms() < deadline) {
         st = hvd_broker_wait_confirms(b, 1000, it_confirm, &w);
-        if (st == HVD_BROKER_CLOSED)
-            break;
+        if (st == HVD_BROKER_CLOSED) break;
     }
     cr_assert(w.seen, "no confirm for seq %llu within 10 s", (unsigned long long)w.seq);
     return w.status;
@@ -131,10 +131,8 @@ HvdBrokerStatus hvd_it_get(HvdBroker *b, const char *queue, int timeout_ms, HvdD
     long long deadline = hvd_it_now_ms() + timeout_ms;
     for (;;) {
         HvdBrokerStatus st = hvd_broker_get(b, queue, true, d, err, sizeof err);
-        if (st != HVD_BROKER_EMPTY)
-            return st;
-        if (hvd_it_now_ms() >= deadline)
-            return HVD_BROKER_EMPTY;
+        if (st != HVD_BROKER_EMPTY) return st;
+        if (hvd_it_now_ms() >= deadline) return HVD_BROKER_EMPTY;
         (void)hvd_broker_service(b, 50);
     }
 }
@@ -153,12 +151,10 @@ int hvd_it_run(const char *fmt, ...)
     char *cmd = NULL;
     int n = vasprintf(&cmd, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return -1;
+    if (n < 0) return -1;
     int rc = system(cmd);
     free(cmd);
-    if (rc == -1 || !WIFEXITED(rc))
-        return -1;
+    if (rc == -1 || !WIFEXITED(rc)) return -1;
     return WEXITSTATUS(rc);
 }
 
@@ -171,16 +167,13 @@ char *hvd_it_run_output(const char *fmt, ...)
     va_end(ap);
     HvdBuf out = {0};
     hvd_buf_puts(&out, "");
-    if (n < 0)
-        return hvd_buf_steal(&out);
+    if (n < 0) return hvd_buf_steal(&out);
     FILE *f = popen(cmd, "r");
     free(cmd);
-    if (!f)
-        return hvd_buf_steal(&out);
+    if (!f) return hvd_buf_steal(&out);
     char chunk[4096];
     size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        hvd_buf_append(&out, chunk, got);
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) hvd_buf_append(&out, chunk, got);
     pclose(f);
     return hvd_buf_steal(&out);
 }
@@ -188,13 +181,11 @@ char *hvd_it_run_output(const char *fmt, ...)
 long hvd_it_rmq_pid(void)
 {
     const char *dev = hvd_it_env("HVD_DEV_SH");
-    if (!dev)
-        return 0;
+    if (!dev) return 0;
     char *out = hvd_it_run_output("'%s' svc rmq-pid 2>/dev/null", dev);
     char *end;
     long pid = strtol(out, &end, 10);
-    if (end == out || pid <= 0)
-        pid = 0;
+    if (end == out || pid <= 0) pid = 0;
     free(out);
     return pid;
 }

@@ -13,11 +13,12 @@
 const char *hvd_it_env(const char *name);
 
 /* Skips the current test (with a reason) when the variable is not set. */
-#define HVD_IT_NEED(var)                                                                    \
-    do {                                                                                    \
-        if (!hvd_it_env(var))                                                               \
-            cr_skip_test("%s is not set: run under ./deploy/dev.sh test, or "               \
-                         ". .state/env after ./deploy/dev.sh up", var);                     \
+#define HVD_IT_NEED(var)                                                      \
+    do {                                                                      \
+        if (!hvd_it_env(var))                                                 \
+            cr_skip_test("%s is not set: run under ./deploy/dev.sh test, or " \
+                         ". .state/env after ./deploy/dev.sh up",             \
+                         var);                                                \
     } while (0)
 
 /* A new prefix unique to this process and call, e.g. "it4242x1" (static storage; the

@@ -101,8 +101,7 @@ static inline ItWorker it_worker_start(const char *prefix, const char *dsn, cons
     long long deadline = hvd_it_now_ms() + 60000;
     for (;;) {
         uint32_t consumers = 0;
-        if (hvd_broker_queue_info(b, queue, NULL, &consumers, err, sizeof err) == HVD_BROKER_OK && consumers > 0)
-            break;
+        if (hvd_broker_queue_info(b, queue, NULL, &consumers, err, sizeof err) == HVD_BROKER_OK && consumers > 0) break;
         int status;
         if (waitpid(w.pid, &status, WNOHANG) == w.pid) {
             char *log = it_slurp(w.log);

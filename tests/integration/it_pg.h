@@ -68,8 +68,7 @@ static inline void it_pg_admin(const char *sql)
     PGconn *c = it_pg_connect(dsn);
     PGresult *r = PQexec(c, sql);
     ExecStatusType t = PQresultStatus(r);
-    if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK)
-        cr_log_warn("%s: %s", sql, PQresultErrorMessage(r));
+    if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) cr_log_warn("%s: %s", sql, PQresultErrorMessage(r));
     PQclear(r);
     PQfinish(c);
     free(dsn);

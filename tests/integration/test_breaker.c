@@ -45,11 +45,15 @@ Test(breaker, a_failing_host_opens_its_circuit_and_jobs_wait_without_spending_at
     fclose(fl);
 
     const char *extra[] = {"HVD_AGENT_TIMEOUTS=vm.create=1,disk.create=5,nic.create=5,vm.initialize=5,vm.delete=5",
-                           "HVD_AGENT_KILL_GRACE=0", "HVD_BREAKER_THRESHOLD=2", "HVD_BREAKER_COOLDOWN=2",
-                           "HVD_MAX_ATTEMPTS=3", "HVD_SWEEP_INTERVAL=1", NULL};
+                           "HVD_AGENT_KILL_GRACE=0",
+                           "HVD_BREAKER_THRESHOLD=2",
+                           "HVD_BREAKER_COOLDOWN=2",
+                           "HVD_MAX_ATTEMPTS=3",
+                           "HVD_SWEEP_INTERVAL=1",
+                           NULL};
     snprintf(cmd, sizeof cmd, "%s", agent);
-    WpWorker *k = wp_start(W, &(WpOptions){.agent_cmd = cmd, .host_concurrency = "3", .retry_delays = "1",
-                                           .extra = extra});
+    WpWorker *k =
+        wp_start(W, &(WpOptions){.agent_cmd = cmd, .host_concurrency = "3", .retry_delays = "1", .extra = extra});
     cr_assert(wp_wait_ready(k, 30000), "%s", wp_log_tail(k));
 
     char reply[128];
@@ -87,8 +91,8 @@ Test(breaker, a_failing_host_opens_its_circuit_and_jobs_wait_without_spending_at
     for (int i = 0; i < JOBS; i++) memcpy(seen[i].id, ids[i], sizeof seen[i].id);
     wp_collect_jobs(W, reply, seen, JOBS, 90000, true);
     cr_assert_eq(wp_seen_missing(seen, JOBS), 0, "jobs unanswered after the host healed:\n%s", wp_log_tail(k));
-    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE status = 'succeeded'"), JOBS,
-                 "%s", wp_log_tail(k));
+    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE status = 'succeeded'"), JOBS, "%s",
+                 wp_log_tail(k));
     cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.host_health WHERE target_host = 'hv09.lab.example'"
                                " AND open_until IS NULL AND consecutive_fails = 0"),
                  1, "the circuit did not close");

@@ -17,8 +17,7 @@ static HvdBroker *tb;
 
 static void setup(void)
 {
-    if (!hvd_it_env("HVD_AMQP_URL"))
-        return;
+    if (!hvd_it_env("HVD_AMQP_URL")) return;
     prefix = hvd_it_prefix();
     tb = hvd_it_broker("test");
 }
@@ -27,8 +26,7 @@ static void teardown(void)
 {
     hvd_broker_close(tb);
     tb = NULL;
-    if (prefix && hvd_it_env("HVD_AMQP_URL"))
-        hvd_it_cleanup_prefix(prefix, NULL, 0);
+    if (prefix && hvd_it_env("HVD_AMQP_URL")) hvd_it_cleanup_prefix(prefix, NULL, 0);
 }
 
 static char *name_of(const char *suffix)
@@ -107,9 +105,11 @@ Test(broker_connect, tls)
     HVD_IT_NEED("HVD_IT_AMQPS_URL");
     HVD_IT_NEED("HVD_IT_TLS_CA");
     char err[512] = "";
-    HvdBrokerOptions o = {.url = hvd_it_env("HVD_IT_AMQPS_URL"), .tls_ca_file = hvd_it_env("HVD_IT_TLS_CA"),
+    HvdBrokerOptions o = {.url = hvd_it_env("HVD_IT_AMQPS_URL"),
+                          .tls_ca_file = hvd_it_env("HVD_IT_TLS_CA"),
                           .tls_cert_file = hvd_it_env("HVD_IT_TLS_CERT"),
-                          .tls_key_file = hvd_it_env("HVD_IT_TLS_KEY"), .confirms = true,
+                          .tls_key_file = hvd_it_env("HVD_IT_TLS_KEY"),
+                          .confirms = true,
                           .connect_timeout_ms = 5000};
     HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
     cr_assert_not_null(b, "%s", err);
@@ -155,8 +155,7 @@ Test(broker_topology, declare_twice_is_idempotent, .init = setup, .fini = teardo
     }
     char err[512] = "";
     uint32_t n;
-    cr_assert_eq(hvd_broker_queue_info(tb, "no-such-queue-hvd", &n, NULL, err, sizeof err),
-                 HVD_BROKER_ERROR);
+    cr_assert_eq(hvd_broker_queue_info(tb, "no-such-queue-hvd", &n, NULL, err, sizeof err), HVD_BROKER_ERROR);
     cr_assert(strstr(err, "queue 'no-such-queue-hvd' does not exist"), "%s", err);
     /* the connection survived the refused passive declare */
     hvd_it_declare(tb, prefix);
@@ -172,8 +171,7 @@ static amqp_connection_state_t raw_conn(void)
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *s = amqp_tcp_socket_new(c);
     cr_assert_eq(amqp_socket_open(s, ci.host, ci.port), AMQP_STATUS_OK);
-    amqp_rpc_reply_t r = amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user,
-                                    ci.password);
+    amqp_rpc_reply_t r = amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     cr_assert_eq(r.reply_type, AMQP_RESPONSE_NORMAL);
     amqp_channel_open(c, 1);
     cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
@@ -197,8 +195,7 @@ Test(broker_topology, conflicting_queue_is_named, .init = setup, .fini = teardow
     cr_assert_eq(amqp_get_rpc_reply(rc).reply_type, AMQP_RESPONSE_NORMAL);
     raw_close(rc);
     char err[512] = "";
-    HvdBrokerStatus st = hvd_broker_declare_topology(tb, prefix, hvd_it_delays, hvd_it_ndelays,
-                                                     err, sizeof err);
+    HvdBrokerStatus st = hvd_broker_declare_topology(tb, prefix, hvd_it_delays, hvd_it_ndelays, err, sizeof err);
     cr_assert_eq(st, HVD_BROKER_ERROR, "%s", hvd_broker_status_name(st));
     char *want = hvd_xasprintf("queue '%s' exists with different arguments: PRECONDITION_FAILED", jobs);
     cr_assert(strstr(err, want), "got: %s", err);
@@ -221,13 +218,11 @@ Test(broker_topology, conflicting_exchange_is_named, .init = setup, .fini = tear
     cr_assert_eq(hvd_broker_exchange_delete(tb, dead, err, sizeof err), HVD_BROKER_OK, "%s", err);
     /* re-create <prefix>.dead as a topic exchange: the topology wants fanout */
     amqp_connection_state_t c = raw_conn();
-    amqp_exchange_declare(c, 1, amqp_cstring_bytes(dead), amqp_cstring_bytes("topic"), 0, 1, 0, 0,
-                          amqp_empty_table);
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(dead), amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
     cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
     raw_close(c);
 
-    HvdBrokerStatus st = hvd_broker_declare_topology(tb, prefix, hvd_it_delays, hvd_it_ndelays,
-                                                     err, sizeof err);
+    HvdBrokerStatus st = hvd_broker_declare_topology(tb, prefix, hvd_it_delays, hvd_it_ndelays, err, sizeof err);
     cr_assert_eq(st, HVD_BROKER_ERROR);
     char *want = hvd_xasprintf("exchange '%s' exists with a different type or arguments", dead);
     cr_assert(strstr(err, want), "got: %s", err);
@@ -244,8 +239,7 @@ static void def_cleanup(void)
 {
     hvd_broker_close(tb);
     tb = NULL;
-    if (prefix && hvd_it_env("HVD_AMQP_URL"))
-        hvd_it_cleanup_prefix(prefix, def_delays, 4);
+    if (prefix && hvd_it_env("HVD_AMQP_URL")) hvd_it_cleanup_prefix(prefix, def_delays, 4);
 }
 
 static long count_lines_with_prefix(const char *dev, const char *what)
@@ -260,24 +254,22 @@ Test(broker_topology, definitions_file_matches, .init = setup, .fini = def_clean
 {
     HVD_IT_NEED("HVD_AMQP_URL");
     const char *dev = hvd_it_env("HVD_DEV_SH");
-    if (!dev)
-        cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
+    if (!dev) cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
     char tmp[] = "/tmp/hvd-it-defs-XXXXXX";
     int fd = mkstemp(tmp);
     cr_assert_geq(fd, 0);
     close(fd);
-    cr_assert_eq(hvd_it_run("sed 's/\"hvdeploy\\./\"%s./g' '%s/deploy/rabbitmq/definitions.json' > '%s'",
-                            prefix, HVD_SOURCE_DIR, tmp), 0);
+    cr_assert_eq(hvd_it_run("sed 's/\"hvdeploy\\./\"%s./g' '%s/deploy/rabbitmq/definitions.json' > '%s'", prefix,
+                            HVD_SOURCE_DIR, tmp),
+                 0);
     cr_assert_eq(hvd_it_run("'%s' svc rmqctl import_definitions '%s' >/dev/null 2>&1", dev, tmp), 0);
     unlink(tmp);
     /* the import is asynchronous */
     char *results = name_of("results");
     long long deadline = hvd_it_now_ms() + 30000;
-    while (hvd_it_queue_len(tb, results) < 0 && hvd_it_now_ms() < deadline)
-        usleep(200000);
+    while (hvd_it_queue_len(tb, results) < 0 && hvd_it_now_ms() < deadline) usleep(200000);
     cr_assert_eq(hvd_it_queue_len(tb, results), 0, "definitions not imported");
-    while (count_lines_with_prefix(dev, "list_bindings source_name") < 6 && hvd_it_now_ms() < deadline)
-        usleep(200000);
+    while (count_lines_with_prefix(dev, "list_bindings source_name") < 6 && hvd_it_now_ms() < deadline) usleep(200000);
     cr_assert_eq(count_lines_with_prefix(dev, "list_queues name"), 7);
     cr_assert_eq(count_lines_with_prefix(dev, "list_exchanges name"), 4);
     cr_assert_eq(count_lines_with_prefix(dev, "list_bindings source_name"), 6);
@@ -312,8 +304,7 @@ static void collect(void *ctx, uint64_t seq, HvdConfirm status)
 static HvdConfirm status_of(const Confirms *c, uint64_t seq)
 {
     for (int i = 0; i < c->n; i++)
-        if (c->seq[i] == seq)
-            return c->st[i];
+        if (c->seq[i] == seq) return c->st[i];
     cr_assert_fail("seq %llu was not reported", (unsigned long long)seq);
     return HVD_CONFIRM_LOST;
 }
@@ -324,10 +315,17 @@ Test(broker_publish, confirmed_with_properties_and_headers, .init = setup, .fini
     hvd_it_declare(tb, prefix);
     char *results = name_of("results");
     HvdHeader h[] = {{.key = HVD_BROKER_DOORBELL_HEADER, .i = 1}, {.key = "x-note", .str = "hello"}};
-    HvdPublish p = {.routing_key = results, .body = "{\"a\":1}", .len = 7,
-                    .content_type = "application/json", .message_id = "m-1",
-                    .correlation_id = "c-1", .reply_to = "somewhere", .persistent = true,
-                    .mandatory = true, .headers = h, .n_headers = 2};
+    HvdPublish p = {.routing_key = results,
+                    .body = "{\"a\":1}",
+                    .len = 7,
+                    .content_type = "application/json",
+                    .message_id = "m-1",
+                    .correlation_id = "c-1",
+                    .reply_to = "somewhere",
+                    .persistent = true,
+                    .mandatory = true,
+                    .headers = h,
+                    .n_headers = 2};
     cr_assert_eq(hvd_it_publish(tb, &p), HVD_CONFIRM_ACKED);
     cr_assert_eq(hvd_broker_unconfirmed(tb), 0);
 
@@ -380,8 +378,7 @@ Test(broker_publish, doorbell_header_forms, .init = setup, .fini = teardown)
     HvdNode *hn = hvd_delivery_headers(&d);
     cr_assert_eq(hn->type, HVD_MAP);
     /* a quorum queue may add x-delivery-count; nothing else is there */
-    for (size_t i = 0; i < hn->u.map.n; i++)
-        cr_assert_str_eq(hn->u.map.keys[i], "x-delivery-count");
+    for (size_t i = 0; i < hn->u.map.n; i++) cr_assert_str_eq(hn->u.map.keys[i], "x-delivery-count");
     hvd_node_free(hn);
     hvd_delivery_free(&d);
     free(results);
@@ -394,12 +391,20 @@ Test(broker_publish, unroutable_mandatory_is_returned, .init = setup, .fini = te
     char *jobs = name_of("jobs");
     char err[512] = "";
     uint64_t s1, s2, s3, s4;
-    HvdPublish ok = {.exchange = jobs, .routing_key = HVD_BROKER_JOB_KEY, .body = "a", .len = 1,
-                     .persistent = true, .mandatory = true};
-    HvdPublish lost = {.exchange = jobs, .routing_key = "no_such_job_type", .body = "b", .len = 1,
-                       .persistent = true, .mandatory = true};
+    HvdPublish ok = {.exchange = jobs,
+                     .routing_key = HVD_BROKER_JOB_KEY,
+                     .body = "a",
+                     .len = 1,
+                     .persistent = true,
+                     .mandatory = true};
+    HvdPublish lost = {.exchange = jobs,
+                       .routing_key = "no_such_job_type",
+                       .body = "b",
+                       .len = 1,
+                       .persistent = true,
+                       .mandatory = true};
     HvdPublish quiet = lost;
-    quiet.mandatory = false;         /* unroutable but not mandatory: simply acked */
+    quiet.mandatory = false; /* unroutable but not mandatory: simply acked */
     cr_assert_eq(hvd_broker_publish(tb, &ok, &s1, err, sizeof err), HVD_BROKER_OK, "%s", err);
     cr_assert_eq(hvd_broker_publish(tb, &lost, &s2, err, sizeof err), HVD_BROKER_OK, "%s", err);
     cr_assert_eq(hvd_broker_publish(tb, &ok, &s3, err, sizeof err), HVD_BROKER_OK, "%s", err);
@@ -447,9 +452,16 @@ Test(broker_publish, missing_exchange_loses_seq_and_recovers, .init = setup, .fi
 
 static void publish_job(const char *jobs, const char *body, const HvdHeader *h, size_t nh)
 {
-    HvdPublish p = {.exchange = jobs, .routing_key = HVD_BROKER_JOB_KEY, .body = body,
-                    .len = strlen(body), .content_type = "application/json", .message_id = body,
-                    .persistent = true, .mandatory = true, .headers = h, .n_headers = nh};
+    HvdPublish p = {.exchange = jobs,
+                    .routing_key = HVD_BROKER_JOB_KEY,
+                    .body = body,
+                    .len = strlen(body),
+                    .content_type = "application/json",
+                    .message_id = body,
+                    .persistent = true,
+                    .mandatory = true,
+                    .headers = h,
+                    .n_headers = nh};
     cr_assert_eq(hvd_it_publish(tb, &p), HVD_CONFIRM_ACKED);
 }
 
@@ -534,8 +546,14 @@ Test(broker_consume, reject_dead_letters_with_x_death, .init = setup, .fini = te
 
     /* a dead-letter copy published by us keeps the original headers and adds a reason */
     HvdHeader why = {.key = "x-hvdeploy-reason", .str = "malformed_message"};
-    HvdPublish again = {.routing_key = dead, .body = x.body, .len = x.len, .message_id = x.message_id,
-                        .persistent = true, .headers = &why, .n_headers = 1, .copy_headers_from = &x};
+    HvdPublish again = {.routing_key = dead,
+                        .body = x.body,
+                        .len = x.len,
+                        .message_id = x.message_id,
+                        .persistent = true,
+                        .headers = &why,
+                        .n_headers = 1,
+                        .copy_headers_from = &x};
     cr_assert_eq(hvd_it_publish(tb, &again), HVD_CONFIRM_ACKED);
     hvd_delivery_free(&x);
     HvdDelivery y;
@@ -560,9 +578,15 @@ Test(broker_consume, retry_bucket_dead_letters_back_to_jobs, .init = setup, .fin
     cr_assert_str_eq(key, "1s");
     HvdHeader bell = {.key = HVD_BROKER_DOORBELL_HEADER, .i = 1};
     const char *body = "{\"job_id\":\"x\",\"job_type\":\"managed_deployment\",\"doorbell\":true}";
-    HvdPublish p = {.exchange = retry, .routing_key = key, .body = body, .len = strlen(body),
-                    .content_type = "application/json", .persistent = true, .mandatory = true,
-                    .headers = &bell, .n_headers = 1};
+    HvdPublish p = {.exchange = retry,
+                    .routing_key = key,
+                    .body = body,
+                    .len = strlen(body),
+                    .content_type = "application/json",
+                    .persistent = true,
+                    .mandatory = true,
+                    .headers = &bell,
+                    .n_headers = 1};
     long long t0 = hvd_it_now_ms();
     cr_assert_eq(hvd_it_publish(tb, &p), HVD_CONFIRM_ACKED);
     char *bucket = name_of("retry.1s");
@@ -631,8 +655,7 @@ Test(broker_connect, capabilities_announced, .init = setup, .fini = teardown)
 {
     HVD_IT_NEED("HVD_AMQP_URL");
     const char *dev = hvd_it_env("HVD_DEV_SH");
-    if (!dev)
-        cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
+    if (!dev) cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
     char name[64];
     snprintf(name, sizeof name, "hvd-caps-%ld", (long)getpid());
     char err[512];
@@ -641,22 +664,19 @@ Test(broker_connect, capabilities_announced, .init = setup, .fini = teardown)
     cr_assert_not_null(b, "%s", err);
     char *out = NULL;
     char *line = NULL;
-    for (int i = 0; i < 20 && !line; i++) {   /* the connection list is eventually consistent */
+    for (int i = 0; i < 20 && !line; i++) { /* the connection list is eventually consistent */
         free(out);
         out = hvd_it_run_output("'%s' svc rmqctl list_connections client_properties -q 2>&1", dev);
         line = strstr(out, name);
-        if (!line)
-            usleep(250000);
+        if (!line) usleep(250000);
     }
     cr_assert_not_null(line, "connection %s not listed:\n%s", name, out);
     /* the properties of one connection are one line */
-    while (line > out && line[-1] != '\n')
-        line--;
+    while (line > out && line[-1] != '\n') line--;
     char *eol = strchr(line, '\n');
-    if (eol)
-        *eol = '\0';
-    const char *caps[] = {"connection.blocked", "consumer_cancel_notify", "publisher_confirms",
-                          "basic.nack", "authentication_failure_close"};
+    if (eol) *eol = '\0';
+    const char *caps[] = {"connection.blocked", "consumer_cancel_notify", "publisher_confirms", "basic.nack",
+                          "authentication_failure_close"};
     for (size_t i = 0; i < 5; i++) {
         /* rabbitmqctl prints {"name",true}; older versions {<<"name">>,bool,true} */
         char *want = hvd_xasprintf("{\"%s\",true}", caps[i]);
@@ -673,8 +693,7 @@ Test(broker_consume, connection_closed_by_broker, .init = setup, .fini = teardow
 {
     HVD_IT_NEED("HVD_AMQP_URL");
     const char *dev = hvd_it_env("HVD_DEV_SH");
-    if (!dev)
-        cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
+    if (!dev) cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
     hvd_it_declare(tb, prefix);
     char *results = name_of("results");
     char name[64], err[512] = "";
@@ -686,7 +705,8 @@ Test(broker_consume, connection_closed_by_broker, .init = setup, .fini = teardow
     char *pid = NULL;
     for (int i = 0; i < 20 && !pid; i++) {
         char *out = hvd_it_run_output("'%s' svc rmqctl list_connections pid client_properties -q 2>/dev/null"
-                                      " | grep -F '\"%s\"' | cut -f1", dev, name);
+                                      " | grep -F '\"%s\"' | cut -f1",
+                                      dev, name);
         char *nl = strchr(out, '\n');
         if (nl && nl > out) {
             *nl = '\0';
@@ -697,14 +717,14 @@ Test(broker_consume, connection_closed_by_broker, .init = setup, .fini = teardow
         }
     }
     cr_assert_not_null(pid, "connection %s not listed", name);
-    cr_assert_eq(hvd_it_run("'%s' svc rmqctl close_connection '%s' 'hvd test closes you' >/dev/null 2>&1",
-                            dev, pid), 0);
+    cr_assert_eq(hvd_it_run("'%s' svc rmqctl close_connection '%s' 'hvd test closes you' >/dev/null 2>&1", dev, pid),
+                 0);
     HvdDelivery d;
     long long t0 = hvd_it_now_ms();
     cr_assert_eq(hvd_broker_next(c, 10000, &d), HVD_BROKER_CLOSED);
     cr_assert_lt(hvd_it_now_ms() - t0, 5000);
-    cr_assert(strstr(hvd_broker_last_error(c), "closed the connection: CONNECTION_FORCED - hvd test closes you"),
-              "%s", hvd_broker_last_error(c));
+    cr_assert(strstr(hvd_broker_last_error(c), "closed the connection: CONNECTION_FORCED - hvd test closes you"), "%s",
+              hvd_broker_last_error(c));
     cr_assert_not(hvd_broker_is_open(c));
     hvd_broker_close(c);
     free(pid);
@@ -717,8 +737,7 @@ static long frozen_pid;
 
 static void thaw(void)
 {
-    if (frozen_pid > 0)
-        kill((pid_t)frozen_pid, SIGCONT);
+    if (frozen_pid > 0) kill((pid_t)frozen_pid, SIGCONT);
     frozen_pid = 0;
     teardown();
 }
@@ -736,8 +755,7 @@ static void *next_thread(void *p)
     long long t0 = hvd_it_now_ms();
     a->st = hvd_broker_next(a->b, 60000, &d);
     a->ms = hvd_it_now_ms() - t0;
-    if (a->st == HVD_BROKER_DELIVERY)
-        hvd_delivery_free(&d);
+    if (a->st == HVD_BROKER_DELIVERY) hvd_delivery_free(&d);
     return NULL;
 }
 
@@ -750,8 +768,7 @@ typedef struct {
 static void *connect_thread(void *p)
 {
     ConnArg *a = p;
-    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .connect_timeout_ms = 3000,
-                          .heartbeat_s = 2};
+    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .connect_timeout_ms = 3000, .heartbeat_s = 2};
     long long t0 = hvd_it_now_ms();
     a->b = hvd_broker_connect(&o, a->err, sizeof a->err);
     a->ms = hvd_it_now_ms() - t0;
@@ -762,13 +779,12 @@ Test(broker_heartbeat, frozen_broker_is_detected, .init = setup, .fini = thaw, .
 {
     HVD_IT_NEED("HVD_AMQP_URL");
     long pid = hvd_it_rmq_pid();
-    if (pid <= 0)
-        cr_skip_test("the broker's pid is unknown (deploy/dev.sh svc rmq-pid)");
+    if (pid <= 0) cr_skip_test("the broker's pid is unknown (deploy/dev.sh svc rmq-pid)");
     hvd_it_declare(tb, prefix);
     char *results = name_of("results");
     char err[512] = "";
-    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .heartbeat_s = 2, .confirms = true,
-                          .connection_name = "hvd-it frozen"};
+    HvdBrokerOptions o = {
+        .url = hvd_it_env("HVD_AMQP_URL"), .heartbeat_s = 2, .confirms = true, .connection_name = "hvd-it frozen"};
     HvdBroker *cons = hvd_broker_connect(&o, err, sizeof err);
     cr_assert_not_null(cons, "%s", err);
     HvdBroker *pub = hvd_broker_connect(&o, err, sizeof err);
@@ -819,8 +835,8 @@ Test(broker_heartbeat, frozen_broker_is_detected, .init = setup, .fini = thaw, .
     cr_assert_lt(hvd_it_now_ms() - t0, 100);
     hvd_broker_close(cons);
     hvd_broker_close(pub);
-    fprintf(stderr, "frozen broker: next %lld ms, wait_confirms %lld ms, connect %lld ms (%s)\n",
-            na.ms, waited, ca.ms, ca.err);
+    fprintf(stderr, "frozen broker: next %lld ms, wait_confirms %lld ms, connect %lld ms (%s)\n", na.ms, waited, ca.ms,
+            ca.err);
     free(results);
 }
 
@@ -828,18 +844,20 @@ Test(broker_heartbeat, publish_into_frozen_broker_fails, .init = setup, .fini = 
 {
     HVD_IT_NEED("HVD_AMQP_URL");
     long pid = hvd_it_rmq_pid();
-    if (pid <= 0)
-        cr_skip_test("the broker's pid is unknown (deploy/dev.sh svc rmq-pid)");
+    if (pid <= 0) cr_skip_test("the broker's pid is unknown (deploy/dev.sh svc rmq-pid)");
     hvd_it_declare(tb, prefix);
     char *results = name_of("results");
     char err[512] = "";
     /* Long heartbeats: here TCP_USER_TIMEOUT must end the write that cannot progress
      * (rabbitmq-c waits for a writable socket without a deadline). */
-    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .heartbeat_s = 60, .confirms = true,
-                          .tcp_user_timeout_ms = 3000, .connection_name = "hvd-it big publish"};
+    HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"),
+                          .heartbeat_s = 60,
+                          .confirms = true,
+                          .tcp_user_timeout_ms = 3000,
+                          .connection_name = "hvd-it big publish"};
     HvdBroker *b = hvd_broker_connect(&o, err, sizeof err);
     cr_assert_not_null(b, "%s", err);
-    size_t len = 64u << 20;            /* far more than the socket buffers hold */
+    size_t len = 64u << 20; /* far more than the socket buffers hold */
     char *big = hvd_xcalloc(1, len);
     frozen_pid = pid;
     cr_assert_eq(kill((pid_t)pid, SIGSTOP), 0);
@@ -850,8 +868,7 @@ Test(broker_heartbeat, publish_into_frozen_broker_fails, .init = setup, .fini = 
     long long took = hvd_it_now_ms() - t0;
     kill((pid_t)pid, SIGCONT);
     frozen_pid = 0;
-    fprintf(stderr, "publish into a frozen broker: %s after %lld ms: %s\n",
-            hvd_broker_status_name(st), took, err);
+    fprintf(stderr, "publish into a frozen broker: %s after %lld ms: %s\n", hvd_broker_status_name(st), took, err);
     cr_assert_eq(st, HVD_BROKER_CLOSED);
     cr_assert_lt(took, 30000);
     cr_assert_not(hvd_broker_is_open(b));
@@ -895,8 +912,7 @@ Test(broker_heartbeat, idle_connection_stays_up_when_serviced, .init = setup, .f
     cr_assert_not_null(b, "%s", err);
     /* 5 s at 1 s heartbeats: the broker would close us after 2 missed ones */
     long long end = hvd_it_now_ms() + 5000;
-    while (hvd_it_now_ms() < end)
-        cr_assert_neq(hvd_broker_service(b, 200), HVD_BROKER_CLOSED, "%s", err);
+    while (hvd_it_now_ms() < end) cr_assert_neq(hvd_broker_service(b, 200), HVD_BROKER_CLOSED, "%s", err);
     hvd_it_declare(b, prefix);
     hvd_broker_close(b);
 }
@@ -909,8 +925,7 @@ static void restore_watermark(void)
 {
     const char *dev = hvd_it_env("HVD_DEV_SH");
     if (dev && saved_watermark[0])
-        (void)hvd_it_run("'%s' svc rmqctl set_vm_memory_high_watermark %s >/dev/null 2>&1", dev,
-                         saved_watermark);
+        (void)hvd_it_run("'%s' svc rmqctl set_vm_memory_high_watermark %s >/dev/null 2>&1", dev, saved_watermark);
     saved_watermark[0] = '\0';
     teardown();
 }
@@ -919,9 +934,9 @@ Test(broker_blocked, memory_alarm_blocks_publish, .init = setup, .fini = restore
 {
     HVD_IT_NEED("HVD_AMQP_URL");
     const char *dev = hvd_it_env("HVD_DEV_SH");
-    if (!dev)
-        cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
-    char *cur = hvd_it_run_output("'%s' svc rmqctl eval 'vm_memory_monitor:get_vm_memory_high_watermark().' 2>/dev/null", dev);
+    if (!dev) cr_skip_test("no deploy/dev.sh to run rabbitmqctl with");
+    char *cur =
+        hvd_it_run_output("'%s' svc rmqctl eval 'vm_memory_monitor:get_vm_memory_high_watermark().' 2>/dev/null", dev);
     char *end;
     double wm = strtod(cur, &end);
     if (end == cur || wm <= 0 || wm >= 1) {
@@ -954,8 +969,8 @@ Test(broker_blocked, memory_alarm_blocks_publish, .init = setup, .fini = restore
     cr_assert(strstr(err, "blocks publishing"), "%s", err);
     fprintf(stderr, "blocked: %s\n", err);
 
-    cr_assert_eq(hvd_it_run("'%s' svc rmqctl set_vm_memory_high_watermark %s >/dev/null 2>&1", dev,
-                            saved_watermark), 0);
+    cr_assert_eq(hvd_it_run("'%s' svc rmqctl set_vm_memory_high_watermark %s >/dev/null 2>&1", dev, saved_watermark),
+                 0);
     saved_watermark[0] = '\0';
     deadline = hvd_it_now_ms() + 20000;
     while (hvd_broker_is_blocked(tb, NULL) && hvd_it_now_ms() < deadline)

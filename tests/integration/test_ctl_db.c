@@ -59,21 +59,20 @@ static Run ctl(const char *args)
     }
     unlink(errpath);
     free(cmd);
-    Run r = {.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1, .out = hvd_buf_steal(&out),
-             .err = hvd_buf_steal(&err)};
+    Run r = {
+        .rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1, .out = hvd_buf_steal(&out), .err = hvd_buf_steal(&err)};
     return r;
 }
 
 static HvdStore *store(void)
 {
     char err[512] = "";
-    HvdStoreOptions o = {.dsn = dsn, .pool_size = 1, .worker_id = "w-it", .lease_ttl_s = 30,
-                         .host_concurrency = 4};
+    HvdStoreOptions o = {.dsn = dsn, .pool_size = 1, .worker_id = "w-it", .lease_ttl_s = 30, .host_concurrency = 4};
     HvdStore *s = hvd_store_open(&o, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
     int applied;
-    cr_assert_eq(hvd_store_migrate(s, HVD_SOURCE_DIR "/migrations", NULL, &applied, err, sizeof err),
-                 HVD_STORE_OK, "%s", err);
+    cr_assert_eq(hvd_store_migrate(s, HVD_SOURCE_DIR "/migrations", NULL, &applied, err, sizeof err), HVD_STORE_OK,
+                 "%s", err);
     return s;
 }
 
@@ -84,9 +83,16 @@ static const char *const stages4[] = {"vm.create", "disk.create", "nic.create", 
 static void make_job(HvdStore *s, const char *id, const char *host, const char *vm, int kind)
 {
     char err[512] = "";
-    HvdNewJob j = {.job_id = id, .job_type = "managed_deployment", .target_host = host, .vm_name = vm,
-                   .reply_to = "hvdeploy.results", .content_type = "application/json",
-                   .request_json = "{}", .options_json = "{}", .stages = stages4, .n_stages = 4};
+    HvdNewJob j = {.job_id = id,
+                   .job_type = "managed_deployment",
+                   .target_host = host,
+                   .vm_name = vm,
+                   .reply_to = "hvdeploy.results",
+                   .content_type = "application/json",
+                   .request_json = "{}",
+                   .options_json = "{}",
+                   .stages = stages4,
+                   .n_stages = 4};
     HvdClaimOutcome out;
     HvdJobRecord rec = {0};
     cr_assert_eq(hvd_store_claim_new(s, &j, &out, &rec, err, sizeof err), HVD_STORE_OK, "%s", err);
@@ -95,15 +101,18 @@ static void make_job(HvdStore *s, const char *id, const char *host, const char *
     cr_assert_eq(hvd_store_step(s, &st, NULL, NULL, err, sizeof err), HVD_STORE_OK, "%s", err);
     char next[37];
     if (kind == 1) {
-        HvdStageFinal f = {.name = "vm.create", .status = "failed", .error = "network 'Nope' not found",
-                           .code = "agent_error", .agent_code = "NETWORK_NOT_FOUND"};
-        cr_assert_eq(hvd_store_finish(s, id, rec.epoch, "failed", "agent_error", &f, 1, "E", 1, next, err,
-                                      sizeof err), HVD_STORE_OK, "%s", err);
+        HvdStageFinal f = {.name = "vm.create",
+                           .status = "failed",
+                           .error = "network 'Nope' not found",
+                           .code = "agent_error",
+                           .agent_code = "NETWORK_NOT_FOUND"};
+        cr_assert_eq(hvd_store_finish(s, id, rec.epoch, "failed", "agent_error", &f, 1, "E", 1, next, err, sizeof err),
+                     HVD_STORE_OK, "%s", err);
     } else if (kind == 2) {
         HvdStageFinal f[4];
         for (int i = 0; i < 4; i++) f[i] = (HvdStageFinal){.name = stages4[i], .status = "succeeded"};
         f[0].output_json = "{\"vm_id\":\"abc\"}";
-        f[0].error = "Created VM 'x'";   /* the agent's message of a stage that succeeded */
+        f[0].error = "Created VM 'x'"; /* the agent's message of a stage that succeeded */
         cr_assert_eq(hvd_store_finish(s, id, rec.epoch, "succeeded", NULL, f, 4, "E", 1, next, err, sizeof err),
                      HVD_STORE_OK, "%s", err);
     }
@@ -170,8 +179,8 @@ Test(ctl_db, migrate_errors)
     /* an edited migration: exit 1 naming it */
     char dir[64];
     snprintf(dir, sizeof dir, "/tmp/hvd-it-ctlmig-%ld", (long)getpid());
-    cr_assert_eq(hvd_it_run("rm -rf %s && mkdir -p %s && cp %s/migrations/*.sql %s/", dir, dir, HVD_SOURCE_DIR,
-                            dir), 0);
+    cr_assert_eq(hvd_it_run("rm -rf %s && mkdir -p %s && cp %s/migrations/*.sql %s/", dir, dir, HVD_SOURCE_DIR, dir),
+                 0);
     char args[128];
     snprintf(args, sizeof args, "migrate --migrations-dir %s", dir);
     r = ctl(args);
@@ -209,8 +218,8 @@ Test(ctl_db, status_of_jobs)
     r = ctl("status " J2);
     cr_assert_eq(r.rc, 1, "a failed job: exit 1");
     cr_assert(strstr(r.out, "status     failed (agent_error)\n"), "%s", r.out);
-    cr_assert(strstr(r.out, "last error vm.create: agent_error/NETWORK_NOT_FOUND: network 'Nope' not found\n"),
-              "%s", r.out);
+    cr_assert(strstr(r.out, "last error vm.create: agent_error/NETWORK_NOT_FOUND: network 'Nope' not found\n"), "%s",
+              r.out);
     run_free(&r);
 
     r = ctl("status --output json " J2);

@@ -69,8 +69,13 @@ static void wait_queue_len(HvdBroker *b, const char *queue, long n, int timeout_
 
 static void publish_raw(HvdBroker *b, const char *body, const char *content_type, const char *message_id)
 {
-    HvdPublish p = {.exchange = jobs_exchange, .routing_key = HVD_BROKER_JOB_KEY, .body = body, .len = strlen(body),
-                    .content_type = content_type, .message_id = message_id, .persistent = true};
+    HvdPublish p = {.exchange = jobs_exchange,
+                    .routing_key = HVD_BROKER_JOB_KEY,
+                    .body = body,
+                    .len = strlen(body),
+                    .content_type = content_type,
+                    .message_id = message_id,
+                    .persistent = true};
     cr_assert_eq(hvd_it_publish(b, &p), HVD_CONFIRM_ACKED);
 }
 
@@ -87,7 +92,8 @@ Test(ctl_dead, undecodable_messages_list_show_purge)
     worker = it_worker_start(prefix, dsn, tmp, NULL);
     HvdBroker *b = hvd_it_broker("dead raw");
     /* truncated JSON that holds a password; garbage "msgpack" with a message id */
-    publish_raw(b, "{\"job_type\": \"managed_deployment\", \"request\": {\"guest_config\": {\"guest_la_pw\": \"" SECRET1,
+    publish_raw(b,
+                "{\"job_type\": \"managed_deployment\", \"request\": {\"guest_config\": {\"guest_la_pw\": \"" SECRET1,
                 "application/json", NULL);
     publish_raw(b, "\xc1\xc1 not msgpack", "application/msgpack", "garbage-2");
     wait_queue_len(b, dead_queue, 2, 30000);
@@ -139,8 +145,9 @@ Test(ctl_dead, undecodable_messages_list_show_purge)
     cr_assert_not_null(b64);
     unsigned char raw[1024];
     size_t rawlen = 0;
-    cr_assert_eq(sodium_base642bin(raw, sizeof raw - 1, b64, strlen(b64), NULL, &rawlen, NULL,
-                                   sodium_base64_VARIANT_ORIGINAL), 0);
+    cr_assert_eq(
+        sodium_base642bin(raw, sizeof raw - 1, b64, strlen(b64), NULL, &rawlen, NULL, sodium_base64_VARIANT_ORIGINAL),
+        0);
     raw[rawlen] = '\0';
     cr_assert(strstr((char *)raw, "{\"job_type\": \"managed_deployment\""), "body: %s", raw);
     cr_assert_null(strstr((char *)raw, "S3cret"), "the password is in body_base64");
@@ -181,8 +188,8 @@ Test(ctl_dead, undecodable_messages_list_show_purge)
     json_t *res = json_out(&r);
     cr_assert_eq(json_integer_value(json_object_get(res, "replayed")), 2);
     cr_assert_eq(json_integer_value(json_object_get(res, "refused")), 0);
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(res, "results"), 0),
-                                                       "outcome")), "replayed");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(res, "results"), 0), "outcome")),
+                     "replayed");
     cr_assert_geq(hvd_it_now_ms() - t0, 900, "--rate 1 did not space the replays");
     json_decref(res);
     it_ctl_free(&r);
@@ -324,8 +331,13 @@ Test(ctl_dead, exhausted_job_replays_from_its_failed_stage)
     char *keep = strstr(body, "\"rollback\"");
     cr_assert_not_null(keep);
     memcpy(keep, "\"keep\"    ", 10);
-    HvdPublish p = {.exchange = jobs_exchange, .routing_key = HVD_BROKER_JOB_KEY, .body = body, .len = strlen(body),
-                    .content_type = "application/json", .message_id = FULL_ID, .persistent = true};
+    HvdPublish p = {.exchange = jobs_exchange,
+                    .routing_key = HVD_BROKER_JOB_KEY,
+                    .body = body,
+                    .len = strlen(body),
+                    .content_type = "application/json",
+                    .message_id = FULL_ID,
+                    .persistent = true};
     cr_assert_eq(hvd_it_publish(b, &p), HVD_CONFIRM_ACKED);
     free(body);
 
@@ -368,9 +380,15 @@ Test(ctl_dead, exhausted_job_replays_from_its_failed_stage)
     char dead_exchange[256];
     snprintf(dead_exchange, sizeof dead_exchange, "%s.dead", prefix);
     for (int i = 0; i < 2; i++) {
-        HvdPublish dp = {.exchange = dead_exchange, .routing_key = "", .body = d.body, .len = d.len,
-                         .content_type = d.content_type, .message_id = d.message_id,
-                         .correlation_id = d.correlation_id, .persistent = true, .copy_headers_from = &d};
+        HvdPublish dp = {.exchange = dead_exchange,
+                         .routing_key = "",
+                         .body = d.body,
+                         .len = d.len,
+                         .content_type = d.content_type,
+                         .message_id = d.message_id,
+                         .correlation_id = d.correlation_id,
+                         .persistent = true,
+                         .copy_headers_from = &d};
         cr_assert_eq(hvd_it_publish(b, &dp), HVD_CONFIRM_ACKED);
     }
     hvd_delivery_free(&d);
@@ -398,8 +416,11 @@ Test(ctl_dead, exhausted_job_replays_from_its_failed_stage)
     char *status = it_pg_value(c, "SELECT status FROM hvdeploy.jobs WHERE job_id = $1::uuid", FULL_ID);
     cr_assert_str_eq(status, "succeeded");
     free(status);
-    cr_assert_eq(it_pg_long(c, "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = $1::uuid AND detail LIKE "
-                               "'replay%'", FULL_ID), 2, "one job and one stage event of the replay");
+    cr_assert_eq(it_pg_long(c,
+                            "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = $1::uuid AND detail LIKE "
+                            "'replay%'",
+                            FULL_ID),
+                 2, "one job and one stage event of the replay");
 
     /* refusals, straight from the store: a job that succeeded, and one whose secrets are gone */
     HvdStoreOptions o = {.dsn = dsn, .pool_size = 1, .worker_id = "it"};
@@ -411,14 +432,16 @@ Test(ctl_dead, exhausted_job_replays_from_its_failed_stage)
     cr_assert(found);
     cr_assert(strstr(why, "is succeeded, not failed"), "why: %s", why);
     PQclear(it_pg_q(c, "UPDATE hvdeploy.jobs SET status = 'failed' WHERE job_id = $1::uuid", FULL_ID, NULL));
-    PQclear(it_pg_q(c, "UPDATE hvdeploy.job_stages SET status = 'failed' WHERE job_id = $1::uuid "
-                       "AND stage = 'vm.initialize'", FULL_ID, NULL));
+    PQclear(it_pg_q(c,
+                    "UPDATE hvdeploy.job_stages SET status = 'failed' WHERE job_id = $1::uuid "
+                    "AND stage = 'vm.initialize'",
+                    FULL_ID, NULL));
     PQclear(it_pg_q(c, "DELETE FROM hvdeploy.job_secrets WHERE job_id = $1::uuid", FULL_ID, NULL));
     cr_assert_eq(hvd_store_replay(s, FULL_ID, &found, why, sizeof why, err, sizeof err), HVD_STORE_OK, "%s", err);
     cr_assert(found);
     cr_assert(strstr(why, "secrets"), "why: %s", why);
-    cr_assert_eq(hvd_store_replay(s, "00000000-0000-4000-8000-000000000000", &found, why, sizeof why, err,
-                                  sizeof err), HVD_STORE_OK);
+    cr_assert_eq(hvd_store_replay(s, "00000000-0000-4000-8000-000000000000", &found, why, sizeof why, err, sizeof err),
+                 HVD_STORE_OK);
     cr_assert_not(found);
     hvd_store_close(s);
     PQfinish(c);

@@ -71,7 +71,8 @@ static bool is_uuid4(const char *s)
 {
     regex_t re;
     cr_assert_eq(regcomp(&re, "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n?$",
-                         REG_EXTENDED | REG_NOSUB), 0);
+                         REG_EXTENDED | REG_NOSUB),
+                 0);
     bool ok = regexec(&re, s, 0, NULL, 0) == 0;
     regfree(&re);
     return ok;
@@ -85,8 +86,7 @@ static char *job_without_id(const char *sample, const char *vm_name)
     cr_assert_not_null(j, "%s: %s", sample, e.text);
     json_object_del(j, "job_id");
     if (vm_name)
-        json_object_set_new(json_object_get(json_object_get(j, "request"), "vm_spec"), "vm_name",
-                            json_string(vm_name));
+        json_object_set_new(json_object_get(json_object_get(j, "request"), "vm_spec"), "vm_name", json_string(vm_name));
     char *path = hvd_xasprintf("%s/job-%lld.json", tmp, hvd_it_now_ms());
     cr_assert_eq(json_dump_file(j, path, 0), 0);
     json_decref(j);
@@ -117,8 +117,7 @@ Test(ctl_submit, full_job_json, .init = setup_worker)
     cr_assert_not_null(env, "stdout is not one JSON document: %s\n%s", e.text, r.out);
     cr_assert_str_eq(json_string_value(json_object_get(env, "status")), "success");
     cr_assert_str_eq(json_string_value(json_object_get(env, "job_id")), "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11");
-    cr_assert_str_eq(json_string_value(json_object_get(env, "correlation_id")),
-                     "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11");
+    cr_assert_str_eq(json_string_value(json_object_get(env, "correlation_id")), "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11");
     cr_assert(json_is_null(json_object_get(env, "code")));
     json_t *stages = json_object_get(env, "stages");
     cr_assert_eq(json_array_size(stages), 4);
@@ -180,7 +179,8 @@ Test(ctl_submit, invalid_job_exits_1_with_errors, .init = setup_worker)
 Test(ctl_submit, unknown_job_type_is_returned, .init = setup_topology)
 {
     char *path = hvd_xasprintf("%s/teleport.json", tmp);
-    it_write_file(path, "{\"job_type\": \"teleport\", \"request\": {\"guest_config\": {\"guest_la_pw\": \"" SECRET1 "\"}}}");
+    it_write_file(path,
+                  "{\"job_type\": \"teleport\", \"request\": {\"guest_config\": {\"guest_la_pw\": \"" SECRET1 "\"}}}");
     ItCtl r = it_ctl(tmp, "submit %s --timeout 10", path);
     cr_assert_eq(r.rc, 1, "exit %d", r.rc);
     cr_assert(strstr(r.err, "no fleet handles job type 'teleport'"), "stderr: %s", r.err);
@@ -194,11 +194,11 @@ Test(ctl_submit, follow_shows_stage_events_in_order, .init = setup_worker)
     ItCtl r = it_ctl(tmp, "submit %s/full-windows.json --follow --timeout 120", JOBS);
     cr_assert_eq(r.rc, 0, "exit %d: %s", r.rc, r.err);
     static const char *const want[] = {
-        "stage vm.create      running",     "stage vm.create      succeeded",
-        "stage disk.create    running",     "stage disk.create    succeeded",
-        "stage nic.create     running",     "stage nic.create     succeeded",
-        "stage vm.initialize  running",     "stage vm.initialize  succeeded",
-        "job                  succeeded",   "status    success",
+        "stage vm.create      running",   "stage vm.create      succeeded",
+        "stage disk.create    running",   "stage disk.create    succeeded",
+        "stage nic.create     running",   "stage nic.create     succeeded",
+        "stage vm.initialize  running",   "stage vm.initialize  succeeded",
+        "job                  succeeded", "status    success",
     };
     const char *at = r.out;
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
@@ -247,14 +247,14 @@ Test(ctl_submit, timeout_without_a_worker, .init = setup_topology)
 {
     ItCtl r = it_ctl(tmp, "submit %s/minimal.json --timeout 2", JOBS);
     cr_assert_eq(r.rc, 2, "exit %d", r.rc);
-    cr_assert(strstr(r.err, "no envelope for job 3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a within 2 s"), "stderr: %s", r.err);
+    cr_assert(strstr(r.err, "no envelope for job 3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a within 2 s"), "stderr: %s",
+              r.err);
     it_ctl_free(&r);
 }
 
 Test(ctl_submit, no_broker_is_exit_2_without_password, .init = base_setup)
 {
-    ItCtl r = it_ctl(tmp, "submit %s/full-windows.json --amqp-url 'amqp://guest:Sup3rS3cretPw@127.0.0.1:1/%%2f'",
-                     JOBS);
+    ItCtl r = it_ctl(tmp, "submit %s/full-windows.json --amqp-url 'amqp://guest:Sup3rS3cretPw@127.0.0.1:1/%%2f'", JOBS);
     cr_assert_eq(r.rc, 2, "exit %d", r.rc);
     cr_assert(strstr(r.err, "cannot connect to RabbitMQ at 127.0.0.1:1"), "stderr: %s", r.err);
     cr_assert_null(strstr(r.err, "Sup3rS3cretPw"), "the password was printed: %s", r.err);

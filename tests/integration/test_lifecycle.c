@@ -88,8 +88,9 @@ Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewh
     cr_assert(status && strcmp(status, "succeeded") != 0 && strcmp(status, "failed") != 0,
               "the job is unfinished after the first worker left (status %s)", status ? status : "(no row)");
     free(status);
-    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND lease_owner = 'a' "
-                               "AND lease_expires_at > now()",
+    cr_assert_eq(wp_pg_long(W,
+                            "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND lease_owner = 'a' "
+                            "AND lease_expires_at > now()",
                             id),
                  0, "the stopped worker released its lease");
 
@@ -109,12 +110,14 @@ Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewh
     cr_assert_leq(effects_with_key("hv-term.lab.example", id, "disk.create"), 1, "at most one disk.create effect");
     WpMsg extra[1];
     cr_assert_eq(wp_drain(W->broker, q, 1, 3000, extra), 0, "exactly one envelope");
-    cr_assert_eq(wp_pg_long(W, "SELECT count(DISTINCT worker) FROM hvdeploy.job_events WHERE job_id = '%s' AND "
-                               "stage IS NULL AND to_status = 'running'",
+    cr_assert_eq(wp_pg_long(W,
+                            "SELECT count(DISTINCT worker) FROM hvdeploy.job_events WHERE job_id = '%s' AND "
+                            "stage IS NULL AND to_status = 'running'",
                             id),
                  2, "both workers ran the job");
-    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = '%s' AND stage IS NULL "
-                               "AND to_status = 'succeeded' AND worker = 'b'",
+    cr_assert_eq(wp_pg_long(W,
+                            "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = '%s' AND stage IS NULL "
+                            "AND to_status = 'succeeded' AND worker = 'b'",
                             id),
                  1, "the second worker finished it");
     wp_msgs_free(m, 1);
@@ -199,8 +202,9 @@ Test(lifecycle, rabbitmq_then_postgresql_restart_while_jobs_run)
         cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = 'succeeded'",
                                 seen[i].id),
                      1, "job %s has one succeeded row", seen[i].id);
-        cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = '%s' AND stage IS NULL "
-                                   "AND to_status IN ('succeeded','failed','cancelled')",
+        cr_assert_eq(wp_pg_long(W,
+                                "SELECT count(*) FROM hvdeploy.job_events WHERE job_id = '%s' AND stage IS NULL "
+                                "AND to_status IN ('succeeded','failed','cancelled')",
                                 seen[i].id),
                      1, "job %s has exactly one terminal transition", seen[i].id);
     }

@@ -53,8 +53,8 @@ static int source_migrations(void)
 static const char *copy_migrations(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/hvd-it-migr-%ld", (long)getpid());
-    cr_assert_eq(hvd_it_run("rm -rf '%s' && mkdir -p '%s' && cp '%s'/*.sql '%s'/", tmpdir, tmpdir,
-                            SRC_MIGRATIONS, tmpdir), 0);
+    cr_assert_eq(
+        hvd_it_run("rm -rf '%s' && mkdir -p '%s' && cp '%s'/*.sql '%s'/", tmpdir, tmpdir, SRC_MIGRATIONS, tmpdir), 0);
     return tmpdir;
 }
 
@@ -85,12 +85,17 @@ Test(migrate, applies_each_once)
     free(report);
     PGconn *c = it_pg_connect(dsn);
     cr_assert_eq(it_pg_long(c, "SELECT count(*) FROM hvdeploy.schema_migrations", NULL), n);
-    char *v = it_pg_value(c, "SELECT name || ' ' || length(checksum) FROM hvdeploy.schema_migrations "
-                             "WHERE version = 1", NULL);
+    char *v = it_pg_value(c,
+                          "SELECT name || ' ' || length(checksum) FROM hvdeploy.schema_migrations "
+                          "WHERE version = 1",
+                          NULL);
     cr_assert_str_eq(v, "0001_initial.sql 64");
     free(v);
-    cr_assert_eq(it_pg_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hvdeploy' "
-                               "AND table_name IN ('jobs', 'job_stages', 'job_events', 'job_secrets')", NULL), 4);
+    cr_assert_eq(it_pg_long(c,
+                            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hvdeploy' "
+                            "AND table_name IN ('jobs', 'job_stages', 'job_events', 'job_secrets')",
+                            NULL),
+                 4);
     /* again: nothing to do */
     cr_assert_eq(hvd_store_migrate(s, SRC_MIGRATIONS, NULL, &applied, err, sizeof err), HVD_STORE_OK, "%s", err);
     cr_assert_eq(applied, 0);
@@ -193,8 +198,9 @@ Test(migrate, new_migration_applied_alone_and_failing_one_rolled_back)
     char err[512] = "";
     int applied = 0;
     cr_assert_eq(hvd_store_migrate(s, dir, NULL, &applied, err, sizeof err), HVD_STORE_OK, "%s", err);
-    write_file(dir, "9001_extra.sql", "CREATE TABLE hvdeploy.it_extra (x int);\n"
-                                      "INSERT INTO hvdeploy.it_extra VALUES (1);\n");
+    write_file(dir, "9001_extra.sql",
+               "CREATE TABLE hvdeploy.it_extra (x int);\n"
+               "INSERT INTO hvdeploy.it_extra VALUES (1);\n");
     write_file(dir, "README.md", "not a migration\n");
     cr_assert_eq(hvd_store_migrate(s, dir, NULL, &applied, err, sizeof err), HVD_STORE_OK, "%s", err);
     cr_assert_eq(applied, 1);
@@ -205,8 +211,8 @@ Test(migrate, new_migration_applied_alone_and_failing_one_rolled_back)
     cr_assert(strstr(err, "nowhere"), "%s", err);
     PGconn *c = it_pg_connect(dsn);
     cr_assert_eq(it_pg_long(c, "SELECT count(*) FROM hvdeploy.schema_migrations", NULL), n + 1);
-    cr_assert_eq(it_pg_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'it_broken'",
-                            NULL), 0);
+    cr_assert_eq(it_pg_long(c, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'it_broken'", NULL),
+                 0);
     /* the advisory lock was let go: another session can take it at once */
     char *v = it_pg_value(c, "SELECT pg_try_advisory_lock(29382459722229618)::text", NULL);
     cr_assert_str_eq(v, "true");

@@ -139,8 +139,8 @@ Test(observability, metrics_move_as_jobs_run_and_healthz_follows_the_broker)
     run_job(W);
     /* the envelope reaches us before the publisher's counters are bumped: let them settle */
     usleep(500 * 1000);
-    cr_assert_eq(scrape("hvdeploy_jobs_total{job_type=\"managed_deployment\",status=\"success\"}") -
-                     0, jobs0 + 2, "jobs_total did not count two successes");
+    cr_assert_eq(scrape("hvdeploy_jobs_total{job_type=\"managed_deployment\",status=\"success\"}") - 0, jobs0 + 2,
+                 "jobs_total did not count two successes");
     cr_assert_eq(scrape("hvdeploy_stage_duration_seconds_count{") - stages0, 8, "8 stages expected");
     cr_assert_gt(scrape("hvdeploy_amqp_operations_total{op=\"publish\"}"), publish0);
     cr_assert_gt(scrape("hvdeploy_envelopes_published_total"), 0);

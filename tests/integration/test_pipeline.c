@@ -67,8 +67,9 @@ static bool is_uuid(const char *s)
     return s && hvd_uuid_valid(s, strlen(s));
 }
 
-static const char *const ENVELOPE_KEYS[] = {"job_id", "correlation_id", "job_type", "status", "code", "message",
-                                            "data", "stages", "errors", "attempts", "created_at", "finished_at"};
+static const char *const ENVELOPE_KEYS[] = {"job_id", "correlation_id", "job_type",   "status",
+                                            "code",   "message",        "data",       "stages",
+                                            "errors", "attempts",       "created_at", "finished_at"};
 #define N_ENVELOPE_KEYS (sizeof ENVELOPE_KEYS / sizeof *ENVELOPE_KEYS)
 
 /* Every key of §4 is present, and no other. */
@@ -77,8 +78,7 @@ static void check_envelope_keys(const HvdNode *env)
     cr_assert_eq(env->type, HVD_MAP, "the envelope is not a map");
     for (size_t i = 0; i < N_ENVELOPE_KEYS; i++)
         cr_assert_not_null(hvd_node_get(env, ENVELOPE_KEYS[i]), "the envelope has no '%s' key", ENVELOPE_KEYS[i]);
-    cr_assert_eq(env->u.map.n, N_ENVELOPE_KEYS, "the envelope has %zu keys, §4 has %zu", env->u.map.n,
-                 N_ENVELOPE_KEYS);
+    cr_assert_eq(env->u.map.n, N_ENVELOPE_KEYS, "the envelope has %zu keys, §4 has %zu", env->u.map.n, N_ENVELOPE_KEYS);
 }
 
 /* A sorted, comma-joined copy of an array of strings (caller frees). */
@@ -114,12 +114,12 @@ static char *sorted_csv(const char *csv)
 }
 
 typedef struct {
-    const char *content_type;     /* expected AMQP content type */
-    const char *correlation_id;   /* expected (NULL = the job id) */
-    const char *stages;           /* "vm.create,disk.create,..." */
+    const char *content_type;   /* expected AMQP content type */
+    const char *correlation_id; /* expected (NULL = the job id) */
+    const char *stages;         /* "vm.create,disk.create,..." */
     const char *os_family;
-    const char *adapter_name;     /* expected data.adapter_name when a NIC is made (NULL = any) */
-    const char *guest_keys;       /* expected guest_config_keys as a csv (any order), NULL = none */
+    const char *adapter_name; /* expected data.adapter_name when a NIC is made (NULL = any) */
+    const char *guest_keys;   /* expected guest_config_keys as a csv (any order), NULL = none */
 } Expect;
 
 /* A success envelope for job, checked field by field against §4. */
@@ -148,8 +148,7 @@ static void check_success(const WpMsg *m, const HvdNode *job, const Expect *x)
     cr_assert(errs && errs->type == HVD_ARRAY && errs->u.arr.n == 0, "errors is []");
     int64_t created = 0, finished = 0;
     cr_assert(is_rfc3339_utc(wp_str(env, "created_at"), &created), "created_at: %s", wp_str(env, "created_at"));
-    cr_assert(is_rfc3339_utc(wp_str(env, "finished_at"), &finished), "finished_at: %s",
-              wp_str(env, "finished_at"));
+    cr_assert(is_rfc3339_utc(wp_str(env, "finished_at"), &finished), "finished_at: %s", wp_str(env, "finished_at"));
     cr_assert_leq(created, finished, "created_at <= finished_at");
 
     /* data */
@@ -201,8 +200,8 @@ static void check_success(const WpMsg *m, const HvdNode *job, const Expect *x)
     free(names);
     const HvdNode *stages = hvd_node_get(env, "stages");
     int64_t prev_end = created;
-    static const char *const stage_keys[] = {"name", "status", "attempts", "started_at", "finished_at",
-                                             "message", "code", "agent_code"};
+    static const char *const stage_keys[] = {"name",        "status",  "attempts", "started_at",
+                                             "finished_at", "message", "code",     "agent_code"};
     for (size_t i = 0; i < stages->u.arr.n; i++) {
         const HvdNode *s = stages->u.arr.items[i];
         const char *name = wp_str(s, "name");
@@ -290,14 +289,17 @@ Test(pipeline, full_deployment_msgpack)
     char q[128], corr[80];
     wp_private_queue(W, q, sizeof q);
     snprintf(corr, sizeof corr, "upstream-corr-%.8s", wp_job_id(job));
-    wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q, .correlation_id = corr,
-                                     .message_id = WP_JOB_ID});
+    wp_publish_job(W, job,
+                   &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q, .correlation_id = corr, .message_id = WP_JOB_ID});
     WpMsg m[1];
     one_envelope(q, k, m, "the msgpack job");
     check_success(m, job,
-                  &(Expect){.content_type = "application/msgpack", .correlation_id = corr,
-                            .stages = "vm.create,disk.create,nic.create,vm.initialize", .os_family = "windows",
-                            .adapter_name = "Primary", .guest_keys = WINDOWS_GUEST_KEYS});
+                  &(Expect){.content_type = "application/msgpack",
+                            .correlation_id = corr,
+                            .stages = "vm.create,disk.create,nic.create,vm.initialize",
+                            .os_family = "windows",
+                            .adapter_name = "Primary",
+                            .guest_keys = WINDOWS_GUEST_KEYS});
     check_stored(wp_job_id(job), "succeeded", m);
     wp_msgs_free(m, 1);
     WpMsg extra[1];
@@ -319,8 +321,10 @@ Test(pipeline, full_deployment_json)
     one_envelope(q, k, m, "the JSON job");
     cr_assert(m->d.len > 0 && ((const char *)m->d.body)[0] == '{', "a JSON job is answered in JSON");
     check_success(m, job,
-                  &(Expect){.content_type = "application/json", .stages = "vm.create,disk.create,nic.create,vm.initialize",
-                            .os_family = "linux", .guest_keys = LINUX_GUEST_KEYS});
+                  &(Expect){.content_type = "application/json",
+                            .stages = "vm.create,disk.create,nic.create,vm.initialize",
+                            .os_family = "linux",
+                            .guest_keys = LINUX_GUEST_KEYS});
     check_stored(wp_job_id(job), "succeeded", m);
     wp_msgs_free(m, 1);
     cr_assert_eq(wp_stop(k, 15000), 0, "log:\n%s", wp_log_tail(k));
@@ -349,13 +353,13 @@ Test(pipeline, subsets_run_only_their_stages)
         cr_assert_not_null(m[i].body);
         bool first = strcmp(wp_str(m[i].body, "job_id"), wp_job_id(vm_only)) == 0;
         if (first)
-            check_success(&m[i], vm_only,
-                          &(Expect){.content_type = "application/msgpack", .stages = "vm.create",
-                                    .os_family = "windows"});
+            check_success(
+                &m[i], vm_only,
+                &(Expect){.content_type = "application/msgpack", .stages = "vm.create", .os_family = "windows"});
         else
-            check_success(&m[i], vm_nic,
-                          &(Expect){.content_type = "application/json", .stages = "vm.create,nic.create",
-                                    .os_family = "linux"});
+            check_success(
+                &m[i], vm_nic,
+                &(Expect){.content_type = "application/json", .stages = "vm.create,nic.create", .os_family = "linux"});
     }
     cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s'", wp_job_id(vm_only)), 1);
     cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s'", wp_job_id(vm_nic)), 2);
@@ -377,8 +381,8 @@ Test(pipeline, no_reply_to_goes_to_results_queue)
     snprintf(results, sizeof results, "%s.results", W->prefix);
     WpMsg m[1];
     one_envelope(results, k, m, "a job without reply_to");
-    check_success(m, job, &(Expect){.content_type = "application/msgpack", .stages = "vm.create",
-                                    .os_family = "windows"});
+    check_success(m, job,
+                  &(Expect){.content_type = "application/msgpack", .stages = "vm.create", .os_family = "windows"});
     wp_msgs_free(m, 1);
     hvd_node_free(job);
     cr_assert_eq(wp_stop(k, 15000), 0);
@@ -486,8 +490,10 @@ Test(pipeline, validation_errors_are_all_listed)
     cr_assert(strstr(locs, "request.vm_spec.cpu_cores;"), "%s", locs);
     cr_assert(strstr(locs, "request.guest_config;"), "all-or-none at the group's parent: %s", locs);
     free(locs);
-    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = 'failed' "
-                               "AND code = 'validation_error'", wp_job_id(job)),
+    cr_assert_eq(wp_pg_long(W,
+                            "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = 'failed' "
+                            "AND code = 'validation_error'",
+                            wp_job_id(job)),
                  1, "an invalid job with an id is recorded as failed");
     char **secrets = NULL;
     wp_job_secrets(job, &secrets);
@@ -533,8 +539,13 @@ Test(pipeline, undecodable_is_answered_and_dead_lettered)
 
     static const unsigned char garbage[] = {0xc1, 0xff, 0x00, 'n', 'o', 't', ' ', 'm', 's', 'g', 'p', 'a', 'c', 'k'};
     wp_uuid(id);
-    wp_publish_job(W, NULL, &(WpSend){.ct = HVD_CT_MSGPACK, .raw = garbage, .raw_len = sizeof garbage,
-                                      .reply_to = q, .correlation_id = "corr-garbage", .message_id = id});
+    wp_publish_job(W, NULL,
+                   &(WpSend){.ct = HVD_CT_MSGPACK,
+                             .raw = garbage,
+                             .raw_len = sizeof garbage,
+                             .reply_to = q,
+                             .correlation_id = "corr-garbage",
+                             .message_id = id});
     WpMsg m[1];
     one_envelope(q, k, m, "an undecodable msgpack body");
     check_error(m, "malformed_message", NULL, "corr-garbage", "application/msgpack");
@@ -545,8 +556,12 @@ Test(pipeline, undecodable_is_answered_and_dead_lettered)
     check_dead_copy(garbage, sizeof garbage, "malformed_message");
 
     static const char bad_json[] = "{\"job_id\": \"x\", \"request\": {";
-    wp_publish_job(W, NULL, &(WpSend){.ct = HVD_CT_JSON, .raw = bad_json, .raw_len = strlen(bad_json), .reply_to = q,
-                                      .correlation_id = "corr-bad-json"});
+    wp_publish_job(W, NULL,
+                   &(WpSend){.ct = HVD_CT_JSON,
+                             .raw = bad_json,
+                             .raw_len = strlen(bad_json),
+                             .reply_to = q,
+                             .correlation_id = "corr-bad-json"});
     one_envelope(q, k, m, "a truncated JSON body");
     check_error(m, "malformed_message", NIL_ID, "corr-bad-json", "application/json");
     wp_msgs_free(m, 1);
@@ -587,8 +602,10 @@ Test(pipeline, unsupported_content_type)
     wp_private_queue(W, q, sizeof q);
     HvdNode *job = wp_job_load("minimal.json", NULL);
     HvdBuf sent = {0};
-    wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_JSON, .content_type = "text/plain", .reply_to = q,
-                                     .message_id = WP_JOB_ID, .sent = &sent});
+    wp_publish_job(
+        W, job,
+        &(WpSend){
+            .ct = HVD_CT_JSON, .content_type = "text/plain", .reply_to = q, .message_id = WP_JOB_ID, .sent = &sent});
     WpMsg m[1];
     one_envelope(q, k, m, "a text/plain body");
     check_error(m, "unsupported_content_type", NULL, NULL, NULL);
@@ -612,7 +629,8 @@ Test(pipeline, duplicate_vm_name_on_one_host)
     hvd_node_map_set_str(wp_job_at(second, "request.vm_spec"), "vm_name", wp_job_vm_name(first));
     hvd_node_map_set_str(wp_job_at(other_host, "request.vm_spec"), "vm_name", wp_job_vm_name(first));
     wp_publish_job(W, first, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q});
-    cr_assert(wp_wait_job_status(W, wp_job_id(first), "running", 20000), "the first job runs; log:\n%s", wp_log_tail(k));
+    cr_assert(wp_wait_job_status(W, wp_job_id(first), "running", 20000), "the first job runs; log:\n%s",
+              wp_log_tail(k));
     wp_publish_job(W, second, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q});
     wp_publish_job(W, other_host, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q});
 
@@ -624,8 +642,8 @@ Test(pipeline, duplicate_vm_name_on_one_host)
     for (size_t i = 1; i < 3; i++) {
         const char *id = wp_str(m[i].body, "job_id");
         const HvdNode *job = strcmp(id, wp_job_id(first)) == 0 ? first : other_host;
-        check_success(&m[i], job, &(Expect){.content_type = "application/msgpack", .stages = "vm.create",
-                                            .os_family = "windows"});
+        check_success(&m[i], job,
+                      &(Expect){.content_type = "application/msgpack", .stages = "vm.create", .os_family = "windows"});
     }
     cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND code = 'duplicate_vm_name'",
                             wp_job_id(second)),
@@ -651,10 +669,13 @@ Test(pipeline, finished_job_sent_again_gets_the_same_envelope)
     wp_publish_job(W, job, &send);
     WpMsg a[1], b[1];
     one_envelope(q, k, a, "the first run");
-    check_success(a, job, &(Expect){.content_type = "application/json", .correlation_id = "corr-again",
-                                    .stages = "vm.create,disk.create,nic.create,vm.initialize",
-                                    .os_family = "windows", .adapter_name = "Primary",
-                                    .guest_keys = WINDOWS_GUEST_KEYS});
+    check_success(a, job,
+                  &(Expect){.content_type = "application/json",
+                            .correlation_id = "corr-again",
+                            .stages = "vm.create,disk.create,nic.create,vm.initialize",
+                            .os_family = "windows",
+                            .adapter_name = "Primary",
+                            .guest_keys = WINDOWS_GUEST_KEYS});
     size_t effects = wp_effects_count(W, host);
     cr_assert_eq(effects, 4, "four effects after the first run (one per stage), got %zu", effects);
 
@@ -699,8 +720,8 @@ static void check_event_rows(const char *job_id, size_t n_stages)
         const char *stage = PQgetvalue(r, i, 0), *from = PQgetvalue(r, i, 1), *to = PQgetvalue(r, i, 2);
         if (i > 0)
             cr_assert_geq(strcmp(PQgetvalue(r, i, 3), PQgetvalue(r, i - 1, 3)), 0,
-                          "job_events of %s are in time order (row %d at %s after %s)", job_id, i,
-                          PQgetvalue(r, i, 3), PQgetvalue(r, i - 1, 3));
+                          "job_events of %s are in time order (row %d at %s after %s)", job_id, i, PQgetvalue(r, i, 3),
+                          PQgetvalue(r, i - 1, 3));
         const char *prev = NULL;
         for (int k = i - 1; k >= 0 && !prev; k--)
             if (strcmp(PQgetvalue(r, k, 0), stage) == 0) prev = PQgetvalue(r, k, 2);
@@ -753,8 +774,9 @@ static void check_rows(const HvdNode *job, const char *stages_csv, size_t n_stag
                     id);
     cr_assert_str_eq(v, stages_csv, "one job_stages row per planned stage, in order");
     free(v);
-    cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s' AND status = "
-                               "'succeeded' AND attempts = 1 AND started_at IS NOT NULL AND finished_at >= started_at",
+    cr_assert_eq(wp_pg_long(W,
+                            "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s' AND status = "
+                            "'succeeded' AND attempts = 1 AND started_at IS NOT NULL AND finished_at >= started_at",
                             id),
                  (long)n_stages, "every stage row succeeded once, with times");
     check_event_rows(id, n_stages);
@@ -821,8 +843,10 @@ Test(pipeline, database_rows_events_and_no_secret_anywhere)
             const HvdNode *b = ev[i].body;
             cr_assert_not_null(b, "an event is decodable in its content type");
             if (!wp_str(b, "job_id") || strcmp(wp_str(b, "job_id"), wp_job_id(job)) != 0) continue;
-            cr_assert_str_eq(ev[i].d.content_type ? ev[i].d.content_type : "(none)", ct, "events in the job's content type");
-            static const char *const keys[] = {"job_id", "correlation_id", "stage", "status", "attempt", "at", "message"};
+            cr_assert_str_eq(ev[i].d.content_type ? ev[i].d.content_type : "(none)", ct,
+                             "events in the job's content type");
+            static const char *const keys[] = {"job_id", "correlation_id", "stage", "status", "attempt",
+                                               "at",     "message"};
             for (size_t kk = 0; kk < 7; kk++)
                 cr_assert_not_null(hvd_node_get(b, keys[kk]), "event %s has no '%s'", ev[i].d.routing_key, keys[kk]);
             cr_assert(is_rfc3339_utc(wp_str(b, "at"), NULL), "event at: %s", wp_str(b, "at"));
@@ -902,7 +926,8 @@ Test(pipeline, four_workers_migrate_an_empty_database_once)
     cr_assert_gt(files, 0);
     WpWorker *k[4];
     /* one job at a time each, and vm.create takes 1 s: the four jobs below need all four */
-    for (int i = 0; i < 4; i++) k[i] = wp_start(W, &(WpOptions){.concurrency = "1", .sim_latency_ms = "vm.create=1000"});
+    for (int i = 0; i < 4; i++)
+        k[i] = wp_start(W, &(WpOptions){.concurrency = "1", .sim_latency_ms = "vm.create=1000"});
     for (int i = 0; i < 4; i++)
         cr_assert(wp_wait_ready(k[i], 30000), "worker %d did not start; log:\n%s", i, wp_log_tail(k[i]));
     cr_assert_eq(wp_pg_long(W, "SELECT count(*) FROM hvdeploy.schema_migrations"), files,

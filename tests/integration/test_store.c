@@ -30,8 +30,12 @@ TestSuite(store, .init = setup, .fini = teardown, .timeout = 120);
 static HvdStore *open_store(const char *worker, int ttl, int host_conc)
 {
     char err[512] = "";
-    HvdStoreOptions o = {.dsn = dsn, .pool_size = 2, .worker_id = worker, .lease_ttl_s = ttl,
-                         .host_concurrency = host_conc, .secret_retention_s = 3600};
+    HvdStoreOptions o = {.dsn = dsn,
+                         .pool_size = 2,
+                         .worker_id = worker,
+                         .lease_ttl_s = ttl,
+                         .host_concurrency = host_conc,
+                         .secret_retention_s = 3600};
     HvdStore *s = hvd_store_open(&o, err, sizeof err);
     cr_assert_not_null(s, "open: %s", err);
     int applied = -1;
@@ -57,11 +61,17 @@ static const char *jid(int n)
 
 static HvdNewJob new_job(int n, const char *host, const char *vm)
 {
-    HvdNewJob j = {.job_id = jid(n), .job_type = "managed_deployment", .target_host = host,
-                   .vm_name = vm, .correlation_id = NULL, .reply_to = "hvdeploy.results",
+    HvdNewJob j = {.job_id = jid(n),
+                   .job_type = "managed_deployment",
+                   .target_host = host,
+                   .vm_name = vm,
+                   .correlation_id = NULL,
+                   .reply_to = "hvdeploy.results",
                    .content_type = "application/msgpack",
                    .request_json = "{\"target_host\":\"x\",\"vm_spec\":{\"vm_name\":\"v\"}}",
-                   .options_json = "{\"on_failure\":\"keep\"}", .stages = all_stages, .n_stages = 4};
+                   .options_json = "{\"on_failure\":\"keep\"}",
+                   .stages = all_stages,
+                   .n_stages = 4};
     return j;
 }
 
@@ -87,21 +97,24 @@ static HvdStoreStatus step(HvdStore *s, const char *id, int64_t epoch, const cha
                            const char *output, const char *next, bool *cancel, int *attempt)
 {
     char err[512] = "";
-    HvdStageStep st = {.job_id = id, .epoch = epoch, .stage = stage, .stage_status = status,
-                       .output_json = output, .next_stage = next};
+    HvdStageStep st = {.job_id = id,
+                       .epoch = epoch,
+                       .stage = stage,
+                       .stage_status = status,
+                       .output_json = output,
+                       .next_stage = next};
     HvdStoreStatus r = hvd_store_step(s, &st, cancel, attempt, err, sizeof err);
     cr_assert(r == HVD_STORE_OK || r == HVD_STORE_FENCED, "step: %s", err);
     return r;
 }
 
 static HvdStoreStatus finish(HvdStore *s, const char *id, int64_t epoch, const char *status, const char *code,
-                             const HvdStageFinal *f, size_t nf, const void *env, size_t envlen,
-                             char next[37])
+                             const HvdStageFinal *f, size_t nf, const void *env, size_t envlen, char next[37])
 {
     char err[512] = "";
     char scratch[37];
-    HvdStoreStatus r = hvd_store_finish(s, id, epoch, status, code, f, nf, env, envlen,
-                                        next ? next : scratch, err, sizeof err);
+    HvdStoreStatus r =
+        hvd_store_finish(s, id, epoch, status, code, f, nf, env, envlen, next ? next : scratch, err, sizeof err);
     cr_assert(r == HVD_STORE_OK || r == HVD_STORE_FENCED, "finish: %s", err);
     return r;
 }
@@ -130,8 +143,8 @@ static char *check_chains(const char *id)
                 prev = PQgetvalue(r, k, 2);
                 break;
             }
-        cr_assert_str_eq(from, prev, "job %s stage '%s' event %d: from %s but the chain was at %s", id,
-                         stage, i, from, prev);
+        cr_assert_str_eq(from, prev, "job %s stage '%s' event %d: from %s but the chain was at %s", id, stage, i, from,
+                         prev);
         if (!*stage) hvd_buf_printf(&chain, "%s%s", chain.len ? ">" : "", PQgetvalue(r, i, 2));
     }
     PQclear(r);
@@ -165,7 +178,8 @@ Test(store, claim_new_runs_with_epoch_1_and_stage_rows)
     cr_assert_eq(strlen(rec.created_at), 24, "RFC 3339 with ms: %s", rec.created_at);
     cr_assert_eq(rec.created_at[23], 'Z');
     char *v = col("SELECT status || ' ' || lease_owner || ' ' || lease_epoch || ' ' || holds_slot "
-                  "FROM hvdeploy.jobs WHERE job_id = $1::uuid", jid(1));
+                  "FROM hvdeploy.jobs WHERE job_id = $1::uuid",
+                  jid(1));
     cr_assert_str_eq(v, "running w-a 1 true");
     free(v);
     cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = $1::uuid", jid(1)), 4);
@@ -204,10 +218,9 @@ Test(store, held_then_takeover_after_expiry_then_old_holder_is_fenced)
     cr_assert_str_eq(rb.stages[0].status, "pending", "the interrupted stage is pending again");
     cr_assert_eq(rb.stages[0].attempts, 1);
     /* the old holder can change nothing */
-    cr_assert_eq(step(a, jid(1), ra.epoch, "vm.create", "succeeded", "{\"vm_id\":\"x\"}", "disk.create",
-                      NULL, NULL), HVD_STORE_FENCED);
-    cr_assert_eq(finish(a, jid(1), ra.epoch, "failed", "internal_error", NULL, 0, "e", 1, NULL),
+    cr_assert_eq(step(a, jid(1), ra.epoch, "vm.create", "succeeded", "{\"vm_id\":\"x\"}", "disk.create", NULL, NULL),
                  HVD_STORE_FENCED);
+    cr_assert_eq(finish(a, jid(1), ra.epoch, "failed", "internal_error", NULL, 0, "e", 1, NULL), HVD_STORE_FENCED);
     char err[256];
     cr_assert_eq(hvd_store_erase_secrets(a, jid(1), ra.epoch, err, sizeof err), HVD_STORE_FENCED);
     const char *ids[] = {jid(1)};
@@ -228,7 +241,8 @@ Test(store, held_then_takeover_after_expiry_then_old_holder_is_fenced)
     cr_assert_str_eq(v, "queued>running>running");
     free(v);
     v = col("SELECT string_agg(coalesce(detail, '-'), ',' ORDER BY id) FROM hvdeploy.job_events "
-            "WHERE job_id = $1::uuid AND stage IS NULL", jid(1));
+            "WHERE job_id = $1::uuid AND stage IS NULL",
+            jid(1));
     cr_assert_str_eq(v, "received,claimed,takeover");
     free(v);
     hvd_job_record_free(&ra);
@@ -267,26 +281,31 @@ Test(store, four_stages_then_finish_chain_without_gaps)
     cr_assert_eq(hvd_store_tx_count(s), tx0 + 6, "finish is one transaction");
     cr_assert_str_eq(next, "");
     char *v = col("SELECT string_agg(status || ':' || attempts, ',' ORDER BY position) FROM "
-                  "hvdeploy.job_stages WHERE job_id = $1::uuid", jid(1));
+                  "hvdeploy.job_stages WHERE job_id = $1::uuid",
+                  jid(1));
     cr_assert_str_eq(v, "succeeded:1,succeeded:1,succeeded:1,succeeded:1");
     free(v);
     v = col("SELECT outputs->>'vm_id' || ' ' || (outputs->>'disk_id') || ' ' || (outputs->>'mac_address') "
-            "FROM hvdeploy.jobs WHERE job_id = $1::uuid", jid(1));
+            "FROM hvdeploy.jobs WHERE job_id = $1::uuid",
+            jid(1));
     cr_assert_str_eq(v, "11111111-2222-3333-4444-555555555555 d1 00:15:5D:00:00:01");
     free(v);
     v = col("SELECT count(*) FILTER (WHERE started_at IS NOT NULL AND finished_at >= started_at) FROM "
-            "hvdeploy.job_stages WHERE job_id = $1::uuid", jid(1));
+            "hvdeploy.job_stages WHERE job_id = $1::uuid",
+            jid(1));
     cr_assert_str_eq(v, "4");
     free(v);
     v = check_chains(jid(1));
     cr_assert_str_eq(v, "queued>running>succeeded");
     free(v);
     v = col("SELECT string_agg(coalesce(from_status, 'NULL') || '>' || to_status, ',' ORDER BY id) "
-            "FROM hvdeploy.job_events WHERE job_id = $1::uuid AND stage = 'disk.create'", jid(1));
+            "FROM hvdeploy.job_events WHERE job_id = $1::uuid AND stage = 'disk.create'",
+            jid(1));
     cr_assert_str_eq(v, "NULL>pending,pending>running,running>succeeded");
     free(v);
     v = col("SELECT status || ' ' || (lease_owner IS NULL) || ' ' || holds_slot || ' ' || (finished_at IS "
-            "NOT NULL) FROM hvdeploy.jobs WHERE job_id = $1::uuid", jid(1));
+            "NOT NULL) FROM hvdeploy.jobs WHERE job_id = $1::uuid",
+            jid(1));
     cr_assert_str_eq(v, "succeeded true false true");
     free(v);
     /* a finished job: claim -> FINISHED with the same bytes, also for the message sent again */
@@ -338,7 +357,8 @@ Test(store, host_concurrency_one_waits_and_serves_in_arrival_order)
     cr_assert_eq(claim_new(s, &j3, &r3), HVD_CLAIM_WAITING);
     cr_assert_eq(claim_new(s, &k, &rk), HVD_CLAIM_RUN, "another host runs in parallel");
     char *v = col("SELECT status || ' ' || waiting_reason || ' ' || holds_slot || ' ' || (next_run_at > now()) "
-                  "FROM hvdeploy.jobs WHERE job_id = $1::uuid", jid(2));
+                  "FROM hvdeploy.jobs WHERE job_id = $1::uuid",
+                  jid(2));
     cr_assert_str_eq(v, "queued host_busy false true");
     free(v);
     /* a doorbell while the host is busy: still waiting */
@@ -411,8 +431,9 @@ Test(store, later_job_takes_expired_slot_and_fences_its_holder)
     /* job 2 arrived first but waits for its retry; job 1 runs meanwhile */
     cr_assert_eq(claim_new(b, &j2, &r2), HVD_CLAIM_RUN);
     char next[37], err[256];
-    cr_assert_eq(hvd_store_wait_retry(b, jid(2), r2.epoch, NULL, NULL, NULL, NULL, NULL, 1000, "retry", next,
-                                      err, sizeof err), HVD_STORE_OK, "%s", err);
+    cr_assert_eq(
+        hvd_store_wait_retry(b, jid(2), r2.epoch, NULL, NULL, NULL, NULL, NULL, 1000, "retry", next, err, sizeof err),
+        HVD_STORE_OK, "%s", err);
     cr_assert_eq(claim_new(a, &j1, &r1), HVD_CLAIM_RUN);
     usleep(1300 * 1000);
     /* job 1's lease expired and job 2 is due: job 2 takes the slot */
@@ -451,8 +472,7 @@ Test(store, duplicate_live_name_on_a_host)
     HvdJobRecord r1 = {0};
     cr_assert_eq(claim(s, jid(1), &r1, NULL), HVD_CLAIM_HELD);
     char *v = col("SELECT lease_epoch FROM hvdeploy.jobs WHERE job_id = $1::uuid", jid(1));
-    cr_assert_eq(finish(s, jid(1), strtol(v, NULL, 10), "failed", "agent_error", NULL, 0, "e", 1, NULL),
-                 HVD_STORE_OK);
+    cr_assert_eq(finish(s, jid(1), strtol(v, NULL, 10), "failed", "agent_error", NULL, 0, "e", 1, NULL), HVD_STORE_OK);
     free(v);
     cr_assert_eq(claim_new(s, &j2, &r), HVD_CLAIM_RUN);
     hvd_job_record_free(&r);
@@ -471,8 +491,7 @@ static void *race_claim(void *p)
     char err[256];
     char worker[16];
     snprintf(worker, sizeof worker, "w-%d", a->n);
-    HvdStoreOptions o = {.dsn = dsn, .pool_size = 1, .worker_id = worker, .lease_ttl_s = 30,
-                         .host_concurrency = 1};
+    HvdStoreOptions o = {.dsn = dsn, .pool_size = 1, .worker_id = worker, .lease_ttl_s = 30, .host_concurrency = 1};
     HvdStore *s = hvd_store_open(&o, err, sizeof err);
     if (!s) return NULL;
     HvdNewJob j = new_job(10 + a->n, "hv01", "same-name");
@@ -519,7 +538,8 @@ Test(store, wait_retry_then_sweep_when_due)
     cr_assert_eq(claim_new(s, &j2, &r2), HVD_CLAIM_WAITING);
     cr_assert_eq(step(s, jid(1), r.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
     cr_assert_eq(hvd_store_wait_retry(s, jid(1), r.epoch, "vm.create", "host busy", "agent_error", "HOST_BUSY",
-                                      "log line", 1500, "retry", next, err, sizeof err), HVD_STORE_OK, "%s", err);
+                                      "log line", 1500, "retry", next, err, sizeof err),
+                 HVD_STORE_OK, "%s", err);
     cr_assert_str_eq(next, jid(2), "the slot went back to the host");
     char *v = col("SELECT status || ' ' || waiting_reason || ' ' || holds_slot || ' ' || (lease_owner IS NULL) || "
                   "' ' || (next_run_at > now() + interval '1 second') FROM hvdeploy.jobs WHERE job_id = $1::uuid",
@@ -527,7 +547,8 @@ Test(store, wait_retry_then_sweep_when_due)
     cr_assert_str_eq(v, "retrying retry false true true");
     free(v);
     v = col("SELECT status || ' ' || attempts || ' ' || error || ' ' || agent_code || ' ' || agent_log FROM "
-            "hvdeploy.job_stages WHERE job_id = $1::uuid AND stage = 'vm.create'", jid(1));
+            "hvdeploy.job_stages WHERE job_id = $1::uuid AND stage = 'vm.create'",
+            jid(1));
     cr_assert_str_eq(v, "pending 1 host busy HOST_BUSY log line");
     free(v);
     /* a late write after the wait is fenced */
@@ -556,7 +577,8 @@ Test(store, wait_retry_then_sweep_when_due)
     cr_assert_str_eq(v, "queued>running>retrying>running");
     free(v);
     v = col("SELECT string_agg(coalesce(from_status, 'NULL') || '>' || to_status, ',' ORDER BY id) "
-            "FROM hvdeploy.job_events WHERE job_id = $1::uuid AND stage = 'vm.create'", jid(1));
+            "FROM hvdeploy.job_events WHERE job_id = $1::uuid AND stage = 'vm.create'",
+            jid(1));
     cr_assert_str_eq(v, "NULL>pending,pending>running,running>pending,pending>running");
     free(v);
     hvd_job_record_free(&r);
@@ -597,7 +619,8 @@ Test(store, release_lets_the_job_go)
     cr_assert_eq(hvd_store_release(a, jid(1), r.epoch, next, err, sizeof err), HVD_STORE_OK, "%s", err);
     cr_assert_str_eq(next, "", "job 1 arrived first: it is next itself");
     char *v = col("SELECT status || ' ' || holds_slot || ' ' || (next_run_at <= now()) FROM hvdeploy.jobs "
-                  "WHERE job_id = $1::uuid", jid(1));
+                  "WHERE job_id = $1::uuid",
+                  jid(1));
     cr_assert_str_eq(v, "queued false true");
     free(v);
     cr_assert_eq(hvd_store_release(a, jid(1), r.epoch, next, err, sizeof err), HVD_STORE_FENCED);
@@ -699,8 +722,9 @@ Test(store, cancel_is_seen_by_the_next_step)
     cr_assert_eq(hvd_store_request_cancel(s, jid(1), &found, &fin, err, sizeof err), HVD_STORE_OK);
     cr_assert(found);
     cr_assert_not(fin);
-    cr_assert_eq(step(s, jid(1), r.epoch, "vm.create", "succeeded", "{\"vm_id\":\"v\"}", "disk.create",
-                      &cancel, &attempt), HVD_STORE_OK);
+    cr_assert_eq(
+        step(s, jid(1), r.epoch, "vm.create", "succeeded", "{\"vm_id\":\"v\"}", "disk.create", &cancel, &attempt),
+        HVD_STORE_OK);
     cr_assert(cancel);
     cr_assert_eq(attempt, 0, "the next stage is not started");
     char *v = col("SELECT status FROM hvdeploy.job_stages WHERE job_id = $1::uuid AND stage = 'disk.create'", jid(1));
@@ -712,7 +736,8 @@ Test(store, cancel_is_seen_by_the_next_step)
     cr_assert(found);
     cr_assert(fin);
     v = col("SELECT string_agg(coalesce(from_status, 'NULL') || '>' || to_status, ',' ORDER BY id) "
-            "FROM hvdeploy.job_events WHERE job_id = $1::uuid AND stage = 'vm.create'", jid(1));
+            "FROM hvdeploy.job_events WHERE job_id = $1::uuid AND stage = 'vm.create'",
+            jid(1));
     cr_assert_str_eq(v, "NULL>pending,pending>running,running>succeeded,succeeded>rolled_back");
     free(v);
     v = check_chains(jid(1));
@@ -731,8 +756,9 @@ Test(store, cancel_of_a_retry_wait_makes_it_due)
     char err[256], next[37];
     bool found, fin;
     cr_assert_eq(claim_new(s, &j, &r), HVD_CLAIM_RUN);
-    cr_assert_eq(hvd_store_wait_retry(s, jid(1), r.epoch, NULL, NULL, NULL, NULL, NULL, 600000, "retry", next,
-                                      err, sizeof err), HVD_STORE_OK);
+    cr_assert_eq(
+        hvd_store_wait_retry(s, jid(1), r.epoch, NULL, NULL, NULL, NULL, NULL, 600000, "retry", next, err, sizeof err),
+        HVD_STORE_OK);
     cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_WAITING);
     cr_assert_eq(hvd_store_request_cancel(s, jid(1), &found, &fin, err, sizeof err), HVD_STORE_OK);
     cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_RUN);
@@ -759,7 +785,8 @@ Test(store, secrets_kept_as_given_and_erased)
     cr_assert_eq(r.secret_blob.len, sizeof blob);
     cr_assert_eq(memcmp(r.secret_blob.data, blob, sizeof blob), 0);
     char *v = col("SELECT encode(ciphertext, 'hex') || ' ' || key_id || ' ' || (erase_after IS NULL) FROM "
-                  "hvdeploy.job_secrets WHERE job_id = $1::uuid", jid(1));
+                  "hvdeploy.job_secrets WHERE job_id = $1::uuid",
+                  jid(1));
     cr_assert_str_eq(v, "016b3100ff10636970686572 k1 true");
     free(v);
     /* erased once vm.initialize succeeded */
@@ -782,7 +809,8 @@ Test(store, secrets_kept_as_given_and_erased)
     cr_assert_eq(claim_new(s, &j3, &r), HVD_CLAIM_RUN);
     cr_assert_eq(finish(s, jid(3), r.epoch, "failed", "agent_error", NULL, 0, "e", 1, NULL), HVD_STORE_OK);
     v = col("SELECT (erase_after > now() + interval '3500 seconds')::text FROM hvdeploy.job_secrets "
-            "WHERE job_id = $1::uuid", jid(3));
+            "WHERE job_id = $1::uuid",
+            jid(3));
     cr_assert_str_eq(v, "true");
     free(v);
     size_t purged = 9;
@@ -850,7 +878,10 @@ Test(store, get_and_list)
     cr_assert_eq(step(s, jid(1), r.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
     cr_assert_eq(claim_new(s, &j2, NULL), HVD_CLAIM_WAITING);
     cr_assert_eq(claim_new(s, &j3, &r), HVD_CLAIM_RUN);
-    HvdStageFinal f[] = {{.name = "vm.create", .status = "failed", .error = "no such network", .code = "agent_error",
+    HvdStageFinal f[] = {{.name = "vm.create",
+                          .status = "failed",
+                          .error = "no such network",
+                          .code = "agent_error",
                           .agent_code = "NETWORK_NOT_FOUND"}};
     cr_assert_eq(step(s, jid(3), r.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
     cr_assert_eq(finish(s, jid(3), r.epoch, "failed", "agent_error", f, 1, "E", 1, NULL), HVD_STORE_OK);
@@ -893,8 +924,8 @@ Test(store, get_and_list)
 Test(store, bad_dsn_is_one_clear_line_without_password)
 {
     char err[512] = "";
-    HvdStoreOptions o = {.dsn = "postgresql://hvd:s3cretpw@127.0.0.1:1/hvdeploy?connect_timeout=3",
-                         .pool_size = 1, .worker_id = "w"};
+    HvdStoreOptions o = {
+        .dsn = "postgresql://hvd:s3cretpw@127.0.0.1:1/hvdeploy?connect_timeout=3", .pool_size = 1, .worker_id = "w"};
     cr_assert_null(hvd_store_open(&o, err, sizeof err));
     cr_assert(strncmp(err, "cannot connect to PostgreSQL: ", 30) == 0, "%s", err);
     cr_assert(strstr(err, "refused"), "%s", err);
@@ -924,8 +955,10 @@ Test(store, killed_connection_is_retry_then_reconnects)
     bool found;
     cr_assert(hvd_store_healthy(s));
     /* end every backend of this store from the outside (57P01 admin shutdown) */
-    PQclear(it_pg_q(db(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
-                          "AND application_name = 'hvdeploy'", it_pg_name, NULL));
+    PQclear(it_pg_q(db(),
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
+                    "AND application_name = 'hvdeploy'",
+                    it_pg_name, NULL));
     usleep(200 * 1000);
     HvdStoreStatus st = hvd_store_get(s, jid(1), &found, &r, err, sizeof err);
     cr_assert_eq(st, HVD_STORE_RETRY, "%d %s", st, err);
@@ -997,8 +1030,7 @@ static void *fleet_worker(void *p)
     Fleet *f = a->fleet;
     char worker[16], err[256], id[37], next[37];
     snprintf(worker, sizeof worker, "fw-%d", a->n);
-    HvdStoreOptions o = {.dsn = dsn, .pool_size = 2, .worker_id = worker, .lease_ttl_s = 2,
-                         .host_concurrency = 1};
+    HvdStoreOptions o = {.dsn = dsn, .pool_size = 2, .worker_id = worker, .lease_ttl_s = 2, .host_concurrency = 1};
     HvdStore *s = hvd_store_open(&o, err, sizeof err);
     if (!s) {
         f->errors++;
@@ -1010,7 +1042,7 @@ static void *fleet_worker(void *p)
         HvdClaimOutcome out;
         HvdJobRecord rec = {0};
         HvdStoreStatus st = hvd_store_claim_new(s, &j, &out, &rec, err, sizeof err);
-        if (st == HVD_STORE_OK && out == HVD_CLAIM_RUN) fleet_ring(f, j.job_id);  /* run it below */
+        if (st == HVD_STORE_OK && out == HVD_CLAIM_RUN) fleet_ring(f, j.job_id); /* run it below */
         if (st == HVD_STORE_OK && out == HVD_CLAIM_RUN) {
             /* give it up at once: exercises release and the doorbell path */
             hvd_store_release(s, j.job_id, rec.epoch, next, err, sizeof err);
@@ -1036,18 +1068,24 @@ static void *fleet_worker(void *p)
         HvdStoreStatus st = hvd_store_claim(s, id, &out, &rec, NULL, err, sizeof err);
         if (st == HVD_STORE_OK && out == HVD_CLAIM_RUN) {
             HvdStageStep s1 = {.job_id = id, .epoch = rec.epoch, .next_stage = "vm.create"};
-            HvdStageStep s2 = {.job_id = id, .epoch = rec.epoch, .stage = "vm.create", .stage_status = "succeeded",
-                               .output_json = "{\"vm_id\":\"x\"}", .next_stage = "disk.create"};
+            HvdStageStep s2 = {.job_id = id,
+                               .epoch = rec.epoch,
+                               .stage = "vm.create",
+                               .stage_status = "succeeded",
+                               .output_json = "{\"vm_id\":\"x\"}",
+                               .next_stage = "disk.create"};
             bool ok = hvd_store_step(s, &s1, NULL, NULL, err, sizeof err) == HVD_STORE_OK;
             usleep(10 * 1000);
             ok = ok && hvd_store_step(s, &s2, NULL, NULL, err, sizeof err) == HVD_STORE_OK;
             usleep(10 * 1000);
             HvdStageFinal fin = {.name = "disk.create", .status = "succeeded"};
-            ok = ok && hvd_store_finish(s, id, rec.epoch, "succeeded", NULL, &fin, 1, "E", 1, next, err,
-                                        sizeof err) == HVD_STORE_OK;
+            ok = ok && hvd_store_finish(s, id, rec.epoch, "succeeded", NULL, &fin, 1, "E", 1, next, err, sizeof err) ==
+                           HVD_STORE_OK;
             pthread_mutex_lock(&f->mu);
-            if (ok) f->finished++;
-            else f->errors++;
+            if (ok)
+                f->finished++;
+            else
+                f->errors++;
             pthread_mutex_unlock(&f->mu);
             if (ok) fleet_ring(f, next);
         } else if (st != HVD_STORE_OK && st != HVD_STORE_RETRY) {
@@ -1078,14 +1116,19 @@ Test(store, fleet_of_workers_keeps_one_job_per_host_at_a_time)
     cr_assert_eq(f.finished, FLEET_JOBS);
     cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.jobs WHERE status = 'succeeded'", NULL), FLEET_JOBS);
     /* each job ran once, and on each host no two jobs' runs overlap */
-    cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.job_events WHERE stage IS NULL AND "
-                                  "to_status = 'succeeded'", NULL), FLEET_JOBS);
+    cr_assert_eq(it_pg_long(db(),
+                            "SELECT count(*) FROM hvdeploy.job_events WHERE stage IS NULL AND "
+                            "to_status = 'succeeded'",
+                            NULL),
+                 FLEET_JOBS);
     cr_assert_eq(it_pg_long(db(),
                             "WITH runs AS (SELECT j.target_host, e.job_id, e.at AS s, (SELECT min(x.at) FROM "
                             "hvdeploy.job_events x WHERE x.job_id = e.job_id AND x.stage IS NULL AND x.id > e.id "
                             "AND x.to_status <> 'running') AS e FROM hvdeploy.job_events e JOIN hvdeploy.jobs j "
                             "USING (job_id) WHERE e.stage IS NULL AND e.to_status = 'running'),"
                             " o AS (SELECT s, lag(e) OVER (PARTITION BY target_host ORDER BY s) AS prev_e FROM runs)"
-                            " SELECT count(*) FROM o WHERE prev_e > s", NULL), 0);
+                            " SELECT count(*) FROM o WHERE prev_e > s",
+                            NULL),
+                 0);
     for (int i = 0; i < FLEET_JOBS; i++) free(check_chains(jid(i)));
 }

@@ -79,8 +79,7 @@ static void wp_create_database(WpWorld *w)
     it_pg_admin(sql);
     w->dsn = it_pg_dsn_for(w->db_name);
     PGconn *c = PQconnectdb(w->dsn);
-    cr_assert(PQstatus(c) == CONNECTION_OK, "cannot connect to the new database %s: %s", w->db_name,
-              PQerrorMessage(c));
+    cr_assert(PQstatus(c) == CONNECTION_OK, "cannot connect to the new database %s: %s", w->db_name, PQerrorMessage(c));
     PQfinish(c);
 }
 
@@ -116,8 +115,12 @@ bool wp_world_reconnect(WpWorld *w, int timeout_ms)
     char name[160];
     snprintf(name, sizeof name, "hvd-it %s", w->prefix);
     while (hvd_it_now_ms() < deadline) {
-        HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"), .connection_name = name, .heartbeat_s = 10,
-                              .confirms = true, .connect_timeout_ms = 3000, .rpc_timeout_ms = 5000};
+        HvdBrokerOptions o = {.url = hvd_it_env("HVD_AMQP_URL"),
+                              .connection_name = name,
+                              .heartbeat_s = 10,
+                              .confirms = true,
+                              .connect_timeout_ms = 3000,
+                              .rpc_timeout_ms = 5000};
         w->broker = hvd_broker_connect(&o, err, sizeof err);
         if (w->broker) return true;
         usleep(300 * 1000);
@@ -314,9 +317,12 @@ size_t wp_log_count(const WpWorker *k, const char *needle)
 
 static void wp_note_status(WpWorker *k, int st)
 {
-    if (WIFEXITED(st)) k->status = WEXITSTATUS(st);
-    else if (WIFSIGNALED(st)) k->status = 128 + WTERMSIG(st);
-    else return;
+    if (WIFEXITED(st))
+        k->status = WEXITSTATUS(st);
+    else if (WIFSIGNALED(st))
+        k->status = 128 + WTERMSIG(st);
+    else
+        return;
     k->exited_ms = hvd_it_now_ms();
 }
 
@@ -325,8 +331,10 @@ bool wp_running(WpWorker *k)
     if (k->status != WP_RUNNING) return false;
     int st;
     pid_t r = waitpid(k->pid, &st, WNOHANG);
-    if (r == k->pid) wp_note_status(k, st);
-    else if (r < 0 && errno == ECHILD) k->status = 255; /* reaped elsewhere: unknown */
+    if (r == k->pid)
+        wp_note_status(k, st);
+    else if (r < 0 && errno == ECHILD)
+        k->status = 255; /* reaped elsewhere: unknown */
     return k->status == WP_RUNNING;
 }
 
@@ -412,8 +420,8 @@ void wp_uuid(char out[37])
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+             b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 HvdNode *wp_job_at(HvdNode *job, const char *path)
@@ -433,8 +441,7 @@ HvdNode *wp_job_load(const char *file, const char *host)
     cr_assert(*text, "cannot read %s", path);
     HvdNode *job = NULL;
     char why[256];
-    cr_assert_eq(hvd_json_to_node(text, strlen(text), 0, &job, why, sizeof why), HVD_DECODE_OK, "%s: %s", path,
-                 why);
+    cr_assert_eq(hvd_json_to_node(text, strlen(text), 0, &job, why, sizeof why), HVD_DECODE_OK, "%s: %s", path, why);
     free(text);
     free(path);
     char id[37];
@@ -505,7 +512,8 @@ void wp_publish_job(WpWorld *w, const HvdNode *job, const WpSend *s)
     static const WpSend dflt = {.ct = HVD_CT_MSGPACK};
     if (!s) s = &dflt;
     HvdBuf body = {0};
-    if (s->raw) hvd_buf_append(&body, s->raw, s->raw_len);
+    if (s->raw)
+        hvd_buf_append(&body, s->raw, s->raw_len);
     else {
         cr_assert_neq(s->ct, HVD_CT_UNKNOWN, "wp_publish_job: a job needs a content type to be encoded");
         hvd_encode(s->ct, job, &body);
@@ -726,8 +734,7 @@ static PGresult *wp_pg_vquery(WpWorld *w, const char *fmt, va_list ap)
         r = PQexec(c, sql);
         ExecStatusType t = PQresultStatus(r);
         if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) break;
-        if (PQstatus(c) == CONNECTION_OK || attempt == 1)
-            cr_assert_fail("%s: %s", sql, PQresultErrorMessage(r));
+        if (PQstatus(c) == CONNECTION_OK || attempt == 1) cr_assert_fail("%s: %s", sql, PQresultErrorMessage(r));
         PQclear(r);
         r = NULL;
         PQreset(c); /* the server restarted under us: once more */
@@ -775,16 +782,16 @@ long wp_pg_long(WpWorld *w, const char *fmt, ...)
 
 static bool wp_have_table(WpWorld *w, const char *table)
 {
-    return wp_pg_long(w, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hvdeploy' AND tablename = '%s'",
-                      table) == 1;
+    return wp_pg_long(w, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hvdeploy' AND tablename = '%s'", table) ==
+           1;
 }
 
 bool wp_wait_job_status(WpWorld *w, const char *job_id, const char *status, int timeout_ms)
 {
     for (long long until = hvd_it_now_ms() + timeout_ms; hvd_it_now_ms() < until; usleep(50 * 1000))
         if (wp_have_table(w, "jobs") &&
-            wp_pg_long(w, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = '%s'", job_id,
-                       status) == 1)
+            wp_pg_long(w, "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = '%s'", job_id, status) ==
+                1)
             return true;
     return false;
 }
@@ -793,9 +800,9 @@ bool wp_wait_stage_status(WpWorld *w, const char *job_id, const char *stage, con
 {
     for (long long until = hvd_it_now_ms() + timeout_ms; hvd_it_now_ms() < until; usleep(50 * 1000))
         if (wp_have_table(w, "job_stages") &&
-            wp_pg_long(w,
-                       "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s' AND stage = '%s' AND status = '%s'",
-                       job_id, stage, status) == 1)
+            wp_pg_long(
+                w, "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = '%s' AND stage = '%s' AND status = '%s'",
+                job_id, stage, status) == 1)
             return true;
     return false;
 }
@@ -811,9 +818,8 @@ char *wp_pg_dump_schema(WpWorld *w)
         char *t = PQescapeIdentifier(c, PQgetvalue(cols, i, 0), strlen(PQgetvalue(cols, i, 0)));
         char *col = PQescapeIdentifier(c, PQgetvalue(cols, i, 1), strlen(PQgetvalue(cols, i, 1)));
         bool bytea = strcmp(PQgetvalue(cols, i, 2), "bytea") == 0;
-        PGresult *r = wp_pg_query(w, bytea ? "SELECT encode(%s, 'escape') FROM hvdeploy.%s"
-                                           : "SELECT (%s)::text FROM hvdeploy.%s",
-                                  col, t);
+        PGresult *r = wp_pg_query(
+            w, bytea ? "SELECT encode(%s, 'escape') FROM hvdeploy.%s" : "SELECT (%s)::text FROM hvdeploy.%s", col, t);
         for (int k = 0; k < PQntuples(r); k++)
             if (!PQgetisnull(r, k, 0))
                 hvd_buf_printf(&out, "%s.%s: %s\n", PQgetvalue(cols, i, 0), PQgetvalue(cols, i, 1),

@@ -36,21 +36,21 @@ typedef struct WpWorker WpWorker;
 
 /* One test's private world. Every member is owned by the world. */
 typedef struct {
-    char *prefix;        /* AMQP prefix, e.g. "it4242x1" (topology declared with hvd_it_delays) */
-    char *db_name;       /* hvd_it_<pid>_<n>, created empty (workers migrate it) */
-    char *dsn;           /* libpq DSN of db_name */
-    char *dir;           /* a temp dir: worker logs, the simhost's state (dir/sim) */
-    char *sim_dir;       /* dir/sim: effects at sim_dir/<host>/effects.jsonl */
-    HvdBroker *broker;   /* the test side's connection (confirms on), NULL after wp_world_reconnect fails */
-    PGconn *pg;          /* connected on first use by wp_pg_* */
-    WpWorker *workers[WP_MAX_WORKERS];   /* every worker started in this world */
+    char *prefix;      /* AMQP prefix, e.g. "it4242x1" (topology declared with hvd_it_delays) */
+    char *db_name;     /* hvd_it_<pid>_<n>, created empty (workers migrate it) */
+    char *dsn;         /* libpq DSN of db_name */
+    char *dir;         /* a temp dir: worker logs, the simhost's state (dir/sim) */
+    char *sim_dir;     /* dir/sim: effects at sim_dir/<host>/effects.jsonl */
+    HvdBroker *broker; /* the test side's connection (confirms on), NULL after wp_world_reconnect fails */
+    PGconn *pg;        /* connected on first use by wp_pg_* */
+    WpWorker *workers[WP_MAX_WORKERS]; /* every worker started in this world */
     size_t n_workers;
-    bool keep_dir;       /* leave dir in place at wp_world_free */
+    bool keep_dir; /* leave dir in place at wp_world_free */
 } WpWorld;
 
 typedef struct {
-    bool no_topology;    /* do not declare the topology from the test side */
-    bool keep_dir;       /* keep dir after wp_world_free (also kept when $HVD_IT_KEEP is set) */
+    bool no_topology; /* do not declare the topology from the test side */
+    bool keep_dir;    /* keep dir after wp_world_free (also kept when $HVD_IT_KEEP is set) */
 } WpWorldOptions;
 
 /* Creates a world; fails the test when a service is missing. opt may be NULL. */
@@ -65,21 +65,21 @@ bool wp_world_reconnect(WpWorld *w, int timeout_ms);
 /* ---- worker processes ---------------------------------------------------- */
 
 typedef struct {
-    const char *name;            /* HVD_WORKER_ID and log file dir/<name>.log; NULL = "w<N>" */
-    const char *prefix;          /* NULL = the world's */
-    const char *dsn;             /* NULL = the world's database */
-    const char *amqp_url;        /* NULL = $HVD_AMQP_URL */
-    const char *agent_cmd;       /* NULL = "<bin>/hvdeploy-simhost --state-dir <world>/sim" */
-    const char *lease_ttl;       /* HVD_LEASE_TTL; NULL = "10" */
-    const char *shutdown_grace;  /* HVD_SHUTDOWN_GRACE; NULL = "10" */
-    const char *concurrency;     /* HVD_CONCURRENCY; NULL = worker default */
-    const char *host_concurrency;/* HVD_HOST_CONCURRENCY; NULL = worker default */
-    const char *metrics_addr;    /* HVD_METRICS_ADDR; NULL = "" (disabled) */
-    const char *log_level;       /* HVD_LOG_LEVEL; NULL = "info" */
-    const char *retry_delays;    /* HVD_RETRY_DELAYS; NULL = hvd_it_delays ("1,2") */
-    const char *sim_latency_ms;  /* HVD_SIM_LATENCY_MS, e.g. "vm.create=2000" */
-    const char *sim_fail, *sim_crash, *sim_hang, *sim_seed;   /* HVD_SIM_* */
-    const char *const *extra;    /* more "NAME=value" entries, NULL-terminated (may override) */
+    const char *name;             /* HVD_WORKER_ID and log file dir/<name>.log; NULL = "w<N>" */
+    const char *prefix;           /* NULL = the world's */
+    const char *dsn;              /* NULL = the world's database */
+    const char *amqp_url;         /* NULL = $HVD_AMQP_URL */
+    const char *agent_cmd;        /* NULL = "<bin>/hvdeploy-simhost --state-dir <world>/sim" */
+    const char *lease_ttl;        /* HVD_LEASE_TTL; NULL = "10" */
+    const char *shutdown_grace;   /* HVD_SHUTDOWN_GRACE; NULL = "10" */
+    const char *concurrency;      /* HVD_CONCURRENCY; NULL = worker default */
+    const char *host_concurrency; /* HVD_HOST_CONCURRENCY; NULL = worker default */
+    const char *metrics_addr;     /* HVD_METRICS_ADDR; NULL = "" (disabled) */
+    const char *log_level;        /* HVD_LOG_LEVEL; NULL = "info" */
+    const char *retry_delays;     /* HVD_RETRY_DELAYS; NULL = hvd_it_delays ("1,2") */
+    const char *sim_latency_ms;   /* HVD_SIM_LATENCY_MS, e.g. "vm.create=2000" */
+    const char *sim_fail, *sim_crash, *sim_hang, *sim_seed; /* HVD_SIM_* */
+    const char *const *extra; /* more "NAME=value" entries, NULL-terminated (may override) */
 } WpOptions;
 
 /* Starts build/bin/hvdeploy-worker with the world's environment and opt (may be
@@ -138,15 +138,15 @@ void wp_job_secrets(const HvdNode *job, char ***list);
 void wp_strv_free(char **v);
 
 typedef struct {
-    HvdContentType ct;           /* body encoding (HVD_CT_UNKNOWN = raw must be set) */
-    const char *content_type;    /* the property; NULL = name of ct; "" = unset */
-    const char *routing_key;     /* NULL = "managed_deployment" */
-    const char *reply_to;        /* NULL = none */
-    const char *correlation_id;  /* NULL = none */
-    const char *message_id;      /* NULL = none; WP_JOB_ID = the body's job_id */
-    const void *raw;             /* a raw body instead of the encoded job */
+    HvdContentType ct;          /* body encoding (HVD_CT_UNKNOWN = raw must be set) */
+    const char *content_type;   /* the property; NULL = name of ct; "" = unset */
+    const char *routing_key;    /* NULL = "managed_deployment" */
+    const char *reply_to;       /* NULL = none */
+    const char *correlation_id; /* NULL = none */
+    const char *message_id;     /* NULL = none; WP_JOB_ID = the body's job_id */
+    const void *raw;            /* a raw body instead of the encoded job */
     size_t raw_len;
-    HvdBuf *sent;                /* when not NULL, receives the exact bytes published */
+    HvdBuf *sent; /* when not NULL, receives the exact bytes published */
 } WpSend;
 #define WP_JOB_ID ((const char *)1)
 
@@ -162,8 +162,8 @@ void wp_events_tap(WpWorld *w, char *name, size_t len);
 /* ---- receiving ------------------------------------------------------------- */
 
 typedef struct {
-    HvdDelivery d;     /* properties and the raw body (d.body, d.len) */
-    HvdNode *body;     /* decoded with d.content_type (JSON when unknown); NULL when undecodable */
+    HvdDelivery d; /* properties and the raw body (d.body, d.len) */
+    HvdNode *body; /* decoded with d.content_type (JSON when unknown); NULL when undecodable */
 } WpMsg;
 
 /* Takes up to n messages from queue (basic.get) until n arrived or timeout_ms
@@ -176,8 +176,8 @@ void wp_msgs_free(WpMsg *m, size_t n);
 const char *wp_msg_header(const WpMsg *m, const char *key);
 
 /* Helpers for decoded envelopes and events. */
-const char *wp_str(const HvdNode *map, const char *key);          /* NULL when absent or not a string */
-bool wp_is_nil(const HvdNode *map, const char *key);              /* present and nil */
+const char *wp_str(const HvdNode *map, const char *key); /* NULL when absent or not a string */
+bool wp_is_nil(const HvdNode *map, const char *key);     /* present and nil */
 int64_t wp_int(const HvdNode *map, const char *key, int64_t dflt);
 /* The stage named name in env.stages, or NULL. */
 const HvdNode *wp_env_stage(const HvdNode *env, const char *name);
@@ -188,11 +188,11 @@ bool wp_contains(const void *p, size_t n, const char *needle);
 
 /* Per-job tally of envelopes, for runs where connections break (restarts, chaos). */
 typedef struct {
-    char id[37];        /* the job id to look for (set by the caller) */
-    int envelopes;      /* envelopes seen for it */
-    int successes;      /* of which status "success" */
-    char status[16];    /* status of the last one ("" = none yet) */
-    char code[40];      /* code of the last one ("" = nil) */
+    char id[37];     /* the job id to look for (set by the caller) */
+    int envelopes;   /* envelopes seen for it */
+    int successes;   /* of which status "success" */
+    char status[16]; /* status of the last one ("" = none yet) */
+    char code[40];   /* code of the last one ("" = nil) */
 } WpSeen;
 /* Takes envelopes from queue until every job of seen[0..n) has one (when
  * stop_when_all) or timeout_ms passed, reconnecting w->broker whenever it breaks.

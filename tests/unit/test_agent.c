@@ -19,9 +19,8 @@
 #include "agentproto.h"
 #include "buf.h"
 
-static const char REQ[] =
-    "{\"operation\":\"noop-test\",\"resource_spec\":{},\"correlation_id\":\"corr-1\","
-    "\"metadata\":{\"host\":\"hv01\",\"attempt\":1,\"idempotency_key\":\"k:noop-test\"}}\n";
+static const char REQ[] = "{\"operation\":\"noop-test\",\"resource_spec\":{},\"correlation_id\":\"corr-1\","
+                          "\"metadata\":{\"host\":\"hv01\",\"attempt\":1,\"idempotency_key\":\"k:noop-test\"}}\n";
 
 static char *agent_path(const char *name)
 {
@@ -49,8 +48,8 @@ static HvdAgentOutcome run_agent(const char *name, const char *args, int64_t tim
     return o;
 }
 
-#define ASSERT_OUTCOME(res, want) \
-    cr_assert_eq((res).outcome, (want), "outcome %s (%s), want %s; stderr: %.300s", \
+#define ASSERT_OUTCOME(res, want)                                                                   \
+    cr_assert_eq((res).outcome, (want), "outcome %s (%s), want %s; stderr: %.300s",                 \
                  hvd_agent_outcome_name((res).outcome), (res).detail, hvd_agent_outcome_name(want), \
                  (res).stderr_tail ? (res).stderr_tail : "")
 
@@ -73,7 +72,7 @@ Test(agent_cfg, defaults)
     cr_assert_eq(cfg.kill_grace_ms, 2000);
     cr_assert_eq(cfg.stderr_cap, 4096);
     hvd_agent_cfg_free(&cfg);
-    hvd_agent_cfg_free(&cfg);   /* twice is fine */
+    hvd_agent_cfg_free(&cfg); /* twice is fine */
     hvd_agent_cfg_free(NULL);
 }
 
@@ -82,7 +81,8 @@ Test(agent_cfg, settable)
     HvdAgentCfg cfg;
     char err[256];
     hvd_agent_cfg_init(&cfg);
-    cr_assert(hvd_agent_cfg_parse_timeouts(&cfg, "vm.create=10, disk.create=2.5,*=500ms,custom.op=7", err, sizeof err), "%s", err);
+    cr_assert(hvd_agent_cfg_parse_timeouts(&cfg, "vm.create=10, disk.create=2.5,*=500ms,custom.op=7", err, sizeof err),
+              "%s", err);
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "vm.create"), 10000);
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "disk.create"), 2500);
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "custom.op"), 7000);
@@ -211,13 +211,16 @@ Test(agent_call, clixml_and_noise_around_the_envelope)
 
 Test(agent_call, exit_status_matrix)
 {
-    static const struct { const char *args; HvdAgentOutcome want; } cases[] = {
+    static const struct {
+        const char *args;
+        HvdAgentOutcome want;
+    } cases[] = {
         {"3 none", HVD_AGENT_TRANSPORT},
         {"1 none", HVD_AGENT_TRANSPORT},
         {"0 none", HVD_AGENT_PROTOCOL_ERROR},
         {"255 none", HVD_AGENT_UNREACHABLE},
         {"3 envelope error OPERATION_ERROR", HVD_AGENT_AGENT_ERROR},
-        {"255 envelope error OPERATION_ERROR", HVD_AGENT_AGENT_ERROR},   /* the envelope wins */
+        {"255 envelope error OPERATION_ERROR", HVD_AGENT_AGENT_ERROR}, /* the envelope wins */
         {"1 envelope error HOST_BUSY", HVD_AGENT_RETRYABLE},
         {"0 envelope error TRANSIENT", HVD_AGENT_RETRYABLE},
         {"0 envelope partial DISK_FAILED", HVD_AGENT_AGENT_ERROR},
@@ -386,7 +389,7 @@ static bool pid_alive(pid_t pid)
     fclose(f);
     buf[n] = '\0';
     const char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';   /* a zombie is dead */
+    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X'; /* a zombie is dead */
 }
 
 Test(agent_call, grandchild_holding_the_pipes_is_killed)
@@ -458,8 +461,10 @@ static void *call_many(void *arg)
         char req[256];
         char corr[64];
         snprintf(corr, sizeof corr, "corr-%d-%d", w->id, i);
-        int len = snprintf(req, sizeof req, "{\"operation\":\"noop-test\",\"resource_spec\":{},"
-                           "\"correlation_id\":\"%s\"}\n", corr);
+        int len = snprintf(req, sizeof req,
+                           "{\"operation\":\"noop-test\",\"resource_spec\":{},"
+                           "\"correlation_id\":\"%s\"}\n",
+                           corr);
         HvdAgentResult res;
         hvd_agent_call(&shared_cfg, "hv01", "noop-test", req, (size_t)len, &res);
         if (res.outcome != HVD_AGENT_SUCCESS || !res.correlation_id || strcmp(res.correlation_id, corr) != 0) {
@@ -510,7 +515,7 @@ static bool has_children(void)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;   /* -1/ECHILD: none at all */
+    return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0; /* -1/ECHILD: none at all */
 }
 
 Test(agent_call, ten_thousand_calls_without_leaks, .timeout = 240)
@@ -526,10 +531,10 @@ Test(agent_call, ten_thousand_calls_without_leaks, .timeout = 240)
     const int per_thread = 250;
     const long rss_slack_kib = 1L << 30;
 #else
-    const int per_thread = 2500;   /* 4 x 2500 = 10 000 calls */
+    const int per_thread = 2500; /* 4 x 2500 = 10 000 calls */
     const long rss_slack_kib = 2048;
 #endif
-    run_threads(4, 100);   /* warm up the allocator and the thread stacks */
+    run_threads(4, 100); /* warm up the allocator and the thread stacks */
     int fds0 = count_fds();
     long rss0 = rss_kib();
     cr_assert_not(has_children());

@@ -64,7 +64,8 @@ static json_t *find_check(json_t *report, const char *name)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(report, "checks"), i, c) {
+    json_array_foreach(json_object_get(report, "checks"), i, c)
+    {
         if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0) return c;
     }
     cr_assert_fail("no check named %s", name);
@@ -77,7 +78,8 @@ static void assert_check(json_t *report, const char *name, const char *status, c
     const char *st = json_string_value(json_object_get(c, "status"));
     const char *reason = json_string_value(json_object_get(c, "reason"));
     cr_assert_str_eq(st, status, "%s: %s (%s)", name, st, reason);
-    if (reason_part) cr_assert(strstr(reason, reason_part) != NULL, "%s reason '%s' lacks '%s'", name, reason, reason_part);
+    if (reason_part)
+        cr_assert(strstr(reason, reason_part) != NULL, "%s reason '%s' lacks '%s'", name, reason, reason_part);
 }
 
 Test(agent_check, passes_against_the_simhost)

@@ -91,7 +91,7 @@ Test(agentproto, resource_spec_edge_cases, .init = make_job)
     cr_assert(strstr(j, "\"os_family\":\"windows\""), "%s", j);
     free(j);
 
-    job.guest.present = false;   /* vm.initialize without guest config: just the three keys */
+    job.guest.present = false; /* vm.initialize without guest config: just the three keys */
     j = spec_json("vm.initialize", NULL);
     cr_assert_str_eq(j, "{\"vm_id\":null,\"vm_name\":\"web-01\",\"os_family\":\"windows\"}");
     free(j);
@@ -114,7 +114,8 @@ Test(agentproto, request_line, .init = make_job)
     };
     HvdBuf b = {0};
     hvd_agent_request_encode(&req, &b);
-    cr_assert_str_eq(b.data,
+    cr_assert_str_eq(
+        b.data,
         "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"line\\nbreak\"},\"correlation_id\":\"corr-1\","
         "\"metadata\":{\"timestamp\":\"2024-05-01T10:00:00Z\",\"host\":\"hv01.lab.example\","
         "\"job_id\":\"6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11\",\"stage\":\"vm.create\",\"attempt\":1,"
@@ -153,7 +154,8 @@ static const char *status_of(void)
 
 Test(agent_output, plain, .fini = fini_env)
 {
-    cr_assert_eq(parse("{\"status\":\"success\",\"message\":\"ok\",\"data\":{\"vm_id\":\"abc\"}}\n"), HVD_AGENT_PARSE_OK);
+    cr_assert_eq(parse("{\"status\":\"success\",\"message\":\"ok\",\"data\":{\"vm_id\":\"abc\"}}\n"),
+                 HVD_AGENT_PARSE_OK);
     cr_assert_str_eq(status_of(), "success");
     cr_assert_str_eq(hvd_node_get_str(hvd_node_get(env, "data"), "vm_id"), "abc");
     cr_assert_eq(parse("{\"status\":\"error\",\"code\":\"HOST_BUSY\"}"), HVD_AGENT_PARSE_OK, "no final newline");
@@ -177,7 +179,8 @@ Test(agent_output, nothing_useful, .fini = fini_env)
 Test(agent_output, bom_crlf_blank_lines, .fini = fini_env)
 {
     cr_assert_eq(parse("\xEF\xBB\xBF{\"status\":\"success\"}\r\n"), HVD_AGENT_PARSE_OK);
-    cr_assert_eq(parse("\r\n\r\n  \r\n\xEF\xBB\xBF  {\"status\":\"partial\",\"message\":\"x\"}  \r\n\r\n"), HVD_AGENT_PARSE_OK);
+    cr_assert_eq(parse("\r\n\r\n  \r\n\xEF\xBB\xBF  {\"status\":\"partial\",\"message\":\"x\"}  \r\n\r\n"),
+                 HVD_AGENT_PARSE_OK);
     cr_assert_str_eq(status_of(), "partial");
     cr_assert_str_eq(hvd_node_get_str(env, "message"), "x", "CR is not part of the value");
 }
@@ -193,9 +196,8 @@ Test(agent_output, clixml_blocks, .fini = fini_env)
     cr_assert_eq(parse(before), HVD_AGENT_PARSE_OK);
     cr_assert_str_eq(hvd_node_get_str(env, "message"), "made");
 
-    const char *after =
-        "{\"status\":\"success\",\"message\":\"made\"}\n"
-        "#< CLIXML<Objs Version=\"1.1.0.1\"><S S=\"Error\">oops_x000D__x000A_</S></Objs>\n";
+    const char *after = "{\"status\":\"success\",\"message\":\"made\"}\n"
+                        "#< CLIXML<Objs Version=\"1.1.0.1\"><S S=\"Error\">oops_x000D__x000A_</S></Objs>\n";
     cr_assert_eq(parse(after), HVD_AGENT_PARSE_OK, "marker and block on one line");
     cr_assert_str_eq(hvd_node_get_str(env, "message"), "made");
 
@@ -217,16 +219,15 @@ Test(agent_output, clixml_blocks, .fini = fini_env)
 
 Test(agent_output, noise_and_last_status_wins, .fini = fini_env)
 {
-    const char *out =
-        "VERBOSE: loading module Hyper-V\n"
-        "{\"status\":\"error\",\"message\":\"first\"}\n"
-        "WARNING: {not json}\n"
-        "{\"progress\":50}\n"
-        "{\"status\":\"success\",\"message\":\"second\"}\n"
-        "{\"level\":\"info\",\"msg\":\"cleanup\"}\n"
-        "{\"status\": \"partial\", \"message\": \"third\"}\n"
-        "{\"status\":\"success\",\"message\":\"broken\"\n"
-        "bye\n";
+    const char *out = "VERBOSE: loading module Hyper-V\n"
+                      "{\"status\":\"error\",\"message\":\"first\"}\n"
+                      "WARNING: {not json}\n"
+                      "{\"progress\":50}\n"
+                      "{\"status\":\"success\",\"message\":\"second\"}\n"
+                      "{\"level\":\"info\",\"msg\":\"cleanup\"}\n"
+                      "{\"status\": \"partial\", \"message\": \"third\"}\n"
+                      "{\"status\":\"success\",\"message\":\"broken\"\n"
+                      "bye\n";
     cr_assert_eq(parse(out), HVD_AGENT_PARSE_OK);
     cr_assert_str_eq(status_of(), "partial");
     cr_assert_str_eq(hvd_node_get_str(env, "message"), "third");
@@ -249,7 +250,7 @@ Test(agent_output, size_limit, .fini = fini_env)
     size_t n = HVD_AGENT_MAX_OUTPUT;
     char *big = malloc(n + 2);
     memset(big, ' ', n + 1);
-    memcpy(big + n - strlen(line), line, strlen(line));   /* exactly 1 MiB, answer at the end */
+    memcpy(big + n - strlen(line), line, strlen(line)); /* exactly 1 MiB, answer at the end */
     cr_assert_eq(hvd_agent_output_parse(big, n, &env), HVD_AGENT_PARSE_OK);
     hvd_node_free(env);
     env = NULL;

@@ -105,8 +105,8 @@ Test(codec, json_decode_types)
     cr_assert_eq(tags->u.arr.items[3]->type, HVD_FLOAT, "1e3 is a float");
     cr_assert_eq(tags->u.arr.items[5]->type, HVD_MAP);
     cr_assert_eq(tags->u.arr.items[6]->type, HVD_ARRAY);
-    cr_assert_str_eq(hvd_node_get_str(hvd_node_get(n, "request"), "name"),
-                     "Stra\xc3\x9f" "e \xf0\x9f\x98\x80 caf\xc3\xa9");
+    cr_assert_str_eq(hvd_node_get_str(hvd_node_get(n, "request"), "name"), "Stra\xc3\x9f"
+                                                                           "e \xf0\x9f\x98\x80 caf\xc3\xa9");
     hvd_node_free(n);
 }
 
@@ -115,20 +115,29 @@ Test(codec, json_encode_is_compact_and_ordered)
     HvdNode *n = NULL;
     cr_assert_eq(dec_json(EXAMPLE, &n), HVD_DECODE_OK, "%s", why);
     char *s = hvd_node_to_json(n);
-    cr_assert_str_eq(s,
-        "{\"job_id\":\"6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11\",\"job_type\":\"managed_deployment\","
-        "\"request\":{\"target_host\":\"hv01.lab.example\",\"vm_spec\":{\"vm_name\":\"web-01\",\"gb_ram\":4,"
-        "\"cpu_cores\":2.0,\"vm_clustered\":false,\"storage_class\":null},\"tags\":[\"a\",1,-7,1000.0,true,{},[]],"
-        "\"name\":\"Stra\xc3\x9f" "e \xf0\x9f\x98\x80 caf\xc3\xa9\"}}");
+    cr_assert_str_eq(
+        s, "{\"job_id\":\"6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11\",\"job_type\":\"managed_deployment\","
+           "\"request\":{\"target_host\":\"hv01.lab.example\",\"vm_spec\":{\"vm_name\":\"web-01\",\"gb_ram\":4,"
+           "\"cpu_cores\":2.0,\"vm_clustered\":false,\"storage_class\":null},\"tags\":[\"a\",1,-7,1000.0,true,{},[]],"
+           "\"name\":\"Stra\xc3\x9f"
+           "e \xf0\x9f\x98\x80 caf\xc3\xa9\"}}");
     free(s);
     hvd_node_free(n);
 }
 
 Test(codec, json_float_text)
 {
-    struct { double d; const char *text; } cases[] = {
-        {0.1, "0.1"}, {4.0, "4.0"}, {-0.0, "-0.0"}, {1e300, "1e+300"}, {123456.789, "123456.789"},
-        {1.0 / 3.0, "0.3333333333333333"}, {5e-324, "4.94065645841247e-324"},
+    struct {
+        double d;
+        const char *text;
+    } cases[] = {
+        {0.1, "0.1"},
+        {4.0, "4.0"},
+        {-0.0, "-0.0"},
+        {1e300, "1e+300"},
+        {123456.789, "123456.789"},
+        {1.0 / 3.0, "0.3333333333333333"},
+        {5e-324, "4.94065645841247e-324"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         HvdNode *f = hvd_node_float(cases[i].d);
@@ -168,15 +177,20 @@ Test(codec, json_string_escapes)
 Test(codec, invalid_utf8_is_replaced_when_encoding)
 {
     HvdNode *m = hvd_node_map();
-    hvd_node_map_set(m, "k\xff", hvd_node_strn("a\xff" "b\xc3", 4));
+    hvd_node_map_set(m, "k\xff",
+                     hvd_node_strn("a\xff"
+                                   "b\xc3",
+                                   4));
     char *j = hvd_node_to_json(m);
-    cr_assert_str_eq(j, "{\"k\xef\xbf\xbd\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"}");
+    cr_assert_str_eq(j, "{\"k\xef\xbf\xbd\":\"a\xef\xbf\xbd"
+                        "b\xef\xbf\xbd\"}");
     free(j);
     HvdBuf b = {0};
     hvd_encode(HVD_CT_MSGPACK, m, &b);
     HvdNode *back = NULL;
     cr_assert_eq(dec(HVD_CT_MSGPACK, b.data, b.len, &back), HVD_DECODE_OK, "%s", why);
-    cr_assert_str_eq(hvd_node_get_str(back, "k\xef\xbf\xbd"), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    cr_assert_str_eq(hvd_node_get_str(back, "k\xef\xbf\xbd"), "a\xef\xbf\xbd"
+                                                              "b\xef\xbf\xbd");
     hvd_node_free(back);
     hvd_buf_free(&b);
     hvd_node_free(m);
@@ -226,9 +240,12 @@ Test(codec, duplicate_keys_keep_first_position_last_value)
     Mp m;
     mp_init(&m);
     msgpack_pack_map(&m.pk, 3);
-    mp_cstr(&m, "a"); msgpack_pack_int(&m.pk, 1);
-    mp_cstr(&m, "b"); msgpack_pack_int(&m.pk, 2);
-    mp_cstr(&m, "a"); msgpack_pack_int(&m.pk, 3);
+    mp_cstr(&m, "a");
+    msgpack_pack_int(&m.pk, 1);
+    mp_cstr(&m, "b");
+    msgpack_pack_int(&m.pk, 2);
+    mp_cstr(&m, "a");
+    msgpack_pack_int(&m.pk, 3);
     cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_OK, "%s", why);
     cr_assert_eq(n->u.map.n, 2);
     cr_assert_str_eq(n->u.map.keys[0], "a");
@@ -244,7 +261,7 @@ Test(codec, large_map_with_duplicates)
     msgpack_pack_map(&m.pk, 3000);
     char key[16];
     for (int i = 0; i < 3000; i++) {
-        snprintf(key, sizeof(key), "k%d", i % 2000);   /* the last 1000 repeat */
+        snprintf(key, sizeof(key), "k%d", i % 2000); /* the last 1000 repeat */
         mp_cstr(&m, key);
         msgpack_pack_int(&m.pk, i);
     }
@@ -322,8 +339,12 @@ Test(codec, json_round_trip_and_byte_stable)
 
 Test(codec, msgpack_integers_use_smallest_encoding)
 {
-    struct { int64_t v; size_t len; unsigned char first; } cases[] = {
-        {0, 1, 0x00}, {127, 1, 0x7f}, {128, 2, 0xcc}, {-1, 1, 0xff}, {-32, 1, 0xe0},
+    struct {
+        int64_t v;
+        size_t len;
+        unsigned char first;
+    } cases[] = {
+        {0, 1, 0x00},   {127, 1, 0x7f},   {128, 2, 0xcc},   {-1, 1, 0xff},        {-32, 1, 0xe0},
         {-33, 2, 0xd0}, {65535, 3, 0xcd}, {65536, 5, 0xce}, {INT64_MAX, 9, 0xcf}, {INT64_MIN, 9, 0xd3},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -365,9 +386,13 @@ Test(codec, msgpack_non_string_keys_are_dropped)
     Mp m;
     mp_init(&m);
     msgpack_pack_map(&m.pk, 3);
-    msgpack_pack_int(&m.pk, 1); mp_cstr(&m, "int key");
-    mp_cstr(&m, "ok"); msgpack_pack_int(&m.pk, 2);
-    msgpack_pack_array(&m.pk, 1); msgpack_pack_nil(&m.pk); mp_cstr(&m, "array key");
+    msgpack_pack_int(&m.pk, 1);
+    mp_cstr(&m, "int key");
+    mp_cstr(&m, "ok");
+    msgpack_pack_int(&m.pk, 2);
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_nil(&m.pk);
+    mp_cstr(&m, "array key");
     HvdNode *n = NULL;
     cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_OK, "%s", why);
     cr_assert_eq(n->u.map.n, 1);
@@ -381,7 +406,7 @@ Test(codec, msgpack_non_string_keys_are_dropped)
 Test(codec, json_body_limit_boundary)
 {
     char *body = filled(HVD_MAX_BODY + 1, ' ');
-    memcpy(body, "{\"a\":1}", 7);   /* padded with trailing whitespace */
+    memcpy(body, "{\"a\":1}", 7); /* padded with trailing whitespace */
     HvdNode *n = NULL;
     cr_assert_eq(dec(HVD_CT_JSON, body, HVD_MAX_BODY, &n), HVD_DECODE_OK, "%s", why);
     hvd_node_free(n);
@@ -395,9 +420,9 @@ Test(codec, json_body_limit_boundary)
 static void mp_body_of(Mp *m, size_t total)
 {
     mp_init(m);
-    msgpack_pack_array(&m->pk, 16);        /* 3 bytes (array16) */
+    msgpack_pack_array(&m->pk, 16); /* 3 bytes (array16) */
     char *s = filled(HVD_MAX_STRING, 's');
-    for (int i = 0; i < 15; i++) mp_str(m, s, HVD_MAX_STRING);   /* 3 + 16384 each */
+    for (int i = 0; i < 15; i++) mp_str(m, s, HVD_MAX_STRING); /* 3 + 16384 each */
     size_t left = total - m->sb.size - 3;
     mp_str(m, s, left);
     free(s);
@@ -504,7 +529,7 @@ Test(codec, json_string_limit_counts_unescaped_bytes)
 Test(codec, msgpack_string_limit_boundary)
 {
     char *s = filled(HVD_MAX_STRING + 1, 'z');
-    for (int what = 0; what < 3; what++) {   /* value string, key, bin */
+    for (int what = 0; what < 3; what++) { /* value string, key, bin */
         for (size_t len = HVD_MAX_STRING; len <= HVD_MAX_STRING + 1; len++) {
             Mp m;
             mp_init(&m);
@@ -612,7 +637,7 @@ Test(codec, msgpack_depth_boundary)
     /* empty containers count too */
     Mp m;
     mp_nested(&m, HVD_MAX_DEPTH, false);
-    m.sb.data[m.sb.size - 1] = (char)0x90;   /* the innermost nil becomes [] */
+    m.sb.data[m.sb.size - 1] = (char)0x90; /* the innermost nil becomes [] */
     HvdNode *n = NULL;
     cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_TOO_LARGE);
     msgpack_sbuffer_destroy(&m.sb);
@@ -630,16 +655,29 @@ Test(codec, empty_body)
 
 Test(codec, msgpack_truncated)
 {
-    struct { const char *b; size_t n; } cases[] = {
-        {"\x82\xa1" "a\x01", 4},                      /* map of 2 pairs holding 1 */
-        {"\x81\xa1" "a", 3},                          /* key without value */
-        {"\x81\xa1" "a\xa5xy", 6},                    /* str of 5 with 2 bytes */
-        {"\x81\xa1" "a\xda\x00", 5},                  /* str16 length cut in half */
-        {"\x91\xcb\x00\x00", 4},                      /* float64 cut short */
-        {"\xdd\xff\xff\xff\xff\x01", 6},              /* array32 of 4 billion, 1 byte */
-        {"\xdf\xff\xff\xff\xff\x01", 6},              /* map32: 2*count must not wrap */
-        {"\xc6\x00\x00\x00\x10" "abc", 8},            /* bin32 of 16 with 3 */
-        {"\xdb\x00\x00", 3},                          /* str32 length cut */
+    struct {
+        const char *b;
+        size_t n;
+    } cases[] = {
+        {"\x82\xa1"
+         "a\x01",
+         4}, /* map of 2 pairs holding 1 */
+        {"\x81\xa1"
+         "a",
+         3}, /* key without value */
+        {"\x81\xa1"
+         "a\xa5xy",
+         6}, /* str of 5 with 2 bytes */
+        {"\x81\xa1"
+         "a\xda\x00",
+         5},                             /* str16 length cut in half */
+        {"\x91\xcb\x00\x00", 4},         /* float64 cut short */
+        {"\xdd\xff\xff\xff\xff\x01", 6}, /* array32 of 4 billion, 1 byte */
+        {"\xdf\xff\xff\xff\xff\x01", 6}, /* map32: 2*count must not wrap */
+        {"\xc6\x00\x00\x00\x10"
+         "abc",
+         8},                 /* bin32 of 16 with 3 */
+        {"\xdb\x00\x00", 3}, /* str32 length cut */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         HvdNode *n = NULL;
@@ -648,8 +686,12 @@ Test(codec, msgpack_truncated)
         cr_assert(strstr(why, "invalid msgpack: truncated at byte"), "case %zu: %s", i, why);
     }
     HvdNode *n = NULL;
-    dec(HVD_CT_MSGPACK, "\x81\xa1" "a\xa5xy", 6, &n);
-    cr_assert_str_eq(why, "invalid msgpack: truncated at byte 3 (the value starting there runs past the end of the 6-byte body)");
+    dec(HVD_CT_MSGPACK,
+        "\x81\xa1"
+        "a\xa5xy",
+        6, &n);
+    cr_assert_str_eq(
+        why, "invalid msgpack: truncated at byte 3 (the value starting there runs past the end of the 6-byte body)");
 }
 
 Test(codec, msgpack_trailing_bytes)
@@ -657,7 +699,11 @@ Test(codec, msgpack_trailing_bytes)
     HvdNode *n = NULL;
     cr_assert_eq(dec(HVD_CT_MSGPACK, "\x80\x00", 2, &n), HVD_DECODE_MALFORMED);
     cr_assert_str_eq(why, "invalid msgpack: 1 trailing bytes after the value ending at byte 1");
-    cr_assert_eq(dec(HVD_CT_MSGPACK, "\x81\xa1" "a\x01\xc0\xc0", 6, &n), HVD_DECODE_MALFORMED);
+    cr_assert_eq(dec(HVD_CT_MSGPACK,
+                     "\x81\xa1"
+                     "a\x01\xc0\xc0",
+                     6, &n),
+                 HVD_DECODE_MALFORMED);
     cr_assert(strstr(why, "trailing"), "%s", why);
 }
 
@@ -666,7 +712,8 @@ Test(codec, msgpack_garbage_and_ext)
     HvdNode *n = NULL;
     cr_assert_eq(dec(HVD_CT_MSGPACK, "\xc1", 1, &n), HVD_DECODE_MALFORMED);
     cr_assert_str_eq(why, "invalid msgpack: unknown type byte 0xc1 at byte 0");
-    static const char fixext16[] = "\x91\xd8\x01" "0123456789abcdef";
+    static const char fixext16[] = "\x91\xd8\x01"
+                                   "0123456789abcdef";
     const char *ext[] = {"\xd4\x01\x00", "\xd5\x01\x00\x00", "\xc7\x01\x05\x00", fixext16};
     const size_t ext_len[] = {3, 4, 4, 19};
     for (size_t i = 0; i < 4; i++) {
@@ -679,8 +726,8 @@ Test(codec, msgpack_garbage_and_ext)
 
 Test(codec, msgpack_invalid_utf8)
 {
-    const char *bad[] = {"\xa1\xff", "\xa2\xc0\x80", "\xa3\xed\xa0\x80", "\xa4\xf4\x90\x80\x80", "\xa1\xc3",
-                         "\x81\xa1\xfe\xc0"};
+    const char *bad[] = {"\xa1\xff", "\xa2\xc0\x80",    "\xa3\xed\xa0\x80", "\xa4\xf4\x90\x80\x80",
+                         "\xa1\xc3", "\x81\xa1\xfe\xc0"};
     const size_t n_bad[] = {2, 3, 4, 5, 2, 4};
     for (size_t i = 0; i < 6; i++) {
         HvdNode *n = NULL;
@@ -697,7 +744,11 @@ Test(codec, msgpack_invalid_utf8)
 Test(codec, keys_with_nul_are_refused)
 {
     HvdNode *n = NULL;
-    cr_assert_eq(dec(HVD_CT_MSGPACK, "\x81\xa3" "a\0b\xc0", 6, &n), HVD_DECODE_MALFORMED);
+    cr_assert_eq(dec(HVD_CT_MSGPACK,
+                     "\x81\xa3"
+                     "a\0b\xc0",
+                     6, &n),
+                 HVD_DECODE_MALFORMED);
     cr_assert(strstr(why, "NUL"), "%s", why);
     cr_assert_eq(dec_json("{\"a\\u0000b\":1}", &n), HVD_DECODE_MALFORMED);
     cr_assert(strstr(why, "NUL"), "%s", why);
@@ -708,8 +759,17 @@ Test(codec, keys_with_nul_are_refused)
 
 Test(codec, json_bad_input)
 {
-    const char *bad[] = {"{nope", "{\"a\":1} x", "{\"a\":1}{}", "[1,]", "{\"a\" 1}", "\"unterminated",
-                         "{\"a\":\"\xff\"}", "{\"a\":\"\xed\xa0\x80\"}", "\"\\ud800\"", "NaN", "\xef\xbb\xbf{}"};
+    const char *bad[] = {"{nope",
+                         "{\"a\":1} x",
+                         "{\"a\":1}{}",
+                         "[1,]",
+                         "{\"a\" 1}",
+                         "\"unterminated",
+                         "{\"a\":\"\xff\"}",
+                         "{\"a\":\"\xed\xa0\x80\"}",
+                         "\"\\ud800\"",
+                         "NaN",
+                         "\xef\xbb\xbf{}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         HvdNode *n = NULL;
         cr_assert_eq(dec_json(bad[i], &n), HVD_DECODE_MALFORMED, "case %zu: %s", i, bad[i]);
@@ -737,7 +797,8 @@ Test(codec, limited_decode_allows_more)
     HvdNode *n = NULL;
     cr_assert_eq(dec_json(doc, &n), HVD_DECODE_TOO_LARGE);
     const HvdDecodeLimits lim = {1 << 20, 1 << 20, 32};
-    cr_assert_eq(hvd_decode_limited(HVD_CT_JSON, doc, strlen(doc), &lim, &n, why, sizeof(why)), HVD_DECODE_OK, "%s", why);
+    cr_assert_eq(hvd_decode_limited(HVD_CT_JSON, doc, strlen(doc), &lim, &n, why, sizeof(why)), HVD_DECODE_OK, "%s",
+                 why);
     cr_assert_eq(hvd_node_get(n, "logs")->u.s.len, 40000);
     hvd_node_free(n);
     free(doc);
@@ -748,7 +809,11 @@ Test(codec, empty_strings_and_keys)
 {
     /* found by fuzz_msgpack: msgpack-c gives an empty string a NULL pointer */
     HvdNode *n = NULL;
-    cr_assert_eq(dec(HVD_CT_MSGPACK, "\x82\xa0\xa0\xa1" "b\xc4\x00", 7, &n), HVD_DECODE_OK, "%s", why);
+    cr_assert_eq(dec(HVD_CT_MSGPACK,
+                     "\x82\xa0\xa0\xa1"
+                     "b\xc4\x00",
+                     7, &n),
+                 HVD_DECODE_OK, "%s", why);
     cr_assert_str_eq(n->u.map.keys[0], "");
     cr_assert_eq(hvd_node_get(n, "")->u.s.len, 0);
     cr_assert_eq(hvd_node_get(n, "b")->type, HVD_BIN);
@@ -776,8 +841,7 @@ Test(codec_json, parse_errors_never_quote_the_input)
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         HvdNode *n = NULL;
         char why[256];
-        cr_assert_eq(hvd_decode(HVD_CT_JSON, bodies[i], strlen(bodies[i]), &n, why, sizeof why),
-                     HVD_DECODE_MALFORMED);
+        cr_assert_eq(hvd_decode(HVD_CT_JSON, bodies[i], strlen(bodies[i]), &n, why, sizeof why), HVD_DECODE_MALFORMED);
         cr_assert_null(strstr(why, "S3cret"), "error quotes the input: %s", why);
         cr_assert_not_null(strstr(why, "invalid JSON at line 1"), "%s", why);
     }

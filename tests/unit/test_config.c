@@ -94,7 +94,7 @@ Test(config, defaults)
     cr_assert(!c.print_config);
     hvd_config_free(&c);
     cr_assert_null(c.amqp_url);
-    hvd_config_free(&c);   /* twice is fine */
+    hvd_config_free(&c); /* twice is fine */
     hvd_config_free(NULL);
 }
 
@@ -158,7 +158,7 @@ Test(config, environment)
     cr_assert_eq(c.secret_retention, 172800);
     cr_assert_eq(c.shutdown_grace, 300);
     cr_assert_eq(hvd_config_agent_timeout(&c, "disk.create"), 3600);
-    cr_assert_eq(hvd_config_agent_timeout(&c, "vm.create"), 300);   /* the other defaults stay */
+    cr_assert_eq(hvd_config_agent_timeout(&c, "vm.create"), 300); /* the other defaults stay */
     cr_assert_eq(hvd_config_agent_timeout(&c, "other"), 45);
     cr_assert_eq(c.agent_retryable_codes.n, 0);
     cr_assert(!hvd_config_code_retryable(&c, "HOST_BUSY"));
@@ -174,8 +174,9 @@ Test(config, flags_override_environment)
     setenv("HVD_HOST_CONCURRENCY", "3", 1);
     setenv("HVD_AMQP_VERIFY", "true", 1);
     HvdConfig c;
-    cr_assert_eq(load(&c, "hvdeployctl", "--concurrency", "32", "--lease-ttl=90", "--no-amqp-verify",
-                      "--print-config", "--amqp-prefix", "fleet2", NULL), 0, "%s", err);
+    cr_assert_eq(load(&c, "hvdeployctl", "--concurrency", "32", "--lease-ttl=90", "--no-amqp-verify", "--print-config",
+                      "--amqp-prefix", "fleet2", NULL),
+                 0, "%s", err);
     cr_assert_eq(c.concurrency, 32);
     cr_assert_eq(c.host_concurrency, 3);
     cr_assert_eq(c.lease_ttl, 90);
@@ -205,10 +206,10 @@ Test(config, config_file_is_lowest)
     setenv("HVD_CONCURRENCY", "5", 1);
     HvdConfig c;
     cr_assert_eq(load(&c, "hvdeployctl", "--amqp-prefix", "fromflag", NULL), 0, "%s", err);
-    cr_assert_eq(c.concurrency, 5);          /* env beats file */
-    cr_assert_eq(c.host_concurrency, 2);     /* file beats default */
+    cr_assert_eq(c.concurrency, 5);      /* env beats file */
+    cr_assert_eq(c.host_concurrency, 2); /* file beats default */
     cr_assert_str_eq(c.agent_cmd, "/usr/bin/agent --x {host}");
-    cr_assert_str_eq(c.amqp_prefix, "fromflag");   /* flag beats file */
+    cr_assert_str_eq(c.amqp_prefix, "fromflag"); /* flag beats file */
     cr_assert_str_eq(c.config_file, path);
     hvd_config_free(&c);
 
@@ -254,7 +255,7 @@ Test(config, credential_files)
     setenv("HVD_AMQP_URL_FILE", amqp, 1);
     HvdConfig c;
     cr_assert_eq(load(&c, "hvdeployctl", "--pg-dsn-file", pg, "--pg-dsn", "host=ignored", NULL), 0, "%s", err);
-    cr_assert_str_eq(c.amqp_url, "amqps://svc:s3cr3t@rabbit.example:5671/prod");   /* trimmed, wins */
+    cr_assert_str_eq(c.amqp_url, "amqps://svc:s3cr3t@rabbit.example:5671/prod"); /* trimmed, wins */
     cr_assert_str_eq(c.pg_dsn, "host=db.example dbname=hvdeploy password='p w' sslmode=verify-full");
     cr_assert_str_eq(c.amqp_url_file, amqp);
     hvd_config_free(&c);
@@ -276,7 +277,10 @@ Test(config, credential_files)
     char *badurl = write_temp("http://u:topsecret@h/\n");
     setenv("HVD_AMQP_URL_FILE", badurl, 1);
     cr_assert_eq(load(&c, "hvdeployctl", NULL), -1);
-    snprintf(expect, sizeof expect, "HVD_AMQP_URL: 'http://u:***@h/' is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...) (from HVD_AMQP_URL_FILE %s)", badurl);
+    snprintf(
+        expect, sizeof expect,
+        "HVD_AMQP_URL: 'http://u:***@h/' is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...) (from HVD_AMQP_URL_FILE %s)",
+        badurl);
     cr_assert_str_eq(err, expect);
     cr_assert_null(strstr(err, "topsecret"));
     hvd_config_free(&c);
@@ -302,42 +306,71 @@ Test(config, bad_values_exact_errors)
         {"HVD_CONCURRENCY", "12abc", "HVD_CONCURRENCY: '12abc' is not a whole number between 1 and 1024"},
         {"HVD_CONCURRENCY", "", "HVD_CONCURRENCY: '' is not a whole number between 1 and 1024"},
         {"HVD_CONCURRENCY", " 8", "HVD_CONCURRENCY: ' 8' is not a whole number between 1 and 1024"},
-        {"HVD_CONCURRENCY", "99999999999999999999", "HVD_CONCURRENCY: '99999999999999999999' is not a whole number between 1 and 1024"},
+        {"HVD_CONCURRENCY", "99999999999999999999",
+         "HVD_CONCURRENCY: '99999999999999999999' is not a whole number between 1 and 1024"},
         {"HVD_HOST_CONCURRENCY", "-1", "HVD_HOST_CONCURRENCY: '-1' is not a whole number between 1 and 1024"},
         {"HVD_MAX_ATTEMPTS", "101", "HVD_MAX_ATTEMPTS: '101' is not a whole number between 1 and 100"},
         {"HVD_PG_POOL_SIZE", "0", "HVD_PG_POOL_SIZE: '0' is not a whole number between 1 and 64"},
         {"HVD_LEASE_TTL", "0", "HVD_LEASE_TTL: '0' is not a duration of 1 to 86400 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
-        {"HVD_LEASE_TTL", "10x", "HVD_LEASE_TTL: '10x' is not a duration of 1 to 86400 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
-        {"HVD_SHUTDOWN_GRACE", "2d", "HVD_SHUTDOWN_GRACE: '2d' is not a duration of 0 to 86400 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
-        {"HVD_SWEEP_INTERVAL", "-5", "HVD_SWEEP_INTERVAL: '-5' is not a duration of 1 to 3600 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
-        {"HVD_HEARTBEAT", "1.5", "HVD_HEARTBEAT: '1.5' is not a duration of 0 to 3600 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
-        {"HVD_AGENT_KILL_GRACE", "301", "HVD_AGENT_KILL_GRACE: '301' is not a duration of 0 to 300 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
-        {"HVD_SECRET_RETENTION", "forever", "HVD_SECRET_RETENTION: 'forever' is not a duration of 0 to 315360000 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
+        {"HVD_LEASE_TTL", "10x",
+         "HVD_LEASE_TTL: '10x' is not a duration of 1 to 86400 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
+        {"HVD_SHUTDOWN_GRACE", "2d",
+         "HVD_SHUTDOWN_GRACE: '2d' is not a duration of 0 to 86400 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
+        {"HVD_SWEEP_INTERVAL", "-5",
+         "HVD_SWEEP_INTERVAL: '-5' is not a duration of 1 to 3600 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
+        {"HVD_HEARTBEAT", "1.5",
+         "HVD_HEARTBEAT: '1.5' is not a duration of 0 to 3600 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
+        {"HVD_AGENT_KILL_GRACE", "301",
+         "HVD_AGENT_KILL_GRACE: '301' is not a duration of 0 to 300 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
+        {"HVD_SECRET_RETENTION", "forever",
+         "HVD_SECRET_RETENTION: 'forever' is not a duration of 0 to 315360000 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
         {"HVD_AMQP_VERIFY", "maybe", "HVD_AMQP_VERIFY: 'maybe' is not a boolean (true or false)"},
         {"HVD_LOG_LEVEL", "verbose", "HVD_LOG_LEVEL: 'verbose' is not one of debug, info, warn, error"},
-        {"HVD_RETRY_DELAYS", "5,x", "HVD_RETRY_DELAYS: '5,x' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
-        {"HVD_RETRY_DELAYS", "0", "HVD_RETRY_DELAYS: '0' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
-        {"HVD_RETRY_DELAYS", "86401", "HVD_RETRY_DELAYS: '86401' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
-        {"HVD_RETRY_DELAYS", "", "HVD_RETRY_DELAYS: '' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
-        {"HVD_RETRY_DELAYS", "5,,30", "HVD_RETRY_DELAYS: '5,,30' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
-        {"HVD_RETRY_DELAYS", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", "HVD_RETRY_DELAYS: '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
-        {"HVD_ALLOWED_HOSTS", "hv01,bad_host", "HVD_ALLOWED_HOSTS: 'bad_host' is not a valid hostname or IPv4 address (in 'hv01,bad_host')"},
-        {"HVD_ALLOWED_HOSTS", "hv01,-x", "HVD_ALLOWED_HOSTS: '-x' is not a valid hostname or IPv4 address (in 'hv01,-x')"},
-        {"HVD_ALLOWED_HOSTS", "10.0.0.256", "HVD_ALLOWED_HOSTS: '10.0.0.256' is not a valid hostname or IPv4 address (in '10.0.0.256')"},
-        {"HVD_ALLOWED_HOSTS", "hv01,,hv02", "HVD_ALLOWED_HOSTS: 'hv01,,hv02' has an empty entry; expected a comma list of host names"},
-        {"HVD_AGENT_RETRYABLE_CODES", "HOST BUSY", "HVD_AGENT_RETRYABLE_CODES: 'HOST BUSY' is not an agent code (letters, digits, '.', '_', '-') (in 'HOST BUSY')"},
-        {"HVD_AGENT_TIMEOUTS", "vm.create=abc", "HVD_AGENT_TIMEOUTS: 'vm.create=abc' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, vm.initialize, vm.delete, default and SECONDS 1 to 86400"},
-        {"HVD_AGENT_TIMEOUTS", "vm.create=60,vm.explode=5", "HVD_AGENT_TIMEOUTS: 'vm.explode=5' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, vm.initialize, vm.delete, default and SECONDS 1 to 86400"},
-        {"HVD_AGENT_TIMEOUTS", "vm.create", "HVD_AGENT_TIMEOUTS: 'vm.create' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, vm.initialize, vm.delete, default and SECONDS 1 to 86400"},
-        {"HVD_METRICS_ADDR", "9464", "HVD_METRICS_ADDR: '9464' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
-        {"HVD_METRICS_ADDR", "127.0.0.1:0", "HVD_METRICS_ADDR: '127.0.0.1:0' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
-        {"HVD_METRICS_ADDR", "127.0.0.1:65536", "HVD_METRICS_ADDR: '127.0.0.1:65536' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
-        {"HVD_METRICS_ADDR", "::1:9464", "HVD_METRICS_ADDR: '::1:9464' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
-        {"HVD_AMQP_PREFIX", "a b", "HVD_AMQP_PREFIX: 'a b' is not a name of 1 to 100 letters, digits, '.', '_', ':' or '-'"},
+        {"HVD_RETRY_DELAYS", "5,x",
+         "HVD_RETRY_DELAYS: '5,x' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
+        {"HVD_RETRY_DELAYS", "0",
+         "HVD_RETRY_DELAYS: '0' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
+        {"HVD_RETRY_DELAYS", "86401",
+         "HVD_RETRY_DELAYS: '86401' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
+        {"HVD_RETRY_DELAYS", "",
+         "HVD_RETRY_DELAYS: '' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
+        {"HVD_RETRY_DELAYS", "5,,30",
+         "HVD_RETRY_DELAYS: '5,,30' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
+        {"HVD_RETRY_DELAYS", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17",
+         "HVD_RETRY_DELAYS: '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
+        {"HVD_ALLOWED_HOSTS", "hv01,bad_host",
+         "HVD_ALLOWED_HOSTS: 'bad_host' is not a valid hostname or IPv4 address (in 'hv01,bad_host')"},
+        {"HVD_ALLOWED_HOSTS", "hv01,-x",
+         "HVD_ALLOWED_HOSTS: '-x' is not a valid hostname or IPv4 address (in 'hv01,-x')"},
+        {"HVD_ALLOWED_HOSTS", "10.0.0.256",
+         "HVD_ALLOWED_HOSTS: '10.0.0.256' is not a valid hostname or IPv4 address (in '10.0.0.256')"},
+        {"HVD_ALLOWED_HOSTS", "hv01,,hv02",
+         "HVD_ALLOWED_HOSTS: 'hv01,,hv02' has an empty entry; expected a comma list of host names"},
+        {"HVD_AGENT_RETRYABLE_CODES", "HOST BUSY",
+         "HVD_AGENT_RETRYABLE_CODES: 'HOST BUSY' is not an agent code (letters, digits, '.', '_', '-') (in 'HOST BUSY')"},
+        {"HVD_AGENT_TIMEOUTS", "vm.create=abc",
+         "HVD_AGENT_TIMEOUTS: 'vm.create=abc' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, vm.initialize, vm.delete, default and SECONDS 1 to 86400"},
+        {"HVD_AGENT_TIMEOUTS", "vm.create=60,vm.explode=5",
+         "HVD_AGENT_TIMEOUTS: 'vm.explode=5' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, vm.initialize, vm.delete, default and SECONDS 1 to 86400"},
+        {"HVD_AGENT_TIMEOUTS", "vm.create",
+         "HVD_AGENT_TIMEOUTS: 'vm.create' is not OP=SECONDS with OP one of vm.create, disk.create, nic.create, vm.initialize, vm.delete, default and SECONDS 1 to 86400"},
+        {"HVD_METRICS_ADDR", "9464",
+         "HVD_METRICS_ADDR: '9464' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
+        {"HVD_METRICS_ADDR", "127.0.0.1:0",
+         "HVD_METRICS_ADDR: '127.0.0.1:0' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
+        {"HVD_METRICS_ADDR", "127.0.0.1:65536",
+         "HVD_METRICS_ADDR: '127.0.0.1:65536' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
+        {"HVD_METRICS_ADDR", "::1:9464",
+         "HVD_METRICS_ADDR: '::1:9464' is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), or empty to disable"},
+        {"HVD_AMQP_PREFIX", "a b",
+         "HVD_AMQP_PREFIX: 'a b' is not a name of 1 to 100 letters, digits, '.', '_', ':' or '-'"},
         {"HVD_AMQP_PREFIX", "", "HVD_AMQP_PREFIX: '' is not a name of 1 to 100 letters, digits, '.', '_', ':' or '-'"},
-        {"HVD_AMQP_URL", "http://guest:hunter2@h/", "HVD_AMQP_URL: 'http://guest:***@h/' is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...)"},
-        {"HVD_PG_DSN", "host=db password=hunter2 dbname", "HVD_PG_DSN: 'host=db password=*** ***' is not a libpq connection string (postgresql://host/db or host=... dbname=...)"},
-        {"HVD_PG_DSN", "", "HVD_PG_DSN: '' is not a libpq connection string (postgresql://host/db or host=... dbname=...)"},
+        {"HVD_AMQP_URL", "http://guest:hunter2@h/",
+         "HVD_AMQP_URL: 'http://guest:***@h/' is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...)"},
+        {"HVD_PG_DSN", "host=db password=hunter2 dbname",
+         "HVD_PG_DSN: 'host=db password=*** ***' is not a libpq connection string (postgresql://host/db or host=... dbname=...)"},
+        {"HVD_PG_DSN", "",
+         "HVD_PG_DSN: '' is not a libpq connection string (postgresql://host/db or host=... dbname=...)"},
         {"HVD_CONCURRENCY", "a\nb", "HVD_CONCURRENCY: 'a?b' is not a whole number between 1 and 1024"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -359,11 +392,20 @@ Test(config, good_edge_values)
     static const struct {
         const char *var, *value;
     } cases[] = {
-        {"HVD_CONCURRENCY", "1"}, {"HVD_CONCURRENCY", "1024"}, {"HVD_METRICS_ADDR", "[::1]:9464"},
-        {"HVD_METRICS_ADDR", "0.0.0.0:1"}, {"HVD_METRICS_ADDR", "localhost:65535"}, {"HVD_LEASE_TTL", "1d"},
-        {"HVD_SHUTDOWN_GRACE", "0"}, {"HVD_HEARTBEAT", "0"}, {"HVD_ALLOWED_HOSTS", ""},
-        {"HVD_ALLOWED_HOSTS", "a,b-c.d,10.1.2.3"}, {"HVD_PG_DSN", "host=/var/run/postgresql dbname=x"},
-        {"HVD_AMQP_URL", "amqps://u:p@h:5671/v"}, {"HVD_LOG_LEVEL", "warning"}, {"HVD_AMQP_VERIFY", "0"},
+        {"HVD_CONCURRENCY", "1"},
+        {"HVD_CONCURRENCY", "1024"},
+        {"HVD_METRICS_ADDR", "[::1]:9464"},
+        {"HVD_METRICS_ADDR", "0.0.0.0:1"},
+        {"HVD_METRICS_ADDR", "localhost:65535"},
+        {"HVD_LEASE_TTL", "1d"},
+        {"HVD_SHUTDOWN_GRACE", "0"},
+        {"HVD_HEARTBEAT", "0"},
+        {"HVD_ALLOWED_HOSTS", ""},
+        {"HVD_ALLOWED_HOSTS", "a,b-c.d,10.1.2.3"},
+        {"HVD_PG_DSN", "host=/var/run/postgresql dbname=x"},
+        {"HVD_AMQP_URL", "amqps://u:p@h:5671/v"},
+        {"HVD_LOG_LEVEL", "warning"},
+        {"HVD_AMQP_VERIFY", "0"},
         {"HVD_RETRY_DELAYS", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -427,12 +469,12 @@ Test(config, help_returns_1_before_validation)
 
 Test(config, subcommand_keeps_its_own_arguments)
 {
-    char *argv[] = {"status", "--pg-dsn", "host=db1", "--output", "json", "--help", "JOB", "--concurrency=2",
-                    "--", "--amqp-url", NULL};
+    char *argv[] = {"status", "--pg-dsn",        "host=db1", "--output",   "json", "--help",
+                    "JOB",    "--concurrency=2", "--",       "--amqp-url", NULL};
     int argc = 10;
     HvdConfig c;
-    int rc = hvd_config_load_args(&c, &argc, argv, "hvdeployctl", HVD_CFG_KEEP_UNKNOWN | HVD_CFG_NO_HELP, err,
-                                  sizeof err);
+    int rc =
+        hvd_config_load_args(&c, &argc, argv, "hvdeployctl", HVD_CFG_KEEP_UNKNOWN | HVD_CFG_NO_HELP, err, sizeof err);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert_str_eq(c.pg_dsn, "host=db1");
     cr_assert_eq(c.concurrency, 2);

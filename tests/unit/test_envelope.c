@@ -7,8 +7,8 @@
 #include "envelope.h"
 
 static const char *const ENVELOPE_KEYS[] = {
-    "job_id", "correlation_id", "job_type", "status", "code", "message", "data",
-    "stages", "errors", "attempts", "created_at", "finished_at",
+    "job_id", "correlation_id", "job_type", "status",   "code",       "message",
+    "data",   "stages",         "errors",   "attempts", "created_at", "finished_at",
 };
 static const char *const STAGE_KEYS[] = {
     "name", "status", "attempts", "started_at", "finished_at", "message", "code", "agent_code",
@@ -23,7 +23,7 @@ static void assert_keys(const HvdNode *m, const char *const *keys, size_t n)
 
 Test(envelope, empty_envelope_has_every_key)
 {
-    HvdEnvelope env = {0};   /* an undecodable message: nothing known */
+    HvdEnvelope env = {0}; /* an undecodable message: nothing known */
     env.status = "error";
     env.code = "malformed_message";
     HvdNode *n = hvd_envelope_to_node(&env);
@@ -38,10 +38,9 @@ Test(envelope, empty_envelope_has_every_key)
     cr_assert(errors->type == HVD_ARRAY && errors->u.arr.n == 0, "errors is []");
     cr_assert_eq(hvd_node_get(n, "attempts")->type, HVD_INT);
     char *json = hvd_node_to_json(n);
-    cr_assert_str_eq(json,
-        "{\"job_id\":null,\"correlation_id\":null,\"job_type\":null,\"status\":\"error\","
-        "\"code\":\"malformed_message\",\"message\":null,\"data\":{},\"stages\":[],\"errors\":[],"
-        "\"attempts\":0,\"created_at\":null,\"finished_at\":null}");
+    cr_assert_str_eq(json, "{\"job_id\":null,\"correlation_id\":null,\"job_type\":null,\"status\":\"error\","
+                           "\"code\":\"malformed_message\",\"message\":null,\"data\":{},\"stages\":[],\"errors\":[],"
+                           "\"attempts\":0,\"created_at\":null,\"finished_at\":null}");
     free(json);
     hvd_node_free(n);
 }
@@ -73,7 +72,7 @@ static HvdNode *full_envelope(void)
         .finished_at = "2024-05-01T10:01:00Z",
     };
     HvdNode *n = hvd_envelope_to_node(&env);
-    hvd_node_free(data);   /* the envelope holds its own copy */
+    hvd_node_free(data); /* the envelope holds its own copy */
     return n;
 }
 
@@ -152,8 +151,8 @@ Test(envelope, non_map_data_becomes_empty_map)
 
 Test(envelope, event_node_and_routing_keys)
 {
-    HvdEvent ev = {"6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11", "corr", "vm.create", "succeeded", 2,
-                   "2024-05-01T10:00:05Z", "created"};
+    HvdEvent ev = {
+        "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11", "corr", "vm.create", "succeeded", 2, "2024-05-01T10:00:05Z", "created"};
     HvdNode *n = hvd_event_to_node(&ev);
     static const char *const EV_KEYS[] = {"job_id", "correlation_id", "stage", "status", "attempt", "at", "message"};
     assert_keys(n, EV_KEYS, 7);

@@ -111,10 +111,15 @@ Test(guestcfg, credentials_only)
 
 Test(guestcfg, with_domain_join)
 {
-    const char *const k[] = {"guest_la_uid", "guest_la_pw", "guest_domain_join_target", "guest_domain_join_uid",
-                             "guest_domain_join_pw", "guest_domain_join_ou", NULL};
-    const char *const v[] = {"Administrator", "S3cret!pw-TEST", "corp.lab.example", "LAB\\svc_join", "J0in!pw-TEST",
-                             "OU=Servers,DC=lab,DC=example"};
+    const char *const k[] = {"guest_la_uid",
+                             "guest_la_pw",
+                             "guest_domain_join_target",
+                             "guest_domain_join_uid",
+                             "guest_domain_join_pw",
+                             "guest_domain_join_ou",
+                             NULL};
+    const char *const v[] = {"Administrator", "S3cret!pw-TEST", "corp.lab.example",
+                             "LAB\\svc_join", "J0in!pw-TEST",   "OU=Servers,DC=lab,DC=example"};
     expect_keys(G_CREDS | G_DOMAIN, k, v);
 }
 
@@ -127,8 +132,9 @@ Test(guestcfg, with_ansible)
 
 Test(guestcfg, static_ip_without_extras)
 {
-    const char *const k[] = {"guest_la_uid", "guest_la_pw", "guest_v4_ip_addr", "guest_v4_cidr_prefix",
-                             "guest_v4_default_gw", "guest_v4_dns1", NULL};
+    const char *const k[] = {
+        "guest_la_uid",  "guest_la_pw", "guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw",
+        "guest_v4_dns1", NULL};
     const char *const v[] = {NULL, NULL, "10.0.0.20", NULL, "10.0.0.1", "10.0.0.2"};
     expect_keys(G_CREDS | G_IP, k, v);
 
@@ -144,8 +150,9 @@ Test(guestcfg, static_ip_without_extras)
 
 Test(guestcfg, static_ip_with_dns2_and_suffix)
 {
-    const char *const k[] = {"guest_la_uid", "guest_la_pw", "guest_v4_ip_addr", "guest_v4_cidr_prefix",
-                             "guest_v4_default_gw", "guest_v4_dns1", "guest_v4_dns2", "guest_net_dns_suffix", NULL};
+    const char *const k[] = {"guest_la_uid",         "guest_la_pw",          "guest_v4_ip_addr",
+                             "guest_v4_cidr_prefix", "guest_v4_default_gw",  "guest_v4_dns1",
+                             "guest_v4_dns2",        "guest_net_dns_suffix", NULL};
     const char *const v[] = {NULL, NULL, NULL, NULL, NULL, NULL, "10.0.0.3", "lab.example"};
     expect_keys(G_CREDS | G_IP | G_IP_EXTRAS, k, v);
 }
@@ -158,10 +165,11 @@ Test(guestcfg, dns_extras_without_ip_are_dropped)
 
 Test(guestcfg, everything_in_generate_guest_config_order)
 {
-    const char *const k[] = {"guest_la_uid", "guest_la_pw", "guest_domain_join_target", "guest_domain_join_uid",
-                             "guest_domain_join_pw", "guest_domain_join_ou", "cnf_ansible_ssh_user",
-                             "cnf_ansible_ssh_key", "guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw",
-                             "guest_v4_dns1", "guest_v4_dns2", "guest_net_dns_suffix", NULL};
+    const char *const k[] = {"guest_la_uid",          "guest_la_pw",          "guest_domain_join_target",
+                             "guest_domain_join_uid", "guest_domain_join_pw", "guest_domain_join_ou",
+                             "cnf_ansible_ssh_user",  "cnf_ansible_ssh_key",  "guest_v4_ip_addr",
+                             "guest_v4_cidr_prefix",  "guest_v4_default_gw",  "guest_v4_dns1",
+                             "guest_v4_dns2",         "guest_net_dns_suffix", NULL};
     expect_keys(G_CREDS | G_DOMAIN | G_ANSIBLE | G_IP | G_IP_EXTRAS, k, NULL);
 }
 
@@ -188,11 +196,25 @@ Test(guestcfg, empty_group_values_are_no_group)
 
 Test(guestcfg, os_family_table)
 {
-    static const char *const linux_images[] = {
-        "Ubuntu 22.04", "UBUNTU 24.04 LTS", "Debian 12", "CentOS Stream 9", "RHEL 9", "RedHat Enterprise",
-        "Fedora 40", "SUSE Linux Enterprise", "openSUSE Leap", "Arch", "Alpine 3.19", "Rocky Linux 9",
-        "AlmaLinux 9", "Oracle Linux 8", "Amazon Linux 2023", "Kali Rolling", "Linux Mint 21", "my-linux-golden",
-        "golden-ubuntu"};
+    static const char *const linux_images[] = {"Ubuntu 22.04",
+                                               "UBUNTU 24.04 LTS",
+                                               "Debian 12",
+                                               "CentOS Stream 9",
+                                               "RHEL 9",
+                                               "RedHat Enterprise",
+                                               "Fedora 40",
+                                               "SUSE Linux Enterprise",
+                                               "openSUSE Leap",
+                                               "Arch",
+                                               "Alpine 3.19",
+                                               "Rocky Linux 9",
+                                               "AlmaLinux 9",
+                                               "Oracle Linux 8",
+                                               "Amazon Linux 2023",
+                                               "Kali Rolling",
+                                               "Linux Mint 21",
+                                               "my-linux-golden",
+                                               "golden-ubuntu"};
     for (size_t i = 0; i < sizeof(linux_images) / sizeof(linux_images[0]); i++)
         cr_assert_str_eq(hvd_os_family_from_image(linux_images[i]), "linux", "%s", linux_images[i]);
     static const char *const windows_images[] = {"Windows Server 2022", "Windows Server 2019", "Win11 Enterprise",
@@ -204,11 +226,13 @@ Test(guestcfg, os_family_table)
 
 Test(guestcfg, os_family_resolution)
 {
-    static const struct { const char *image, *explicit_family, *want; } cases[] = {
+    static const struct {
+        const char *image, *explicit_family, *want;
+    } cases[] = {
         {"Ubuntu 22.04", NULL, "linux"},
         {"Windows Server 2022", NULL, "windows"},
-        {NULL, NULL, "windows"},                     /* no disk_spec */
-        {"Ubuntu 22.04", "windows", "windows"},      /* explicit wins over the image */
+        {NULL, NULL, "windows"},                /* no disk_spec */
+        {"Ubuntu 22.04", "windows", "windows"}, /* explicit wins over the image */
         {"Windows Server 2022", "linux", "linux"},
         {NULL, "linux", "linux"},
     };
@@ -251,7 +275,8 @@ Test(guestcfg, redaction_hides_every_secret)
     HvdNode *body = body_with(G_CREDS | G_DOMAIN | G_ANSIBLE | G_IP, "Ubuntu 22.04", NULL);
     HvdNode *red = hvd_redact_body(body);
     char *json = hvd_node_to_json(red);
-    for (size_t i = 0; i < 3; i++) cr_assert_null(strstr(json, SECRET_VALUES[i]), "%s leaked: %s", SECRET_VALUES[i], json);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_null(strstr(json, SECRET_VALUES[i]), "%s leaked: %s", SECRET_VALUES[i], json);
     const HvdNode *gc = hvd_node_get(hvd_node_get(red, "request"), "guest_config");
     cr_assert_str_eq(hvd_node_get_str(gc, "guest_la_pw"), HVD_REDACTED);
     cr_assert_str_eq(hvd_node_get_str(gc, "guest_domain_join_pw"), HVD_REDACTED);
@@ -278,8 +303,8 @@ Test(guestcfg, redaction_keeps_empty_and_nil_and_catches_misplaced)
     HvdNode *gc = hvd_node_get_mut(hvd_node_get_mut(body, "request"), "guest_config");
     hvd_node_map_set_str(gc, "guest_la_pw", "");
     hvd_node_map_set(gc, "guest_domain_join_pw", hvd_node_nil());
-    hvd_node_map_set_int(gc, "cnf_ansible_ssh_key", 12345);   /* wrong type still hidden */
-    hvd_node_map_set_str(hvd_node_get_mut(body, "request"), "guest_la_pw", "Flat!pw-TEST");   /* misplaced */
+    hvd_node_map_set_int(gc, "cnf_ansible_ssh_key", 12345); /* wrong type still hidden */
+    hvd_node_map_set_str(hvd_node_get_mut(body, "request"), "guest_la_pw", "Flat!pw-TEST"); /* misplaced */
     HvdNode *arr = hvd_node_array();
     HvdNode *inner = hvd_node_map();
     hvd_node_map_set_str(inner, "guest_domain_join_pw", "Deep!pw-TEST");

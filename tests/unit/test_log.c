@@ -47,8 +47,10 @@ static size_t read_lines(json_t **out, size_t max)
         json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &e);
         cr_assert_not_null(j, "not JSON (%s): %s", e.text, line);
         cr_assert(json_is_object(j));
-        if (n < max) out[n] = j;
-        else json_decref(j);
+        if (n < max)
+            out[n] = j;
+        else
+            json_decref(j);
         n++;
     }
     free(buf);
@@ -71,8 +73,11 @@ static const char *str(json_t *o, const char *k)
 
 Test(log, line_has_time_level_msg_worker_and_context)
 {
-    HvdLogCtx ctx = {.job_id = "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11", .correlation_id = "corr-1",
-                     .stage = "vm.create", .host = "hv01.lab.example", .attempt = 2};
+    HvdLogCtx ctx = {.job_id = "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11",
+                     .correlation_id = "corr-1",
+                     .stage = "vm.create",
+                     .host = "hv01.lab.example",
+                     .attempt = 2};
     hvd_log_info(&ctx, "stage %s started (%d)", "vm.create", 7);
     json_t *j = only_line();
     const char *t = str(j, "time");
@@ -96,7 +101,8 @@ Test(log, line_has_time_level_msg_worker_and_context)
     size_t i = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(j, k, v) {
+    json_object_foreach(j, k, v)
+    {
         (void)v;
         if (i < 3) keys[i] = k;
         i++;
@@ -128,13 +134,15 @@ Test(log, raw_line_format)
     char buf[512] = {0};
     cr_assert(pread(fd, buf, sizeof buf - 1, 0) > 0);
     cr_assert_eq(strncmp(buf, "{\"time\":\"", 9), 0);
-    cr_assert_str_eq(buf + 34, ",\"level\":\"warn\",\"msg\":\"x\",\"worker\":\"test-host:42\",\"job_id\":\"j1\",\"attempt\":1}\n");
+    cr_assert_str_eq(
+        buf + 34, ",\"level\":\"warn\",\"msg\":\"x\",\"worker\":\"test-host:42\",\"job_id\":\"j1\",\"attempt\":1}\n");
 }
 
 Test(log, escaping_and_invalid_utf8)
 {
-    hvd_log_error(NULL, "%s", "q\"b\\s/n\nt\tr\rb\bf\fc\x01\x1f del\x7f e\xc3\xa9 emoji\xf0\x9f\x98\x80"
-                              " bad\xff trunc\xe2\x82 overlong\xc0\xaf surr\xed\xa0\x80 end");
+    hvd_log_error(NULL, "%s",
+                  "q\"b\\s/n\nt\tr\rb\bf\fc\x01\x1f del\x7f e\xc3\xa9 emoji\xf0\x9f\x98\x80"
+                  " bad\xff trunc\xe2\x82 overlong\xc0\xaf surr\xed\xa0\x80 end");
     char raw[1024] = {0};
     cr_assert(pread(fd, raw, sizeof raw - 1, 0) > 0);
     cr_assert_not_null(strstr(raw, "q\\\"b\\\\s/n\\nt\\tr\\rb\\bf\\fc\\u0001\\u001f del\\u007f"));
@@ -188,8 +196,8 @@ Test(log, level_names)
 Test(log, key_values)
 {
     HvdLogCtx ctx = {.stage = "nic.create"};
-    hvd_log_kv(HVD_LOG_INFO, &ctx, "agent answered", "vm_id", "abc-123", "agent_code", NULL, "msg", "clash",
-               "we\"ird", "v\n", NULL);
+    hvd_log_kv(HVD_LOG_INFO, &ctx, "agent answered", "vm_id", "abc-123", "agent_code", NULL, "msg", "clash", "we\"ird",
+               "v\n", NULL);
     json_t *j = only_line();
     cr_assert_str_eq(str(j, "msg"), "agent answered");
     cr_assert_str_eq(str(j, "vm_id"), "abc-123");
@@ -204,8 +212,8 @@ Test(log, secret_guard_masks_registered_values)
 {
     cr_assert_eq(hvd_log_secret_count(), 0);
     hvd_log_register_secret("S3cret!pw");
-    hvd_log_register_secret("");      /* ignored */
-    hvd_log_register_secret(NULL);    /* ignored */
+    hvd_log_register_secret("");   /* ignored */
+    hvd_log_register_secret(NULL); /* ignored */
     cr_assert_eq(hvd_log_secret_count(), 1);
     HvdLogCtx ctx = {.job_id = "xS3cret!pwx"};
     hvd_log_info(&ctx, "password is S3cret!pw, again S3cret!pw.");
@@ -291,7 +299,7 @@ Test(log, threads_never_interleave)
     for (long i = 0; i < 8; i++) pthread_create(&t[i], NULL, writer, (void *)(intptr_t)i);
     for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
     json_t *l[1];
-    size_t n = read_lines(l, 1);   /* asserts every line parses */
+    size_t n = read_lines(l, 1); /* asserts every line parses */
     cr_assert_eq(n, 2400);
     json_decref(l[0]);
     cr_assert_eq(hvd_log_secret_count(), 0);
@@ -325,9 +333,16 @@ Test(clock, rfc3339_parse)
     cr_assert_eq(ms, 951868799000);
     cr_assert(hvd_time_parse_rfc3339("2026-11-25T15:04:36.5-05:00", &ms));
     cr_assert_eq(ms, 1795637076500);
-    static const char *bad[] = {"", "2026-11-25", "2026-11-25T20:04:36", "2026-13-01T00:00:00Z",
-                                "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-11-25T24:00:00Z",
-                                "2026-11-25T20:04:36.Z", "2026-11-25T20:04:36Zjunk", "26-11-25T20:04:36Z",
+    static const char *bad[] = {"",
+                                "2026-11-25",
+                                "2026-11-25T20:04:36",
+                                "2026-13-01T00:00:00Z",
+                                "2026-02-30T00:00:00Z",
+                                "2025-02-29T00:00:00Z",
+                                "2026-11-25T24:00:00Z",
+                                "2026-11-25T20:04:36.Z",
+                                "2026-11-25T20:04:36Zjunk",
+                                "26-11-25T20:04:36Z",
                                 "2026-11-25T20:04:36+1:00"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_expect(!hvd_time_parse_rfc3339(bad[i], &ms), "accepted '%s'", bad[i]);

@@ -30,7 +30,7 @@ TestSuite(metrics, .init = setup);
 
 typedef struct {
     char name[128];
-    char labels[4][2][128];   /* name, unescaped value */
+    char labels[4][2][128]; /* name, unescaped value */
     int nlabels;
     double value;
 } Sample;
@@ -38,7 +38,7 @@ typedef struct {
 typedef struct {
     Sample s[512];
     size_t n;
-    char types[64][2][64];    /* metric, type */
+    char types[64][2][64]; /* metric, type */
     size_t ntypes;
     char helps[64][2][160];
     size_t nhelps;
@@ -111,8 +111,7 @@ static const char *label(const Sample *s, const char *name)
 }
 
 /* The value of name{l1=v1[,l2=v2]}; NAN when absent. */
-static double find(const Parsed *p, const char *name, const char *l1, const char *v1, const char *l2,
-                   const char *v2)
+static double find(const Parsed *p, const char *name, const char *l1, const char *v1, const char *l2, const char *v2)
 {
     for (size_t i = 0; i < p->n; i++) {
         const Sample *s = &p->s[i];
@@ -144,16 +143,23 @@ static Parsed P;
 Test(metrics, worker_metrics_render_and_move)
 {
     hvd_metrics_register_worker();
-    hvd_metrics_register_worker();   /* idempotent */
+    hvd_metrics_register_worker(); /* idempotent */
     render_parse(&P);
     static const char *const names[][2] = {
-        {"hvdeploy_jobs_total", "counter"}, {"hvdeploy_stage_duration_seconds", "histogram"},
-        {"hvdeploy_agent_call_duration_seconds", "histogram"}, {"hvdeploy_retries_total", "counter"},
-        {"hvdeploy_dead_letters_total", "counter"}, {"hvdeploy_lease_takeovers_total", "counter"},
-        {"hvdeploy_reconnects_total", "counter"}, {"hvdeploy_jobs_in_flight", "gauge"},
-        {"hvdeploy_consumer_utilisation", "gauge"}, {"hvdeploy_envelopes_published_total", "counter"},
-        {"hvdeploy_pg_transactions_total", "counter"}, {"hvdeploy_amqp_operations_total", "counter"},
-        {"process_cpu_seconds_total", "counter"}, {"process_resident_memory_bytes", "gauge"},
+        {"hvdeploy_jobs_total", "counter"},
+        {"hvdeploy_stage_duration_seconds", "histogram"},
+        {"hvdeploy_agent_call_duration_seconds", "histogram"},
+        {"hvdeploy_retries_total", "counter"},
+        {"hvdeploy_dead_letters_total", "counter"},
+        {"hvdeploy_lease_takeovers_total", "counter"},
+        {"hvdeploy_reconnects_total", "counter"},
+        {"hvdeploy_jobs_in_flight", "gauge"},
+        {"hvdeploy_consumer_utilisation", "gauge"},
+        {"hvdeploy_envelopes_published_total", "counter"},
+        {"hvdeploy_pg_transactions_total", "counter"},
+        {"hvdeploy_amqp_operations_total", "counter"},
+        {"process_cpu_seconds_total", "counter"},
+        {"process_resident_memory_bytes", "gauge"},
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const char *t = type_of(&P, names[i][0]);
@@ -175,9 +181,9 @@ Test(metrics, worker_metrics_render_and_move)
     hvd_metric_inc(HVD_M_AMQP_OPERATIONS, "publish", NULL);
     hvd_metrics_set_in_flight(6, 8);
     hvd_metric_observe(HVD_M_STAGE_DURATION, "vm.create", NULL, 0.0004);
-    hvd_metric_observe(HVD_M_STAGE_DURATION, "vm.create", NULL, 0.001);    /* le is inclusive */
+    hvd_metric_observe(HVD_M_STAGE_DURATION, "vm.create", NULL, 0.001); /* le is inclusive */
     hvd_metric_observe(HVD_M_STAGE_DURATION, "vm.create", NULL, 2);
-    hvd_metric_observe(HVD_M_STAGE_DURATION, "vm.create", NULL, 5000);     /* above the last bound */
+    hvd_metric_observe(HVD_M_STAGE_DURATION, "vm.create", NULL, 5000); /* above the last bound */
     render_parse(&P);
     cr_assert_eq(find(&P, "hvdeploy_jobs_total", "job_type", "managed_deployment", "status", "success"), 2);
     cr_assert_eq(find(&P, "hvdeploy_jobs_total", "job_type", "managed_deployment", "status", "error"), 1);
@@ -194,8 +200,8 @@ Test(metrics, worker_metrics_render_and_move)
     cr_assert_eq(find(&P, h, "stage", "vm.create", "le", "3600"), 3);
     cr_assert_eq(find(&P, h, "stage", "vm.create", "le", "+Inf"), 4);
     cr_assert_eq(find(&P, "hvdeploy_stage_duration_seconds_count", "stage", "vm.create", NULL, NULL), 4);
-    cr_assert_float_eq(find(&P, "hvdeploy_stage_duration_seconds_sum", "stage", "vm.create", NULL, NULL),
-                       5002.0014, 1e-9);
+    cr_assert_float_eq(find(&P, "hvdeploy_stage_duration_seconds_sum", "stage", "vm.create", NULL, NULL), 5002.0014,
+                       1e-9);
     cr_assert_eq(hvd_metric_value(HVD_M_STAGE_DURATION, "vm.create", NULL), 4);
     cr_assert_eq(hvd_metric_value(HVD_M_JOBS_TOTAL, "managed_deployment", "success"), 2);
     cr_assert_eq(hvd_metric_value(HVD_M_JOBS_TOTAL, "managed_deployment", "nope"), 0);
@@ -401,7 +407,7 @@ Test(metrics, http_metrics_healthz_404)
     s = hvd_metrics_server_start(addr, NULL, NULL, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
     r = http("127.0.0.1", port, "GET", "/healthz");
-    cr_assert_eq(r.status, 200);   /* no readiness callback: ready */
+    cr_assert_eq(r.status, 200); /* no readiness callback: ready */
     free(r.body);
     hvd_metrics_server_stop(s);
 }

@@ -37,7 +37,7 @@ Test(node, scalars)
     cr_assert_eq((unsigned char)n->u.s.ptr[1], 0xff);
     hvd_node_free(n);
 
-    hvd_node_free(NULL);   /* NULL-safe */
+    hvd_node_free(NULL); /* NULL-safe */
 }
 
 Test(node, map_set_keeps_order_and_replaces_in_place)
@@ -48,7 +48,7 @@ Test(node, map_set_keeps_order_and_replaces_in_place)
     hvd_node_map_set_bool(m, "c", true);
     hvd_node_map_set_str(m, "d", NULL);
     cr_assert_eq(m->u.map.n, 4);
-    hvd_node_map_set_int(m, "a", 10);   /* replace keeps position 0 */
+    hvd_node_map_set_int(m, "a", 10); /* replace keeps position 0 */
     cr_assert_eq(m->u.map.n, 4);
     cr_assert_str_eq(m->u.map.keys[0], "a");
     cr_assert_eq(m->u.map.vals[0]->type, HVD_INT);
@@ -97,7 +97,7 @@ Test(node, array_push)
 {
     HvdNode *a = hvd_node_array();
     for (int i = 0; i < 50; i++) hvd_node_array_push(a, hvd_node_int(i));
-    hvd_node_array_push(a, NULL);   /* becomes nil */
+    hvd_node_array_push(a, NULL); /* becomes nil */
     cr_assert_eq(a->u.arr.n, 51);
     cr_assert_eq(a->u.arr.items[49]->u.i, 49);
     cr_assert_eq(a->u.arr.items[50]->type, HVD_NIL);
@@ -147,7 +147,7 @@ Test(node, clone_and_equal)
 Test(node, containers_ignore_wrong_targets)
 {
     HvdNode *i = hvd_node_int(1);
-    hvd_node_map_set(i, "k", hvd_node_int(2));    /* not a map: value freed, nothing set */
+    hvd_node_map_set(i, "k", hvd_node_int(2)); /* not a map: value freed, nothing set */
     hvd_node_array_push(i, hvd_node_int(3));
     cr_assert_eq(i->type, HVD_INT);
     cr_assert_not(hvd_node_map_remove(i, "k"));

@@ -212,8 +212,10 @@ Test(secret, wrong_job_wrong_key_tampered)
     /* a keyring without the key */
     cr_assert_eq(hvd_secret_open(&other, sealed.data, sealed.len, "job-a", &plain, err, sizeof err), -1);
     char want[300];
-    snprintf(want, sizeof want, "sealed secret uses key id %s, which is not loaded (current key %s; add the old "
-             "key file to HVD_SECRET_OLD_KEY_FILES)", k.id, other.v[0].id);
+    snprintf(want, sizeof want,
+             "sealed secret uses key id %s, which is not loaded (current key %s; add the old "
+             "key file to HVD_SECRET_OLD_KEY_FILES)",
+             k.id, other.v[0].id);
     cr_assert_str_eq(err, want);
 
     /* every single flipped byte after the header fails authentication */
@@ -260,7 +262,7 @@ Test(secret, rotation)
     for (size_t i = 0; hvd_config_var_name(i); i++) unsetenv(hvd_config_var_name(i));
     setenv("HVD_SECRET_KEY_FILE", in_dir("new"), 1);
     char olds[600];
-    snprintf(olds, sizeof olds, "%s,%s", in_dir("old"), in_dir("new"));   /* a duplicate is harmless */
+    snprintf(olds, sizeof olds, "%s,%s", in_dir("old"), in_dir("new")); /* a duplicate is harmless */
     setenv("HVD_SECRET_OLD_KEY_FILES", olds, 1);
     HvdConfig cfg;
     char *argv[] = {"hvdeployctl", NULL};
@@ -269,7 +271,7 @@ Test(secret, rotation)
     cr_assert_eq(hvd_secret_keys_load_config(&keys, &cfg, err, sizeof err), 0, "%s", err);
     hvd_config_free(&cfg);
     cr_assert_eq(keys.n, 2);
-    cr_assert_str_eq(keys.v[0].id, cur.id);   /* the current key seals */
+    cr_assert_str_eq(keys.v[0].id, cur.id); /* the current key seals */
     cr_assert_str_eq(keys.v[1].id, old.id);
     cr_assert_eq(hvd_secret_open(&keys, by_old.data, by_old.len, "j", &plain, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(plain.data, "old secret");
@@ -302,7 +304,7 @@ Test(secret, rotation)
 
 Test(secret, keygen_refuses_to_overwrite_and_sets_0600)
 {
-    umask(0);   /* 0600 whatever the umask */
+    umask(0); /* 0600 whatever the umask */
     HvdSecretKey k1;
     cr_assert_eq(hvd_secret_key_write_new(in_dir("key"), &k1, err, sizeof err), 0, "%s", err);
     struct stat st;

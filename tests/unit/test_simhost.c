@@ -59,9 +59,11 @@ static HvdAgentOutcome sim_call(const char *args, const char *op, const char *sp
     cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err), "%s", err);
     cr_assert(hvd_agent_cfg_set_timeout(&cfg, "*", timeout_ms > 0 ? timeout_ms : 10000));
     HvdBuf req = {0};
-    hvd_buf_printf(&req, "{\"operation\":\"%s\",\"resource_spec\":%s,\"correlation_id\":\"corr-%s\","
+    hvd_buf_printf(&req,
+                   "{\"operation\":\"%s\",\"resource_spec\":%s,\"correlation_id\":\"corr-%s\","
                    "\"metadata\":{\"timestamp\":\"2024-01-01T00:00:00Z\",\"host\":\"hv01\",\"job_id\":\"j\","
-                   "\"stage\":\"%s\",\"attempt\":%d", op, spec, op, op, attempt);
+                   "\"stage\":\"%s\",\"attempt\":%d",
+                   op, spec, op, op, attempt);
     if (key) hvd_buf_printf(&req, ",\"idempotency_key\":\"%s\"", key);
     hvd_buf_puts(&req, "}}\n");
     HvdAgentOutcome o = hvd_agent_call(&cfg, "hv01", op, req.data, req.len, res);
@@ -77,7 +79,7 @@ static HvdAgentOutcome call(const char *op, const char *spec, const char *key, H
     return sim_call(NULL, op, spec, key, 1, 0, res);
 }
 
-#define ASSERT_OK(res) \
+#define ASSERT_OK(res)                                                                                              \
     cr_assert_eq((res).outcome, HVD_AGENT_SUCCESS, "%s: %s / %s; stderr %s", hvd_agent_outcome_name((res).outcome), \
                  (res).detail, (res).message ? (res).message : "-", (res).stderr_tail)
 
@@ -108,7 +110,8 @@ static char *create_vm(const char *name, const char *key)
 {
     HvdAgentResult res;
     char *spec = hvd_xasprintf("{\"vm_name\":\"%s\",\"gb_ram\":4,\"cpu_cores\":2,\"storage_class\":\"fast-ssd\","
-                               "\"vm_clustered\":false,\"os_family\":\"linux\"}", name);
+                               "\"vm_clustered\":false,\"os_family\":\"linux\"}",
+                               name);
     call("vm.create", spec, key, &res);
     ASSERT_OK(res);
     char *id = data_str(&res, "vm_id");
@@ -140,7 +143,8 @@ static size_t count_effects(const char *op)
         json_t *e = json_loads(line, 0, NULL);
         cr_assert_not_null(e, "bad effects line: %s", line);
         cr_assert(json_object_get(e, "op") && json_object_get(e, "idempotency_key") && json_object_get(e, "vm_id") &&
-                  json_object_get(e, "at"), "effects line lacks a key: %s", line);
+                      json_object_get(e, "at"),
+                  "effects line lacks a key: %s", line);
         if (!op || strcmp(json_string_value(json_object_get(e, "op")), op) == 0) n++;
         json_decref(e);
     }
@@ -207,11 +211,14 @@ Test(simhost, malformed_requests)
     assert_error(&res, "OPERATION_ERROR", "Job envelope missing required field: resource_spec");
     hvd_agent_result_free(&res);
     /* No host at all, and a host that is not a safe directory name. */
-    raw_call(NULL, "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"a\",\"gb_ram\":1,\"cpu_cores\":1}}\n", &res);
+    raw_call(NULL, "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"a\",\"gb_ram\":1,\"cpu_cores\":1}}\n",
+             &res);
     assert_error(&res, "OPERATION_ERROR", "No host");
     hvd_agent_result_free(&res);
-    raw_call(NULL, "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"a\",\"gb_ram\":1,\"cpu_cores\":1},"
-             "\"metadata\":{\"host\":\"../../etc\"}}\n", &res);
+    raw_call(NULL,
+             "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"a\",\"gb_ram\":1,\"cpu_cores\":1},"
+             "\"metadata\":{\"host\":\"../../etc\"}}\n",
+             &res);
     assert_error(&res, "OPERATION_ERROR", "Invalid host name");
     hvd_agent_result_free(&res);
     struct stat sb;
@@ -223,8 +230,10 @@ Test(simhost, malformed_requests)
 Test(simhost, host_from_flag_wins_over_metadata)
 {
     HvdAgentResult res;
-    raw_call("--host other-host", "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"a\",\"gb_ram\":1,"
-             "\"cpu_cores\":1},\"metadata\":{\"host\":\"hv01\"}}\n", &res);
+    raw_call("--host other-host",
+             "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"a\",\"gb_ram\":1,"
+             "\"cpu_cores\":1},\"metadata\":{\"host\":\"hv01\"}}\n",
+             &res);
     ASSERT_OK(res);
     hvd_agent_result_free(&res);
     char *p = hvd_xasprintf("%s/other-host/state.json", dir);
@@ -240,8 +249,10 @@ Test(simhost, host_from_flag_wins_over_metadata)
 Test(simhost, vm_create_success)
 {
     HvdAgentResult res;
-    call("vm.create", "{\"vm_name\":\"web-01\",\"gb_ram\":4,\"cpu_cores\":2,\"storage_class\":\"fast-ssd\","
-         "\"os_family\":\"linux\"}", "job1:vm.create", &res);
+    call("vm.create",
+         "{\"vm_name\":\"web-01\",\"gb_ram\":4,\"cpu_cores\":2,\"storage_class\":\"fast-ssd\","
+         "\"os_family\":\"linux\"}",
+         "job1:vm.create", &res);
     ASSERT_OK(res);
     char *id = data_str(&res, "vm_id");
     cr_assert(hvd_uuid_valid(id, strlen(id)), "vm_id %s is not a GUID", id);
@@ -300,8 +311,10 @@ Test(simhost, vm_names_are_unique_per_host_case_insensitively)
     assert_error(&res, "OPERATION_ERROR", "A VM named 'WEB-01' already exists on this host");
     hvd_agent_result_free(&res);
     /* Another host is another namespace. */
-    raw_call("--host hv02", "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"web-01\",\"gb_ram\":1,"
-             "\"cpu_cores\":1}}\n", &res);
+    raw_call("--host hv02",
+             "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"web-01\",\"gb_ram\":1,"
+             "\"cpu_cores\":1}}\n",
+             &res);
     ASSERT_OK(res);
     hvd_agent_result_free(&res);
     cr_assert_eq(count_effects(NULL), 1);
@@ -314,7 +327,8 @@ Test(simhost, disk_create_blank_and_cloned_take_the_next_slots)
     char *vm = create_vm("db-01", "j:vm.create");
     HvdAgentResult res;
     char *spec = hvd_xasprintf("{\"vm_id\":\"%s\",\"image_name\":null,\"disk_size_gb\":50,\"disk_type\":\"Fixed\","
-                               "\"controller_type\":\"SCSI\"}", vm);
+                               "\"controller_type\":\"SCSI\"}",
+                               vm);
     call("disk.create", spec, "j:disk.create", &res);
     ASSERT_OK(res);
     cr_assert_str_eq(res.message, "Disk created and attached to VM 'db-01'");
@@ -457,15 +471,17 @@ Test(simhost, vm_initialize_records_key_names_never_values)
         "{\"vm_id\":\"%s\",\"vm_name\":\"web-01\",\"os_family\":\"linux\",\"guest_la_uid\":\"Administrator\","
         "\"guest_la_pw\":\"Sup3rS3cretPW\",\"cnf_ansible_ssh_user\":\"ansible\",\"cnf_ansible_ssh_key\":"
         "\"ssh-ed25519 AAAAsecretkeymaterial\",\"guest_v4_ip_addr\":\"10.0.0.20\",\"guest_v4_cidr_prefix\":24,"
-        "\"guest_v4_default_gw\":\"10.0.0.1\",\"guest_v4_dns1\":\"10.0.0.2\",\"guest_v4_dns2\":\"\"}", vm);
+        "\"guest_v4_default_gw\":\"10.0.0.1\",\"guest_v4_dns1\":\"10.0.0.2\",\"guest_v4_dns2\":\"\"}",
+        vm);
     HvdAgentResult res;
     call("vm.initialize", spec, "j:vm.initialize", &res);
     ASSERT_OK(res);
     cr_assert_str_eq(res.message, "VM 'web-01' guest initialization completed successfully");
     const HvdNode *keys = hvd_node_get(res.data, "keys");
     cr_assert(keys && keys->type == HVD_ARRAY);
-    static const char *want[] = {"guest_la_uid", "guest_la_pw", "cnf_ansible_ssh_user", "cnf_ansible_ssh_key",
-                                 "guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw", "guest_v4_dns1"};
+    static const char *want[] = {"guest_la_uid",        "guest_la_pw",      "cnf_ansible_ssh_user",
+                                 "cnf_ansible_ssh_key", "guest_v4_ip_addr", "guest_v4_cidr_prefix",
+                                 "guest_v4_default_gw", "guest_v4_dns1"};
     cr_assert_eq(keys->u.arr.n, 8);
     for (size_t i = 0; i < 8; i++) cr_assert_str_eq(keys->u.arr.items[i]->u.s.ptr, want[i]);
     char *answer = hvd_node_to_json(res.envelope);
@@ -501,8 +517,8 @@ Test(simhost, vm_initialize_errors)
     call("vm.initialize", "{\"vm_name\":\"x\",\"guest_la_uid\":\"a\"}", "k1", &res);
     assert_error(&res, "OPERATION_ERROR", "vm_id is required for guest initialization");
     hvd_agent_result_free(&res);
-    call("vm.initialize", "{\"vm_id\":\"11111111-2222-4333-8444-555555555555\",\"vm_name\":\"x\",\"guest_la_uid\":\"a\"}",
-         "k2", &res);
+    call("vm.initialize",
+         "{\"vm_id\":\"11111111-2222-4333-8444-555555555555\",\"vm_name\":\"x\",\"guest_la_uid\":\"a\"}", "k2", &res);
     assert_error(&res, "OPERATION_ERROR", "VM with ID '11111111-2222-4333-8444-555555555555' not found on this host");
     hvd_agent_result_free(&res);
 }
@@ -535,7 +551,7 @@ Test(simhost, vm_delete_with_disks_frees_the_name)
     call("disk.create", spec, "j:disk.create.after", &res);
     assert_error(&res, "OPERATION_ERROR", "not found on this host");
     hvd_agent_result_free(&res);
-    free(create_vm("tmp-01", "j2:vm.create"));   /* the name is free again */
+    free(create_vm("tmp-01", "j2:vm.create")); /* the name is free again */
     cr_assert_eq(count_effects("vm.delete"), 1);
     json_t *st = load_state();
     cr_assert_eq(json_array_size(json_object_get(st, "vms")), 1);
@@ -662,7 +678,8 @@ Test(simhost, repeated_key_returns_the_first_answer_and_no_second_effect)
 Test(simhost, errors_are_not_stored_under_the_key)
 {
     HvdAgentResult res;
-    call("vm.create", "{\"vm_name\":\"a\",\"gb_ram\":1,\"cpu_cores\":1,\"storage_class\":\"nope\"}", "job:vm.create", &res);
+    call("vm.create", "{\"vm_name\":\"a\",\"gb_ram\":1,\"cpu_cores\":1,\"storage_class\":\"nope\"}", "job:vm.create",
+         &res);
     assert_error(&res, "OPERATION_ERROR", "Storage class 'nope'");
     hvd_agent_result_free(&res);
     call("vm.create", "{\"vm_name\":\"a\",\"gb_ram\":1,\"cpu_cores\":1}", "job:vm.create", &res);
@@ -718,7 +735,8 @@ Test(simhost, sixteen_concurrent_calls_on_one_host)
         int found = 0;
         size_t k;
         json_t *vm;
-        json_array_foreach(vms, k, vm) {
+        json_array_foreach(vms, k, vm)
+        {
             if (strcmp(json_string_value(json_object_get(vm, "name")), name) == 0) {
                 found++;
                 cr_assert_str_eq(json_string_value(json_object_get(vm, "id")),
@@ -790,8 +808,7 @@ Test(simhost, crash_before_and_after_for_one_operation)
         snprintf(key, sizeof key, "job%02d:vm.create", i);
         HvdAgentResult res;
         sim_call(NULL, "vm.create", spec, key, 1, 0, &res);
-        cr_assert_eq(res.outcome, HVD_AGENT_TRANSPORT, "probabilities adding up to 1 always crash: %s",
-                     res.detail);
+        cr_assert_eq(res.outcome, HVD_AGENT_TRANSPORT, "probabilities adding up to 1 always crash: %s", res.detail);
         crashed++;
         hvd_agent_result_free(&res);
     }
@@ -825,8 +842,10 @@ Test(simhost, kill_at_any_instant_never_corrupts_state, .timeout = 120)
         }
         close(in[0]);
         char req[256];
-        int n = snprintf(req, sizeof req, "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"k-%d\","
-                         "\"gb_ram\":1,\"cpu_cores\":1},\"metadata\":{\"idempotency_key\":\"kill-%d\"}}\n", i, i);
+        int n = snprintf(req, sizeof req,
+                         "{\"operation\":\"vm.create\",\"resource_spec\":{\"vm_name\":\"k-%d\","
+                         "\"gb_ram\":1,\"cpu_cores\":1},\"metadata\":{\"idempotency_key\":\"kill-%d\"}}\n",
+                         i, i);
         cr_assert_eq(write(in[1], req, (size_t)n), n);
         close(in[1]);
         struct timespec ts = {0, (rand() % 4000) * 1000L};
@@ -905,7 +924,7 @@ Test(simhost, fault_kinds_latency_fail_code_and_hang)
     hvd_agent_result_free(&res);
     cr_assert_eq(count_effects(NULL), 0);
     call("noop-test", "{}", "k", &res);
-    ASSERT_OK(res);   /* other operations are untouched */
+    ASSERT_OK(res); /* other operations are untouched */
     hvd_agent_result_free(&res);
     unsetenv("HVD_SIM_FAIL");
 
@@ -947,8 +966,8 @@ Test(simhost, null_mode_answers_at_once_and_keeps_nothing)
     static const char *ops[] = {"disk.create", "nic.create", "vm.initialize", "vm.delete", "noop-test"};
     for (size_t i = 0; i < 5; i++) {
         char *r = hvd_xasprintf("{\"operation\":\"%s\",\"resource_spec\":{\"vm_id\":\"%s\",\"network\":\"x\","
-                                "\"guest_la_uid\":\"u\",\"guest_la_pw\":\"p\"},\"correlation_id\":\"c\"}\n", ops[i],
-                                "0b7c8d52-5a8f-4d1e-9f3e-2a6b1c4d5e6f");
+                                "\"guest_la_uid\":\"u\",\"guest_la_pw\":\"p\"},\"correlation_id\":\"c\"}\n",
+                                ops[i], "0b7c8d52-5a8f-4d1e-9f3e-2a6b1c4d5e6f");
         hvd_agent_call(&cfg, "hv01", ops[i], r, strlen(r), &a);
         ASSERT_OK(a);
         hvd_agent_result_free(&a);
@@ -996,7 +1015,7 @@ Test(simhost, effect_lost_between_commit_and_append_is_restored)
     char first[1024];
     cr_assert_not_null(fgets(first, sizeof first, f));
     fclose(f);
-    cr_assert_eq(truncate(p, (off_t)strlen(first) + 10), 0);   /* a torn second line */
+    cr_assert_eq(truncate(p, (off_t)strlen(first) + 10), 0); /* a torn second line */
     HvdAgentResult res;
     call("vm.create", "{\"vm_name\":\"r-03\",\"gb_ram\":1,\"cpu_cores\":1}", "j3:vm.create", &res);
     ASSERT_OK(res);
@@ -1018,7 +1037,7 @@ Test(simhost, effect_lost_between_commit_and_append_is_restored)
     char l1[4096], l2[4096];
     cr_assert(fgets(l1, sizeof l1, f) && fgets(l2, sizeof l2, f));
     fclose(f);
-    cr_assert_eq(truncate(p, (off_t)(strlen(l1) + strlen(l2))), 0);   /* the third answer is lost */
+    cr_assert_eq(truncate(p, (off_t)(strlen(l1) + strlen(l2))), 0); /* the third answer is lost */
     call("vm.create", "{\"vm_name\":\"r-03\",\"gb_ram\":1,\"cpu_cores\":1}", "j3:vm.create", &res);
     ASSERT_OK(res);
     hvd_agent_result_free(&res);

@@ -127,8 +127,10 @@ static void expect_ok_opts(HvdNode *body, const HvdValidateOpts *opts, HvdJob *j
     free(d);
     hvd_errors_free(&errs);
     hvd_node_free(body);
-    if (job_out) *job_out = job;
-    else hvd_job_free(&job);
+    if (job_out)
+        *job_out = job;
+    else
+        hvd_job_free(&job);
 }
 
 static void expect_ok(HvdNode *body)
@@ -137,8 +139,8 @@ static void expect_ok(HvdNode *body)
 }
 
 /* Exactly one error, at loc with type (and msg when non-NULL). */
-static void expect_err_opts(HvdNode *body, const HvdValidateOpts *opts, const char *loc,
-                            const char *type, const char *msg)
+static void expect_err_opts(HvdNode *body, const HvdValidateOpts *opts, const char *loc, const char *type,
+                            const char *msg)
 {
     HvdJob job;
     HvdErrors errs = {0};
@@ -191,7 +193,7 @@ Test(validate, full_body_is_valid_and_parsed)
     cr_assert_not(job.rollback);
     cr_assert_not(job.has_deadline);
     hvd_job_free(&job);
-    hvd_job_free(&job);   /* a freed job is zeroed: freeing again is harmless */
+    hvd_job_free(&job); /* a freed job is zeroed: freeing again is harmless */
 }
 
 Test(validate, minimal_body_gets_defaults)
@@ -261,7 +263,9 @@ Test(validate, unknown_keys_are_ignored)
 
 Test(validate, missing_required_fields)
 {
-    static const struct { const char *path, *key, *loc; } cases[] = {
+    static const struct {
+        const char *path, *key, *loc;
+    } cases[] = {
         {"", "job_id", "job_id"},
         {"", "job_type", "job_type"},
         {"", "request", "request"},
@@ -284,22 +288,21 @@ Test(validate, nil_in_required_fields_is_a_type_error)
     expect_err(with(full_body(), "", "request", hvd_node_nil()), "request", "dict_type",
                "Input should be a valid dictionary");
     expect_err(with(full_body(), "request", "vm_spec", hvd_node_nil()), "request.vm_spec", "dict_type", NULL);
-    expect_err(with(full_body(), "request.vm_spec", "gb_ram", hvd_node_nil()), "request.vm_spec.gb_ram",
-               "int_type", NULL);
+    expect_err(with(full_body(), "request.vm_spec", "gb_ram", hvd_node_nil()), "request.vm_spec.gb_ram", "int_type",
+               NULL);
     expect_err(with(full_body(), "request.vm_spec", "vm_name", hvd_node_nil()), "request.vm_spec.vm_name",
                "string_type", NULL);
-    expect_err(with(full_body(), "request.vm_spec", "vm_clustered", hvd_node_nil()),
-               "request.vm_spec.vm_clustered", "bool_type", NULL);
-    expect_err(with(full_body(), "request.disk_spec", "disk_size_gb", hvd_node_nil()),
-               "request.disk_spec.disk_size_gb", "int_type", NULL);
-    expect_err(with(full_body(), "request.disk_spec", "disk_type", hvd_node_nil()),
-               "request.disk_spec.disk_type", "string_type", NULL);
-    expect_err(with(full_body(), "request.nic_spec", "network", hvd_node_nil()),
-               "request.nic_spec.network", "string_type", NULL);
+    expect_err(with(full_body(), "request.vm_spec", "vm_clustered", hvd_node_nil()), "request.vm_spec.vm_clustered",
+               "bool_type", NULL);
+    expect_err(with(full_body(), "request.disk_spec", "disk_size_gb", hvd_node_nil()), "request.disk_spec.disk_size_gb",
+               "int_type", NULL);
+    expect_err(with(full_body(), "request.disk_spec", "disk_type", hvd_node_nil()), "request.disk_spec.disk_type",
+               "string_type", NULL);
+    expect_err(with(full_body(), "request.nic_spec", "network", hvd_node_nil()), "request.nic_spec.network",
+               "string_type", NULL);
     expect_err(with(full_body(), "request.guest_config", "guest_la_pw", hvd_node_nil()),
                "request.guest_config.guest_la_pw", "string_type", NULL);
-    expect_err(with(full_body(), "request", "target_host", hvd_node_nil()), "request.target_host",
-               "string_type", NULL);
+    expect_err(with(full_body(), "request", "target_host", hvd_node_nil()), "request.target_host", "string_type", NULL);
 }
 
 Test(validate, sections_must_be_maps)
@@ -308,8 +311,8 @@ Test(validate, sections_must_be_maps)
     expect_err(with(full_body(), "request", "vm_spec", hvd_node_str("big")), "request.vm_spec", "dict_type", NULL);
     expect_err(with(full_body(), "request", "disk_spec", hvd_node_int(1)), "request.disk_spec", "dict_type", NULL);
     expect_err(with(full_body(), "request", "nic_spec", hvd_node_bool(true)), "request.nic_spec", "dict_type", NULL);
-    expect_err(with(full_body(), "request", "guest_config", hvd_node_array()), "request.guest_config",
-               "dict_type", NULL);
+    expect_err(with(full_body(), "request", "guest_config", hvd_node_array()), "request.guest_config", "dict_type",
+               NULL);
     expect_err(with(full_body(), "", "options", hvd_node_str("rollback")), "options", "dict_type", NULL);
 }
 
@@ -330,10 +333,22 @@ static void int_range(const char *path, const char *key, int64_t lo, int64_t hi)
     expect_err(with(full_body(), path, key, hvd_node_int(INT64_MIN)), loc, "greater_than_equal", lo_msg);
 }
 
-Test(validate, gb_ram_1_to_512) { int_range("request.vm_spec", "gb_ram", 1, 512); }
-Test(validate, cpu_cores_1_to_64) { int_range("request.vm_spec", "cpu_cores", 1, 64); }
-Test(validate, disk_size_gb_1_to_65536) { int_range("request.disk_spec", "disk_size_gb", 1, 65536); }
-Test(validate, cidr_prefix_0_to_32) { int_range("request.guest_config", "guest_v4_cidr_prefix", 0, 32); }
+Test(validate, gb_ram_1_to_512)
+{
+    int_range("request.vm_spec", "gb_ram", 1, 512);
+}
+Test(validate, cpu_cores_1_to_64)
+{
+    int_range("request.vm_spec", "cpu_cores", 1, 64);
+}
+Test(validate, disk_size_gb_1_to_65536)
+{
+    int_range("request.disk_spec", "disk_size_gb", 1, 65536);
+}
+Test(validate, cidr_prefix_0_to_32)
+{
+    int_range("request.guest_config", "guest_v4_cidr_prefix", 0, 32);
+}
 
 Test(validate, boundary_values_are_stored)
 {
@@ -355,7 +370,9 @@ Test(validate, boundary_values_are_stored)
 
 Test(validate, int_fields_are_strict)
 {
-    static const struct { const char *path, *key; } fields[] = {
+    static const struct {
+        const char *path, *key;
+    } fields[] = {
         {"request.vm_spec", "gb_ram"},
         {"request.vm_spec", "cpu_cores"},
         {"request.disk_spec", "disk_size_gb"},
@@ -364,8 +381,8 @@ Test(validate, int_fields_are_strict)
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         char loc[128];
         snprintf(loc, sizeof(loc), "%s.%s", fields[i].path, fields[i].key);
-        HvdNode *bad[] = {hvd_node_str("4"), hvd_node_float(4.0), hvd_node_bool(true), hvd_node_bool(false),
-                          hvd_node_map(), hvd_node_array(), hvd_node_bin("\x04", 1)};
+        HvdNode *bad[] = {hvd_node_str("4"), hvd_node_float(4.0), hvd_node_bool(true),    hvd_node_bool(false),
+                          hvd_node_map(),    hvd_node_array(),    hvd_node_bin("\x04", 1)};
         for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
             expect_err(with(full_body(), fields[i].path, fields[i].key, bad[j]), loc, "int_type",
                        "Input should be a valid integer");
@@ -374,7 +391,9 @@ Test(validate, int_fields_are_strict)
 
 Test(validate, str_fields_are_strict)
 {
-    static const struct { const char *path, *key; } fields[] = {
+    static const struct {
+        const char *path, *key;
+    } fields[] = {
         {"", "job_id"},
         {"", "job_type"},
         {"request", "target_host"},
@@ -398,8 +417,8 @@ Test(validate, str_fields_are_strict)
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         char loc[128];
         snprintf(loc, sizeof(loc), "%s%s%s", fields[i].path, *fields[i].path ? "." : "", fields[i].key);
-        HvdNode *bad[] = {hvd_node_int(4), hvd_node_float(1.5), hvd_node_bool(true), hvd_node_map(),
-                          hvd_node_array(), hvd_node_bin("abc", 3)};
+        HvdNode *bad[] = {hvd_node_int(4), hvd_node_float(1.5), hvd_node_bool(true),
+                          hvd_node_map(),  hvd_node_array(),    hvd_node_bin("abc", 3)};
         for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
             HvdNode *b = full_body();
             with(b, "", "options", hvd_node_map());
@@ -413,8 +432,8 @@ Test(validate, group_str_fields_are_strict)
 {
     /* A wrongly typed group member is reported by type only: it counts as given. */
     static const char *const keys[] = {"guest_domain_join_target", "guest_domain_join_uid", "guest_domain_join_pw",
-                                       "guest_domain_join_ou", "cnf_ansible_ssh_user", "cnf_ansible_ssh_key",
-                                       "guest_v4_ip_addr", "guest_v4_default_gw", "guest_v4_dns1"};
+                                       "guest_domain_join_ou",     "cnf_ansible_ssh_user",  "cnf_ansible_ssh_key",
+                                       "guest_v4_ip_addr",         "guest_v4_default_gw",   "guest_v4_dns1"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char loc[128];
         snprintf(loc, sizeof(loc), "request.guest_config.%s", keys[i]);
@@ -440,16 +459,16 @@ Test(validate, invalid_utf8_is_string_unicode)
 {
     expect_err(with(full_body(), "request.nic_spec", "network", hvd_node_strn("Pro\xff", 4)),
                "request.nic_spec.network", "string_unicode", NULL);
-    expect_err(with(full_body(), "request.vm_spec", "vm_name", hvd_node_strn("\xc0\xaf", 2)),
-               "request.vm_spec.vm_name", "string_unicode", NULL);   /* overlong '/' */
+    expect_err(with(full_body(), "request.vm_spec", "vm_name", hvd_node_strn("\xc0\xaf", 2)), "request.vm_spec.vm_name",
+               "string_unicode", NULL); /* overlong '/' */
     expect_err(with(full_body(), "request.vm_spec", "vm_name", hvd_node_strn("\xed\xa0\x80", 3)),
-               "request.vm_spec.vm_name", "string_unicode", NULL);   /* a surrogate */
+               "request.vm_spec.vm_name", "string_unicode", NULL); /* a surrogate */
 }
 
 Test(validate, embedded_nul_is_rejected)
 {
-    expect_err(with(full_body(), "request.vm_spec", "vm_name", hvd_node_strn("web\0-01", 7)),
-               "request.vm_spec.vm_name", "value_error", NULL);
+    expect_err(with(full_body(), "request.vm_spec", "vm_name", hvd_node_strn("web\0-01", 7)), "request.vm_spec.vm_name",
+               "value_error", NULL);
     expect_err(with(full_body(), "request.guest_config", "guest_la_pw", hvd_node_strn("pw\0x", 4)),
                "request.guest_config.guest_la_pw", "value_error", NULL);
 }
@@ -464,9 +483,9 @@ static void name_rules(const char *path, const char *key, size_t max)
     expect_ok(with(full_body(), path, key, repeat("a", max)));
     expect_err(with(full_body(), path, key, repeat("a", max + 1)), loc, "string_too_long", too_long);
     /* lengths are code points, not bytes */
-    expect_ok(with(full_body(), path, key, repeat("\xc3\xa9", max)));           /* é: 2 bytes */
-    expect_ok(with(full_body(), path, key, repeat("\xe2\x82\xac", max)));       /* €: 3 bytes */
-    expect_ok(with(full_body(), path, key, repeat("\xf0\x9f\x96\xa5", max)));   /* 🖥: 4 bytes */
+    expect_ok(with(full_body(), path, key, repeat("\xc3\xa9", max)));         /* é: 2 bytes */
+    expect_ok(with(full_body(), path, key, repeat("\xe2\x82\xac", max)));     /* €: 3 bytes */
+    expect_ok(with(full_body(), path, key, repeat("\xf0\x9f\x96\xa5", max))); /* 🖥: 4 bytes */
     expect_err(with(full_body(), path, key, repeat("\xc3\xa9", max + 1)), loc, "string_too_long", too_long);
     expect_err(with(full_body(), path, key, hvd_node_str("")), loc, "string_too_short",
                "String should have at least 1 character");
@@ -488,15 +507,21 @@ static void name_rules(const char *path, const char *key, size_t max)
     expect_err(with(full_body(), path, key, hvd_node_str("web ")), loc, "value_error", NULL);
     expect_err(with(full_body(), path, key, hvd_node_str(" ")), loc, "value_error", NULL);
     expect_ok(with(full_body(), path, key, hvd_node_str("web server 01")));
-    static const char *const controls[] = {"web\x01", "we\tb", "web\n", "web\x1f", "web\x7f",
-                                           "web\xc2\x85" /* U+0085 NEL */, "\xc2\x9fweb"};
+    static const char *const controls[] = {
+        "web\x01", "we\tb", "web\n", "web\x1f", "web\x7f", "web\xc2\x85" /* U+0085 NEL */, "\xc2\x9fweb"};
     for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); i++)
         expect_err(with(full_body(), path, key, hvd_node_str(controls[i])), loc, "value_error", NULL);
     expect_ok(with(full_body(), path, key, hvd_node_str("Server-\xc3\xa9t\xc3\xa9_2022 (v1)")));
 }
 
-Test(validate, vm_name_rules) { name_rules("request.vm_spec", "vm_name", 64); }
-Test(validate, image_name_rules) { name_rules("request.disk_spec", "image_name", 128); }
+Test(validate, vm_name_rules)
+{
+    name_rules("request.vm_spec", "vm_name", 64);
+}
+Test(validate, image_name_rules)
+{
+    name_rules("request.disk_spec", "image_name", 128);
+}
 
 Test(validate, vm_name_messages)
 {
@@ -602,7 +627,10 @@ Test(validate, options)
 
 Test(validate, deadline_formats)
 {
-    static const struct { const char *text; long long ms; } good[] = {
+    static const struct {
+        const char *text;
+        long long ms;
+    } good[] = {
         {"2026-11-25T10:00:00Z", 1795600800000LL},
         {"2026-11-25t10:00:00z", 1795600800000LL},
         {"2026-11-25 10:00:00+00:00", 1795600800000LL},
@@ -621,14 +649,20 @@ Test(validate, deadline_formats)
         cr_assert(hvd_time_parse_rfc3339(good[i].text, &ms));
         cr_assert_eq(ms, good[i].ms);
     }
-    static const char *const bad[] = {"tomorrow", "2026-11-25", "2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z",
-                                      "2026-11-25T24:00:00Z", "2026-11-25T10:60:00Z", "2026-11-25T10:00:00+1:00",
-                                      "2026-11-25T10:00:00.Z", "2026-11-25T10:00:00Zjunk", "2026/11/25T10:00:00Z",
+    static const char *const bad[] = {"tomorrow",
+                                      "2026-11-25",
+                                      "2026-13-01T00:00:00Z",
+                                      "2023-02-29T00:00:00Z",
+                                      "2026-11-25T24:00:00Z",
+                                      "2026-11-25T10:60:00Z",
+                                      "2026-11-25T10:00:00+1:00",
+                                      "2026-11-25T10:00:00.Z",
+                                      "2026-11-25T10:00:00Zjunk",
+                                      "2026/11/25T10:00:00Z",
                                       ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         HvdNode *b = with(full_body(), "", "options", hvd_node_map());
-        expect_err(with(b, "options", "deadline", hvd_node_str(bad[i])), "options.deadline", "datetime_parsing",
-                   NULL);
+        expect_err(with(b, "options", "deadline", hvd_node_str(bad[i])), "options.deadline", "datetime_parsing", NULL);
         cr_assert_not(hvd_time_parse_rfc3339(bad[i], NULL), "%s", bad[i]);
     }
     HvdNode *b = with(full_body(), "", "options", hvd_node_map());
@@ -662,13 +696,11 @@ Test(validate, job_id_uuid)
     cr_assert_str_eq(job.job_id, JOB_ID, "stored lower-case");
     hvd_job_free(&job);
     static const char *const bad[] = {
-        "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c1",     /* 35 */
-        "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c111",   /* 37 */
-        "6f1c2b1e8d4a4c579a532f0e4d7b9c11",        /* unhyphenated */
-        "{6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11}",
-        "6f1c2b1e-8d4a-4c57-9a53_2f0e4d7b9c11",
-        "6g1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11",
-        "",
+        "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c1",   /* 35 */
+        "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c111", /* 37 */
+        "6f1c2b1e8d4a4c579a532f0e4d7b9c11",      /* unhyphenated */
+        "{6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11}", "6f1c2b1e-8d4a-4c57-9a53_2f0e4d7b9c11",
+        "6g1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11",   "",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         expect_err(with(full_body(), "", "job_id", hvd_node_str(bad[i])), "job_id", "uuid_parsing", NULL);
@@ -708,8 +740,8 @@ Test(validate, message_id_must_agree)
 
 Test(validate, target_host_syntax)
 {
-    static const char *const good[] = {"hv01.lab.example", "HV01.Lab.Example", "localhost", "hv01", "10.0.0.5",
-                                       "a-b.c", "1host.example", "host.123abc", "x"};
+    static const char *const good[] = {"hv01.lab.example", "HV01.Lab.Example", "localhost", "hv01", "10.0.0.5", "a-b.c",
+                                       "1host.example",    "host.123abc",      "x"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         cr_assert(hvd_hostname_valid(good[i]), "%s", good[i]);
         expect_ok(with(full_body(), "request", "target_host", hvd_node_str(good[i])));
@@ -718,10 +750,24 @@ Test(validate, target_host_syntax)
     memset(label64, 'a', 64);
     label64[64] = '\0';
     long_name[0] = '\0';
-    for (int i = 0; i < 4; i++) strcat(long_name, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.");   /* 63 */
-    strcat(long_name, "example");   /* 263 chars, over 253 */
-    const char *bad[] = {"-bad", "bad-", "a..b", "", ".lead", "trail.", "256.1.1.1", "1.2.3", "under_score.lab",
-                         "sp ace", "h\xc3\xb6st.example", "hv01.lab.example:22", label64, long_name, "1.2.3.4.5"};
+    for (int i = 0; i < 4; i++)
+        strcat(long_name, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."); /* 63 */
+    strcat(long_name, "example");                                                             /* 263 chars, over 253 */
+    const char *bad[] = {"-bad",
+                         "bad-",
+                         "a..b",
+                         "",
+                         ".lead",
+                         "trail.",
+                         "256.1.1.1",
+                         "1.2.3",
+                         "under_score.lab",
+                         "sp ace",
+                         "h\xc3\xb6st.example",
+                         "hv01.lab.example:22",
+                         label64,
+                         long_name,
+                         "1.2.3.4.5"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_not(hvd_hostname_valid(bad[i]), "%s", bad[i]);
         expect_err(with(full_body(), "request", "target_host", hvd_node_str(bad[i])), "request.target_host",
@@ -748,8 +794,8 @@ Test(validate, allowed_hosts)
     expect_ok_opts(with(full_body(), "request", "target_host", hvd_node_str("hv02.lab.example")), &o, NULL);
     expect_err_opts(with(full_body(), "request", "target_host", hvd_node_str("hv03.lab.example")), &o,
                     "request.target_host", "host_not_allowed", NULL);
-    expect_err_opts(with(full_body(), "request", "target_host", hvd_node_str("hv01.lab")), &o,
-                    "request.target_host", "host_not_allowed", NULL);
+    expect_err_opts(with(full_body(), "request", "target_host", hvd_node_str("hv01.lab")), &o, "request.target_host",
+                    "host_not_allowed", NULL);
     /* empty list: any valid host */
     HvdValidateOpts none = {.allowed_hosts = hosts, .n_allowed_hosts = 0};
     expect_ok_opts(with(full_body(), "request", "target_host", hvd_node_str("hv03.lab.example")), &none, NULL);
@@ -777,9 +823,9 @@ Test(validate, hosts_parse)
 Test(validate, ipv4_syntax)
 {
     static const char *const good[] = {"10.0.0.1", "0.0.0.0", "255.255.255.255", "192.168.100.254", "1.2.3.4"};
-    static const char *const bad[] = {"256.1.1.1", "1.2.3", "01.2.3.4", "1.2.3.04", "1.2.3.4.5", "1.2.3.",
-                                      ".1.2.3", "1..2.3", "a.b.c.d", " 1.2.3.4", "1.2.3.4 ", "1.2.3.4/24",
-                                      "1000.1.1.1", "-1.2.3.4", "::1", "0x1.2.3.4"};
+    static const char *const bad[] = {"256.1.1.1",  "1.2.3",    "01.2.3.4", "1.2.3.04", "1.2.3.4.5", "1.2.3.",
+                                      ".1.2.3",     "1..2.3",   "a.b.c.d",  " 1.2.3.4", "1.2.3.4 ",  "1.2.3.4/24",
+                                      "1000.1.1.1", "-1.2.3.4", "::1",      "0x1.2.3.4"};
     static const char *const keys[] = {"guest_v4_ip_addr", "guest_v4_default_gw", "guest_v4_dns1", "guest_v4_dns2"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) cr_assert(hvd_ipv4_valid(good[i]), "%s", good[i]);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) cr_assert_not(hvd_ipv4_valid(bad[i]), "%s", bad[i]);
@@ -800,10 +846,19 @@ Test(validate, ipv4_syntax)
 static HvdNode *guest_only(const char *const *keys_to_keep)
 {
     /* full guest config minus every optional key not listed */
-    static const char *const optional[] = {"guest_domain_join_target", "guest_domain_join_uid", "guest_domain_join_pw",
-                                           "guest_domain_join_ou", "cnf_ansible_ssh_user", "cnf_ansible_ssh_key",
-                                           "guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw",
-                                           "guest_v4_dns1", "guest_v4_dns2", "guest_net_dns_suffix", NULL};
+    static const char *const optional[] = {"guest_domain_join_target",
+                                           "guest_domain_join_uid",
+                                           "guest_domain_join_pw",
+                                           "guest_domain_join_ou",
+                                           "cnf_ansible_ssh_user",
+                                           "cnf_ansible_ssh_key",
+                                           "guest_v4_ip_addr",
+                                           "guest_v4_cidr_prefix",
+                                           "guest_v4_default_gw",
+                                           "guest_v4_dns1",
+                                           "guest_v4_dns2",
+                                           "guest_net_dns_suffix",
+                                           NULL};
     HvdNode *b = full_body();
     for (size_t i = 0; optional[i]; i++) {
         bool keep = false;
@@ -830,8 +885,8 @@ static void group_rule(const char *what, const char *const *group)
         expect_err(without(guest_only(group), "request.guest_config", group[miss]), "request.guest_config",
                    "value_error", expect);
         /* one nil */
-        expect_err(with(guest_only(group), "request.guest_config", group[miss], hvd_node_nil()),
-                   "request.guest_config", "value_error", expect);
+        expect_err(with(guest_only(group), "request.guest_config", group[miss], hvd_node_nil()), "request.guest_config",
+                   "value_error", expect);
         /* one empty string: counts as absent (not for the int prefix, which has no empty form) */
         if (strcmp(group[miss], "guest_v4_cidr_prefix") != 0)
             expect_err(with(guest_only(group), "request.guest_config", group[miss], hvd_node_str("")),
@@ -858,8 +913,10 @@ static void group_rule(const char *what, const char *const *group)
     /* every member empty: the group is absent */
     HvdNode *b = guest_only(group);
     for (size_t i = 0; i < n; i++)
-        if (strcmp(group[i], "guest_v4_cidr_prefix") == 0) with(b, "request.guest_config", group[i], hvd_node_nil());
-        else with(b, "request.guest_config", group[i], hvd_node_str(""));
+        if (strcmp(group[i], "guest_v4_cidr_prefix") == 0)
+            with(b, "request.guest_config", group[i], hvd_node_nil());
+        else
+            with(b, "request.guest_config", group[i], hvd_node_str(""));
     HvdJob job;
     expect_ok_opts(b, NULL, &job);
     cr_assert_null(job.guest.guest_domain_join_target);
@@ -883,8 +940,8 @@ Test(validate, ansible_all_or_none)
 
 Test(validate, static_ip_all_or_none)
 {
-    static const char *const g[] = {"guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw",
-                                    "guest_v4_dns1", NULL};
+    static const char *const g[] = {"guest_v4_ip_addr", "guest_v4_cidr_prefix", "guest_v4_default_gw", "guest_v4_dns1",
+                                    NULL};
     group_rule("Static IP", g);
 }
 
@@ -1174,8 +1231,10 @@ Test(ctl_validate, allowed_hosts_from_environment)
     struct stat st;
     if (stat(CTL, &st) != 0) cr_skip_test("%s is not built", CTL);
     /* run_ctl unsets the variable; set it inside the command instead */
-    cr_assert_eq(run_ctl("validate " JOBS "minimal.json; HVD_ALLOWED_HOSTS=hv02.lab.example " CTL
-                         " validate " JOBS "minimal.json", &out), 1);
+    cr_assert_eq(run_ctl("validate " JOBS "minimal.json; HVD_ALLOWED_HOSTS=hv02.lab.example " CTL " validate " JOBS
+                         "minimal.json",
+                         &out),
+                 1);
     cr_assert(strstr(out, "[host_not_allowed]"), "%s", out);
     free(out);
 }
@@ -1232,8 +1291,8 @@ Test(ctl_validate, usage_and_exit_codes)
     cr_assert(strstr(out, "usage: hvdeployctl validate"), "%s", out);
     free(out);
     cr_assert_eq(run_ctl("--help", &out), 0);
-    static const char *const cmds[] = {"validate", "submit", "status", "list", "cancel", "dead", "migrate",
-                                       "agent-check", "keygen"};
+    static const char *const cmds[] = {"validate", "submit",  "status",      "list",  "cancel",
+                                       "dead",     "migrate", "agent-check", "keygen"};
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) cr_assert(strstr(out, cmds[i]), "%s", cmds[i]);
     free(out);
     cr_assert_eq(run_ctl("no-such-command", &out), 2);
