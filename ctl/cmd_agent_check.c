@@ -86,8 +86,8 @@ static void new_uuid(char out[HVD_UUID_LEN + 1])
 
 /* One agent call with a JobRequest built like the worker's. spec is owned
  * by the caller. */
-static HvdAgentOutcome agent_call(Ctx *x, const char *op, const HvdNode *spec, const char *corr, const char *key,
-                                  int64_t attempt, int64_t timeout_ms, HvdAgentResult *res)
+static HvdOutcome agent_call(Ctx *x, const char *op, const HvdNode *spec, const char *corr, const char *key,
+                             int64_t attempt, int64_t timeout_ms, HvdAgentResult *res)
 {
     char ts[HVD_RFC3339_LEN];
     hvd_time_rfc3339(hvd_now_ms(), ts);
@@ -105,7 +105,7 @@ static HvdAgentOutcome agent_call(Ctx *x, const char *op, const HvdNode *spec, c
     HvdBuf line = {0};
     hvd_agent_request_encode(&req, &line);
     HvdAgentCallOpts opts = {.timeout_ms = timeout_ms};
-    HvdAgentOutcome o = hvd_agent_call_opts(&x->cfg, &opts, x->host, op, line.data, line.len, res);
+    HvdOutcome o = hvd_agent_call_opts(&x->cfg, &opts, x->host, op, line.data, line.len, res);
     hvd_buf_free(&line);
     return o;
 }
@@ -121,10 +121,10 @@ static void describe(const HvdAgentResult *res, char *out, size_t len)
         if (tail[i] == '\n') last = tail + i + 1;
     int m = (int)(tail + n - last);
     if (m > 0)
-        snprintf(out, len, "%s: %s (stderr: %.*s)", hvd_agent_outcome_name(res->outcome), res->detail,
-                 m > 160 ? 160 : m, last);
+        snprintf(out, len, "%s: %s (stderr: %.*s)", hvd_outcome_name(res->outcome), res->detail, m > 160 ? 160 : m,
+                 last);
     else
-        snprintf(out, len, "%s: %s", hvd_agent_outcome_name(res->outcome), res->detail);
+        snprintf(out, len, "%s: %s", hvd_outcome_name(res->outcome), res->detail);
 }
 
 static void check_noop(Ctx *x, Check *noop, Check *corr)
@@ -140,7 +140,7 @@ static void check_noop(Ctx *x, Check *noop, Check *corr)
     noop->elapsed_ms = corr->elapsed_ms = res.elapsed_ms;
     char why[400];
     describe(&res, why, sizeof why);
-    if (res.outcome == HVD_AGENT_SUCCESS) {
+    if (res.outcome == HVD_OUT_SUCCESS) {
         noop->status = CHECK_PASS;
         snprintf(noop->reason, sizeof noop->reason, "answered success in %lld ms", (long long)res.elapsed_ms);
     } else {
@@ -174,7 +174,7 @@ static void check_unknown(Ctx *x, Check *c)
     agent_call(x, CHECK_UNKNOWN_OP, spec, cid, key, 1, x->timeout_ms, &res);
     hvd_node_free(spec);
     c->elapsed_ms = res.elapsed_ms;
-    if (res.outcome == HVD_AGENT_AGENT_ERROR || res.outcome == HVD_AGENT_RETRYABLE) {
+    if (res.outcome == HVD_OUT_AGENT_ERROR || res.outcome == HVD_OUT_RETRYABLE) {
         if (res.status && strcmp(res.status, "error") == 0) {
             c->status = CHECK_PASS;
             snprintf(c->reason, sizeof c->reason, "answered error (code %s): %.200s", res.code ? res.code : "none",
@@ -184,7 +184,7 @@ static void check_unknown(Ctx *x, Check *c)
             snprintf(c->reason, sizeof c->reason, "answered status '%s' to an unknown operation; expected error",
                      res.status ? res.status : "");
         }
-    } else if (res.outcome == HVD_AGENT_SUCCESS) {
+    } else if (res.outcome == HVD_OUT_SUCCESS) {
         c->status = CHECK_FAIL;
         snprintf(c->reason, sizeof c->reason,
                  "answered success to the unknown operation '%s'; expected an error "
@@ -219,7 +219,7 @@ static void *conc_one(void *arg)
     agent_call(cc->x, "noop-test", spec, cid, key, 1, cc->x->timeout_ms, &res);
     hvd_node_free(spec);
     cc->elapsed_ms = res.elapsed_ms;
-    if (res.outcome != HVD_AGENT_SUCCESS) {
+    if (res.outcome != HVD_OUT_SUCCESS) {
         describe(&res, cc->why, sizeof cc->why);
     } else if (cc->check_corr && (!res.correlation_id || strcmp(res.correlation_id, cid) != 0)) {
         snprintf(cc->why, sizeof cc->why, "answer to another request (correlation_id '%.80s', sent %s)",
@@ -278,7 +278,7 @@ static bool delete_vm(Ctx *x, const char *vm_id, const char *name, char *why, si
     HvdAgentResult res;
     agent_call(x, "vm.delete", spec, cid, key, 1, 0, &res);
     hvd_node_free(spec);
-    bool ok = res.outcome == HVD_AGENT_SUCCESS;
+    bool ok = res.outcome == HVD_OUT_SUCCESS;
     if (!ok) describe(&res, why, whylen);
     hvd_agent_result_free(&res);
     return ok;
@@ -302,10 +302,10 @@ static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
     agent_call(x, "vm.create", spec, cid, key, 2, 0, &b);
     hvd_node_free(spec);
     c->elapsed_ms = a.elapsed_ms + b.elapsed_ms;
-    const char *id_a = a.outcome == HVD_AGENT_SUCCESS ? hvd_node_get_str(a.data, "vm_id") : NULL;
-    const char *id_b = b.outcome == HVD_AGENT_SUCCESS ? hvd_node_get_str(b.data, "vm_id") : NULL;
+    const char *id_a = a.outcome == HVD_OUT_SUCCESS ? hvd_node_get_str(a.data, "vm_id") : NULL;
+    const char *id_b = b.outcome == HVD_OUT_SUCCESS ? hvd_node_get_str(b.data, "vm_id") : NULL;
 
-    if (a.outcome != HVD_AGENT_SUCCESS) {
+    if (a.outcome != HVD_OUT_SUCCESS) {
         describe(&a, why, sizeof why);
         c->status = CHECK_WARN;
         snprintf(c->reason, sizeof c->reason, "could not create the throwaway VM '%s' to test idempotency: %s", name,
@@ -313,7 +313,7 @@ static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
     } else if (!id_a) {
         c->status = CHECK_WARN;
         snprintf(c->reason, sizeof c->reason, "vm.create answered success without data.vm_id; cannot compare answers");
-    } else if (b.outcome != HVD_AGENT_SUCCESS) {
+    } else if (b.outcome != HVD_OUT_SUCCESS) {
         describe(&b, why, sizeof why);
         c->status = CHECK_WARN;
         snprintf(c->reason, sizeof c->reason,

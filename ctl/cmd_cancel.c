@@ -46,8 +46,8 @@ int ctl_cmd_cancel(int argc, char **argv)
         ctl_error("cancel", "job %s not found", job_id);
         rc = CTL_EXIT_FAILED;
     } else if (finished) {
-        ctl_error("cancel", "job %s already finished (%s%s%s); nothing to cancel", job_id, rec.status,
-                  rec.code ? ", " : "", rec.code ? rec.code : "");
+        ctl_error("cancel", "job %s already finished (%s%s%s); nothing to cancel", job_id,
+                  hvd_job_status_name(rec.status), rec.code ? ", " : "", rec.code ? rec.code : "");
         rc = CTL_EXIT_FAILED;
     }
     if (st == HVD_STORE_OK && output == CTL_OUTPUT_JSON) {
@@ -55,7 +55,7 @@ int ctl_cmd_cancel(int argc, char **argv)
         hvd_node_map_set_str(m, "job_id", job_id);
         hvd_node_map_set_bool(m, "found", found);
         hvd_node_map_set_bool(m, "cancel_requested", found && !finished);
-        hvd_node_map_set_str(m, "status", found ? rec.status : NULL);
+        hvd_node_map_set_str(m, "status", found ? hvd_job_status_name(rec.status) : NULL);
         ctl_db_print_json(m);
     } else if (rc == CTL_EXIT_OK) {
         printf("cancel requested for job %s; it stops before its next stage\n", job_id);

@@ -665,7 +665,7 @@ static ReplayResult replay_job(DeadCtx *c, HvdNode *results, DeadItem *it, bool 
     const char *stage = NULL;
     if (hvd_store_get(c->store, it->job_id, &known, &rec, err, sizeof err) == HVD_STORE_OK && known)
         for (size_t i = 0; i < rec.n_stages && !stage; i++)
-            if (strcmp(rec.stages[i].status, "succeeded") != 0) stage = rec.stages[i].name;
+            if (rec.stages[i].status != HVD_STAGE_SUCCEEDED) stage = rec.stages[i].name;
     char detail[768];
     if (!ring_doorbell(c, it->job_id, known ? rec.job_type : NULL, err, sizeof err))
         snprintf(detail, sizeof detail,

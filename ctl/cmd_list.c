@@ -36,6 +36,13 @@ static bool valid_status(const char *s)
     return false;
 }
 
+/* The stage a job is at (NULL when all succeeded). */
+static const char *current_stage(const HvdJobRecord *r)
+{
+    const HvdStage *st = hvd_job_current_stage(r);
+    return st ? st->name : NULL;
+}
+
 static const char *dash(const char *s)
 {
     return s && *s ? s : "-";
@@ -93,7 +100,7 @@ int ctl_cmd_list(int argc, char **argv)
     }
     HvdStore *s = ctl_db_open("list", ctl_db_dsn(dsn_flag));
     if (!s) return CTL_EXIT_USAGE;
-    HvdJobSummary *v = NULL;
+    HvdJobRecord *v = NULL;
     size_t n = 0;
     char err[1024] = "";
     HvdStoreStatus st = hvd_store_list(s, status, host, (size_t)limit, &v, &n, err, sizeof err);
@@ -105,12 +112,12 @@ int ctl_cmd_list(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             HvdNode *m = hvd_node_map();
             hvd_node_map_set_str(m, "job_id", v[i].job_id);
-            hvd_node_map_set_str(m, "status", v[i].status);
+            hvd_node_map_set_str(m, "status", hvd_job_status_name(v[i].status));
             hvd_node_map_set_str(m, "code", v[i].code);
             hvd_node_map_set_str(m, "job_type", v[i].job_type);
             hvd_node_map_set_str(m, "target_host", v[i].target_host);
             hvd_node_map_set_str(m, "vm_name", v[i].vm_name);
-            hvd_node_map_set_str(m, "stage", v[i].stage);
+            hvd_node_map_set_str(m, "stage", current_stage(&v[i]));
             hvd_node_map_set_int(m, "attempts", v[i].attempts);
             hvd_node_map_set_bool(m, "cancel_requested", v[i].cancel_requested);
             hvd_node_map_set_str(m, "created_at", v[i].created_at);
@@ -127,11 +134,11 @@ int ctl_cmd_list(int argc, char **argv)
         printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8s  %-24s  %s\n", "JOB_ID", "STATUS", "HOST", "VM", "STAGE",
                "ATTEMPTS", "CREATED", "CODE");
         for (size_t i = 0; i < n; i++) {
-            printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8d  %-24s  %s\n", v[i].job_id, v[i].status,
-                   dash(v[i].target_host), dash(v[i].vm_name), dash(v[i].stage), v[i].attempts, dash(v[i].created_at),
-                   dash(v[i].code));
+            printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8d  %-24s  %s\n", v[i].job_id, hvd_job_status_name(v[i].status),
+                   dash(v[i].target_host), dash(v[i].vm_name), dash(current_stage(&v[i])), v[i].attempts,
+                   dash(v[i].created_at), dash(v[i].code));
         }
     }
-    hvd_job_summaries_free(v, n);
+    hvd_job_records_free(v, n);
     return CTL_EXIT_OK;
 }

@@ -31,32 +31,32 @@ static const char *dash(const char *s)
 
 static bool job_failed(const HvdJobRecord *r)
 {
-    return strcmp(r->status, "failed") == 0 || strcmp(r->status, "cancelled") == 0;
+    return r->status == HVD_JOB_FAILED || r->status == HVD_JOB_CANCELLED;
 }
 
 /* The stage whose error is the job's "last error": the failed stage, else
  * the last stage that has not succeeded and has an error recorded (a retry
  * wait). A stage that succeeded keeps its agent's message in the same
  * column, which is no error. */
-static const HvdStageRecord *last_error_stage(const HvdJobRecord *r)
+static const HvdStage *last_error_stage(const HvdJobRecord *r)
 {
-    const HvdStageRecord *best = NULL;
+    const HvdStage *best = NULL;
     for (size_t i = 0; i < r->n_stages; i++) {
-        const HvdStageRecord *st = &r->stages[i];
-        if (strcmp(st->status, "failed") == 0) return st;
-        if (strcmp(st->status, "succeeded") == 0 || strcmp(st->status, "rolled_back") == 0) continue;
-        if (st->error || st->code || st->agent_code) best = st;
+        const HvdStage *st = &r->stages[i];
+        if (st->status == HVD_STAGE_FAILED) return st;
+        if (st->status == HVD_STAGE_SUCCEEDED || st->status == HVD_STAGE_ROLLED_BACK) continue;
+        if (st->message || st->code || st->agent_code) best = st;
     }
     return best;
 }
 
-static char *stage_error_text(const HvdStageRecord *st)
+static char *stage_error_text(const HvdStage *st)
 {
-    if (!st || !(st->error || st->code || st->agent_code)) return hvd_xstrdup("");
+    if (!st || !(st->message || st->code || st->agent_code)) return hvd_xstrdup("");
     HvdBuf b = {0};
     if (st->code) hvd_buf_puts(&b, st->code);
     if (st->agent_code) hvd_buf_printf(&b, "%s%s", b.len ? "/" : "", st->agent_code);
-    if (st->error) hvd_buf_printf(&b, "%s%s", b.len ? ": " : "", st->error);
+    if (st->message) hvd_buf_printf(&b, "%s%s", b.len ? ": " : "", st->message);
     /* one line in a table */
     for (size_t i = 0; i < b.len; i++)
         if (b.data[i] == '\n' || b.data[i] == '\r' || b.data[i] == '\t') b.data[i] = ' ';
@@ -74,7 +74,7 @@ static void print_json(const HvdJobRecord *r)
 {
     HvdNode *m = hvd_node_map();
     hvd_node_map_set_str(m, "job_id", r->job_id);
-    hvd_node_map_set_str(m, "status", r->status);
+    hvd_node_map_set_str(m, "status", hvd_job_status_name(r->status));
     hvd_node_map_set_str(m, "code", r->code);
     hvd_node_map_set_str(m, "job_type", r->job_type);
     hvd_node_map_set_str(m, "target_host", r->target_host);
@@ -89,7 +89,7 @@ static void print_json(const HvdJobRecord *r)
     hvd_node_map_set_str(m, "lease_owner", r->lease_owner);
     hvd_node_map_set_str(m, "lease_expires_at", r->lease_expires_at);
     hvd_node_map_set_int(m, "lease_epoch", r->epoch);
-    hvd_node_map_set_str(m, "waiting_reason", r->waiting_reason);
+    hvd_node_map_set_str(m, "waiting_reason", hvd_wait_reason_name(r->waiting));
     hvd_node_map_set_str(m, "next_run_at", r->next_run_at);
     hvd_node_map_set(m, "options", r->options_json ? json_or_nil(r->options_json) : hvd_node_nil());
     hvd_node_map_set(m, "outputs", r->outputs_json ? json_or_nil(r->outputs_json) : hvd_node_nil());
@@ -98,14 +98,14 @@ static void print_json(const HvdJobRecord *r)
     hvd_node_map_set_bool(m, "envelope_sent", r->envelope_sent);
     HvdNode *stages = hvd_node_array();
     for (size_t i = 0; i < r->n_stages; i++) {
-        const HvdStageRecord *st = &r->stages[i];
+        const HvdStage *st = &r->stages[i];
         HvdNode *s = hvd_node_map();
         hvd_node_map_set_str(s, "name", st->name);
-        hvd_node_map_set_str(s, "status", st->status);
+        hvd_node_map_set_str(s, "status", hvd_stage_status_name(st->status));
         hvd_node_map_set_int(s, "attempts", st->attempts);
         hvd_node_map_set_str(s, "started_at", st->started_at);
         hvd_node_map_set_str(s, "finished_at", st->finished_at);
-        hvd_node_map_set_str(s, "message", st->error);
+        hvd_node_map_set_str(s, "message", st->message);
         hvd_node_map_set_str(s, "code", st->code);
         hvd_node_map_set_str(s, "agent_code", st->agent_code);
         hvd_node_map_set(s, "output", st->output_json ? json_or_nil(st->output_json) : hvd_node_nil());
@@ -113,7 +113,7 @@ static void print_json(const HvdJobRecord *r)
         hvd_node_array_push(stages, s);
     }
     hvd_node_map_set(m, "stages", stages);
-    const HvdStageRecord *le = last_error_stage(r);
+    const HvdStage *le = last_error_stage(r);
     char *last = stage_error_text(le);
     hvd_node_map_set_str(m, "last_error", *last ? last : NULL);
     free(last);
@@ -124,9 +124,9 @@ static void print_human(const HvdJobRecord *r)
 {
     const char *running = NULL;
     for (size_t i = 0; i < r->n_stages; i++)
-        if (strcmp(r->stages[i].status, "running") == 0) running = r->stages[i].name;
+        if (r->stages[i].status == HVD_STAGE_RUNNING) running = r->stages[i].name;
     printf("job        %s\n", r->job_id);
-    printf("status     %s", r->status);
+    printf("status     %s", hvd_job_status_name(r->status));
     if (r->code)
         printf(" (%s)", r->code);
     else if (running)
@@ -140,19 +140,19 @@ static void print_human(const HvdJobRecord *r)
     printf("created    %s\n", dash(r->created_at));
     printf("updated    %s\n", dash(r->updated_at));
     printf("finished   %s\n", dash(r->finished_at));
-    if (strcmp(r->status, "running") == 0)
+    if (r->status == HVD_JOB_RUNNING)
         printf("lease      %s until %s (epoch %lld)\n", dash(r->lease_owner), dash(r->lease_expires_at),
                (long long)r->epoch);
-    if (r->waiting_reason)
-        printf("waiting    %s, next try at %s\n", r->waiting_reason, dash(r->next_run_at));
-    else if (strcmp(r->status, "queued") == 0 || strcmp(r->status, "retrying") == 0)
+    if (r->waiting != HVD_WAIT_NONE)
+        printf("waiting    %s, next try at %s\n", hvd_wait_reason_name(r->waiting), dash(r->next_run_at));
+    else if (r->status == HVD_JOB_QUEUED || r->status == HVD_JOB_RETRYING)
         printf("waiting    next try at %s\n", dash(r->next_run_at));
     if (r->finished_at)
         printf("envelope   %s\n", r->envelope.len == 0 ? "none"
                                   : r->envelope_sent   ? "sent"
                                                        : "stored, not yet confirmed sent");
     if (r->outputs_json && strcmp(r->outputs_json, "{}") != 0) printf("outputs    %s\n", r->outputs_json);
-    const HvdStageRecord *le = last_error_stage(r);
+    const HvdStage *le = last_error_stage(r);
     char *last = stage_error_text(le);
     if (*last) printf("last error %s: %s\n", le->name, last);
     free(last);
@@ -163,10 +163,10 @@ static void print_human(const HvdJobRecord *r)
     }
     printf("\n%-14s %-12s %-8s %-24s %-24s %s\n", "STAGE", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "MESSAGE");
     for (size_t i = 0; i < r->n_stages; i++) {
-        const HvdStageRecord *st = &r->stages[i];
+        const HvdStage *st = &r->stages[i];
         char *e = stage_error_text(st);
-        printf("%-14s %-12s %-8d %-24s %-24s %s\n", st->name, st->status, st->attempts, dash(st->started_at),
-               dash(st->finished_at), e);
+        printf("%-14s %-12s %-8d %-24s %-24s %s\n", st->name, hvd_stage_status_name(st->status), st->attempts,
+               dash(st->started_at), dash(st->finished_at), e);
         free(e);
     }
 }

@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "ctl.h"
 #include "envelope.h"
+#include "plan.h"
 #include "model.h"
 
 static void validate_usage(FILE *f)

@@ -5,7 +5,8 @@
 #include <string.h>
 #include "clock.h"
 #include "codec.h"
-#include "jobrun.h"
+#include "answer.h"
+#include "publisher.h"
 #include "log.h"
 #include "metrics.h"
 

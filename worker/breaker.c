@@ -7,7 +7,8 @@
 #include <string.h>
 #include "clock.h"
 #include "log.h"
-#include "worker.h"
+#include "breaker.h"
+#include "context.h"
 
 #define BREAKER_CACHE_MS 2000
 #define BREAKER_HOSTS 256

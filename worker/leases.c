@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
-#include "worker.h"
+#include "leases.h"
 
 typedef struct {
     char job_id[37];

@@ -7,10 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 #include "clock.h"
-#include "jobrun.h"
+#include "answer.h"
+#include "intake.h"
+#include "leases.h"
+#include "maint.h"
+#include "publisher.h"
+#include "runner.h"
 #include "log.h"
 #include "metrics.h"
-#include "worker.h"
 
 #define OUTBOX_AGE_MS 5000
 #define OUTBOX_BATCH 64

@@ -15,7 +15,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "metrics.h"
-#include "worker.h"
+#include "publisher.h"
 
 #define PUB_BATCH 128
 #define PUB_MAX_EVENTS 10000

@@ -10,9 +10,9 @@
 #include "envelope.h"
 #include "guestcfg.h"
 #include "jobrun.h"
+#include "runner.h"
 #include "log.h"
 #include "metrics.h"
-#include "worker.h"
 
 typedef struct RunItem {
     HvdJobRecord *rec;

@@ -232,30 +232,6 @@ void hvd_agent_argv_free(char **argv)
     free(argv);
 }
 
-/* ---- outcome names ---- */
-
-const char *hvd_agent_outcome_name(HvdAgentOutcome o)
-{
-    switch (o) {
-    case HVD_AGENT_SUCCESS: return "success";
-    case HVD_AGENT_AGENT_ERROR: return "agent_error";
-    case HVD_AGENT_RETRYABLE: return "retryable";
-    case HVD_AGENT_PROTOCOL_ERROR: return "protocol_error";
-    case HVD_AGENT_TIMEOUT: return "timeout";
-    case HVD_AGENT_TRANSPORT: return "transport";
-    case HVD_AGENT_UNREACHABLE: return "unreachable";
-    case HVD_AGENT_CANCELLED: return "cancelled";
-    case HVD_AGENT_BAD_CALL: return "bad_call";
-    }
-    return "unknown";
-}
-
-bool hvd_agent_outcome_transient(HvdAgentOutcome o)
-{
-    return o == HVD_AGENT_RETRYABLE || o == HVD_AGENT_TIMEOUT || o == HVD_AGENT_TRANSPORT ||
-           o == HVD_AGENT_UNREACHABLE || o == HVD_AGENT_CANCELLED;
-}
-
 void hvd_agent_result_free(HvdAgentResult *res)
 {
     if (!res) return;
@@ -492,7 +468,7 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
                                    : hvd_agent_output_parse(c->out.data ? c->out.data : "", c->out.len, &env);
     if (pr == HVD_AGENT_PARSE_TOO_LARGE) {
         hvd_node_free(env);
-        res->outcome = HVD_AGENT_PROTOCOL_ERROR;
+        res->outcome = HVD_OUT_PROTOCOL_ERROR;
         snprintf(res->detail, sizeof res->detail, "agent wrote more than %d bytes to stdout", HVD_AGENT_MAX_OUTPUT);
         return;
     }
@@ -506,36 +482,36 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
         res->logs = hvd_node_get(env, "logs");
         const char *st = res->status ? res->status : "";
         if (strcmp(st, "success") == 0) {
-            res->outcome = HVD_AGENT_SUCCESS;
+            res->outcome = HVD_OUT_SUCCESS;
             snprintf(res->detail, sizeof res->detail, "agent answered success");
         } else if (strcmp(st, "error") == 0 || strcmp(st, "partial") == 0) {
-            res->outcome = hvd_agent_code_retryable(cfg, res->code) ? HVD_AGENT_RETRYABLE : HVD_AGENT_AGENT_ERROR;
+            res->outcome = hvd_agent_code_retryable(cfg, res->code) ? HVD_OUT_RETRYABLE : HVD_OUT_AGENT_ERROR;
             snprintf(res->detail, sizeof res->detail, "agent answered %s (code %s): %.160s", st,
                      res->code ? res->code : "none", res->message ? res->message : "");
         } else {
-            res->outcome = HVD_AGENT_PROTOCOL_ERROR;
+            res->outcome = HVD_OUT_PROTOCOL_ERROR;
             snprintf(res->detail, sizeof res->detail, "agent answered an unknown status '%.40s'", st);
         }
         return;
     }
     hvd_node_free(env);
     if (c->cancelled) {
-        res->outcome = HVD_AGENT_CANCELLED;
+        res->outcome = HVD_OUT_CANCELLED;
         snprintf(res->detail, sizeof res->detail, "agent call cancelled after %lld ms", (long long)res->elapsed_ms);
     } else if (c->timed_out) {
-        res->outcome = HVD_AGENT_TIMEOUT;
+        res->outcome = HVD_OUT_TIMEOUT;
         snprintf(res->detail, sizeof res->detail, "agent did not answer within %lld ms", (long long)timeout_ms);
     } else if (res->exited && res->exit_code == 0) {
-        res->outcome = HVD_AGENT_PROTOCOL_ERROR;
+        res->outcome = HVD_OUT_PROTOCOL_ERROR;
         snprintf(res->detail, sizeof res->detail, "agent exited 0 without an answer on stdout");
     } else if (res->exited && res->exit_code == 255) {
-        res->outcome = HVD_AGENT_UNREACHABLE;
+        res->outcome = HVD_OUT_UNREACHABLE;
         snprintf(res->detail, sizeof res->detail, "agent exited 255 without an answer (host unreachable)");
     } else if (res->exited) {
-        res->outcome = HVD_AGENT_TRANSPORT;
+        res->outcome = HVD_OUT_TRANSPORT;
         snprintf(res->detail, sizeof res->detail, "agent exited with status %d without an answer", res->exit_code);
     } else {
-        res->outcome = HVD_AGENT_TRANSPORT;
+        res->outcome = HVD_OUT_TRANSPORT;
         snprintf(res->detail, sizeof res->detail, "agent was killed by signal %d without an answer", res->term_signal);
     }
 }
@@ -576,14 +552,14 @@ static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
     return rc;
 }
 
-HvdAgentOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
-                               size_t len, HvdAgentResult *res)
+HvdOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
+                          size_t len, HvdAgentResult *res)
 {
     return hvd_agent_call_opts(cfg, NULL, host, operation, request, len, res);
 }
 
-HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *host,
-                                    const char *operation, const char *request, size_t len, HvdAgentResult *res)
+HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *host,
+                               const char *operation, const char *request, size_t len, HvdAgentResult *res)
 {
     memset(res, 0, sizeof *res);
     res->exit_code = -1;
@@ -598,7 +574,7 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
 
     char **argv = hvd_agent_argv(cfg, host, why, sizeof why);
     if (!argv) {
-        res->outcome = HVD_AGENT_BAD_CALL;
+        res->outcome = HVD_OUT_BAD_CALL;
         snprintf(res->detail, sizeof res->detail, "%s", why);
         goto done;
     }
@@ -611,7 +587,7 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
 
     if (!make_pipe(in) || !make_pipe(out) || !make_pipe(err)) {
-        res->outcome = HVD_AGENT_TRANSPORT;
+        res->outcome = HVD_OUT_NOT_SENT;
         snprintf(res->detail, sizeof res->detail, "cannot create pipes for the agent: %s", strerror(errno));
         goto unblock;
     }
@@ -624,7 +600,7 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
     c.err_fd = err[0];
     in[1] = out[0] = err[0] = -1;
     if (rc != 0) {
-        res->outcome = HVD_AGENT_TRANSPORT;
+        res->outcome = HVD_OUT_NOT_SENT;
         snprintf(res->detail, sizeof res->detail, "cannot run agent '%.100s': %s", argv[0], strerror(rc));
         goto unblock;
     }

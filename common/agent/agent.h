@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "node.h"
+#include "plan.h"
+#include "status.h"
 
 #define HVD_AGENT_DEFAULT_TIMEOUT_MS (60 * 1000) /* an operation without its own timeout */
 #define HVD_AGENT_DEFAULT_GRACE_MS 2000          /* SIGTERM -> SIGKILL */
@@ -24,18 +26,6 @@
 #define HVD_AGENT_DEFAULT_STDERR_CAP 4096        /* bytes of stderr kept (the last ones) */
 #define HVD_AGENT_DEFAULT_RETRYABLE "HOST_BUSY,TRANSIENT"
 #define HVD_AGENT_MAX_TIMEOUTS 16
-
-typedef enum {
-    HVD_AGENT_SUCCESS = 0,    /* envelope status success */
-    HVD_AGENT_AGENT_ERROR,    /* envelope error/partial with a permanent (or no) code */
-    HVD_AGENT_RETRYABLE,      /* envelope error/partial with a retryable code: transient */
-    HVD_AGENT_PROTOCOL_ERROR, /* exit 0 without a valid envelope, or over 1 MiB of output: permanent */
-    HVD_AGENT_TIMEOUT,        /* deadline passed without an envelope: transient */
-    HVD_AGENT_TRANSPORT,      /* non-zero exit or signal without an envelope, spawn failure: transient */
-    HVD_AGENT_UNREACHABLE,    /* exit 255 without an envelope (ssh could not reach the host): transient */
-    HVD_AGENT_CANCELLED,      /* the caller's cancel flag was raised: transient */
-    HVD_AGENT_BAD_CALL,       /* invalid host or no command: nothing was run; permanent */
-} HvdAgentOutcome;
 
 typedef struct {
     char op[32];
@@ -93,7 +83,7 @@ typedef struct {
 } HvdAgentCallOpts;
 
 typedef struct {
-    HvdAgentOutcome outcome;
+    HvdOutcome outcome;
     HvdNode *envelope; /* the parsed answer (owned), NULL when there was none */
     /* Borrowed from envelope (NULL when absent): */
     const char *status, *message, *code, *correlation_id;
@@ -114,17 +104,10 @@ typedef struct {
  * JobRequest line) on stdin, the outcome classified per §6 into *res (always
  * filled; free with hvd_agent_result_free). A valid envelope wins over the
  * exit status. Returns res->outcome. */
-HvdAgentOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
-                               size_t len, HvdAgentResult *res);
-HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *host,
-                                    const char *operation, const char *request, size_t len, HvdAgentResult *res);
+HvdOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
+                          size_t len, HvdAgentResult *res);
+HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *host,
+                               const char *operation, const char *request, size_t len, HvdAgentResult *res);
 void hvd_agent_result_free(HvdAgentResult *res); /* NULL-safe */
-
-/* "success", "agent_error", "retryable", "protocol_error", "timeout",
- * "transport", "unreachable", "cancelled", "bad_call". */
-const char *hvd_agent_outcome_name(HvdAgentOutcome o);
-/* True for the outcomes retried with the same idempotency key (RETRYABLE,
- * TIMEOUT, TRANSPORT, UNREACHABLE, CANCELLED). */
-bool hvd_agent_outcome_transient(HvdAgentOutcome o);
 
 #endif

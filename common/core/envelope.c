@@ -1,12 +1,17 @@
-/* Result envelopes (§4), progress events (§5) and the stage plan (§9) as nodes. */
+/* Result envelopes (§4) and progress events (§5) as nodes. */
 #include "envelope.h"
 #include <stdio.h>
 
-static HvdNode *stage_to_node(const HvdStageResult *s)
+const char *hvd_envelope_stage_status(HvdStageStatus s)
+{
+    return s == HVD_STAGE_PENDING || s == HVD_STAGE_RUNNING ? "not_started" : hvd_stage_status_name(s);
+}
+
+static HvdNode *stage_to_node(const HvdStage *s)
 {
     HvdNode *m = hvd_node_map();
     hvd_node_map_set_str(m, "name", s->name);
-    hvd_node_map_set_str(m, "status", s->status);
+    hvd_node_map_set_str(m, "status", hvd_envelope_stage_status(s->status));
     hvd_node_map_set_int(m, "attempts", s->attempts);
     hvd_node_map_set_str(m, "started_at", s->started_at);
     hvd_node_map_set_str(m, "finished_at", s->finished_at);
@@ -58,14 +63,4 @@ void hvd_event_routing_key(const HvdEvent *ev, char *buf, size_t len)
         snprintf(buf, len, "stage.%s.%s", ev->stage, status);
     else
         snprintf(buf, len, "job.%s", status);
-}
-
-size_t hvd_plan_stages(const HvdJob *job, const char *names[4])
-{
-    size_t n = 0;
-    names[n++] = HVD_STAGE_VM_CREATE;
-    if (job->disk.present) names[n++] = HVD_STAGE_DISK_CREATE;
-    if (job->nic.present) names[n++] = HVD_STAGE_NIC_CREATE;
-    if (job->guest.present) names[n++] = HVD_STAGE_VM_INITIALIZE;
-    return n;
 }

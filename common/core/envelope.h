@@ -5,24 +5,7 @@
 #include <stddef.h>
 #include "model.h"
 #include "node.h"
-
-/* Stage names in execution order. */
-#define HVD_STAGE_VM_CREATE "vm.create"
-#define HVD_STAGE_DISK_CREATE "disk.create"
-#define HVD_STAGE_NIC_CREATE "nic.create"
-#define HVD_STAGE_VM_INITIALIZE "vm.initialize"
-#define HVD_OP_VM_DELETE "vm.delete"
-
-typedef struct {
-    const char *name;
-    const char *status; /* succeeded, failed, not_started, rolled_back */
-    int64_t attempts;
-    const char *started_at; /* RFC 3339 or NULL */
-    const char *finished_at;
-    const char *message;
-    const char *code;
-    const char *agent_code;
-} HvdStageResult;
+#include "record.h"
 
 typedef struct {
     const char *job_id; /* NULL when the message could not be decoded */
@@ -31,14 +14,18 @@ typedef struct {
     const char *status; /* success, partial, error */
     const char *code;   /* NULL on success */
     const char *message;
-    const HvdNode *data; /* map or NULL (encoded as an empty map) */
-    const HvdStageResult *stages;
+    const HvdNode *data;    /* map or NULL (encoded as an empty map) */
+    const HvdStage *stages; /* reported as {name, status, attempts, started_at, finished_at, message, code,
+                             * agent_code}; pending and running stages are not_started */
     size_t n_stages;
     const HvdErrors *errors; /* NULL = [] */
     int64_t attempts;
     const char *created_at;
     const char *finished_at;
 } HvdEnvelope;
+
+/* The envelope name of a stage status: pending and running are not_started. */
+const char *hvd_envelope_stage_status(HvdStageStatus s);
 
 /* Every key of §4, always present, in this order: job_id, correlation_id,
  * job_type, status, code, message, data, stages, errors, attempts,
@@ -57,10 +44,5 @@ typedef struct {
 HvdNode *hvd_event_to_node(const HvdEvent *ev);
 /* "job.<status>" or "stage.<stage>.<status>" into buf. */
 void hvd_event_routing_key(const HvdEvent *ev, char *buf, size_t len);
-
-/* Planned stages of a job (§9) in order: vm.create always, then disk.create,
- * nic.create, vm.initialize when their spec is present. Returns the count
- * (1..4) and fills names with static strings. */
-size_t hvd_plan_stages(const HvdJob *job, const char *names[4]);
 
 #endif

@@ -1,7 +1,7 @@
 /* The job model of contract §3: validates a decoded body into HvdJob and
  * reports every error the way Pydantic v2 does ({loc, msg, type}). Error
  * messages never quote an input value, so a secret cannot leak through them. */
-#include "clock.h"
+#include "timefmt.h"
 #include "model.h"
 #include <stdarg.h>
 #include <stdio.h>

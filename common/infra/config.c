@@ -84,6 +84,8 @@ static const CfgRow rows[] = {
      "target hosts this fleet may touch; empty = any valid hostname"},
     {"HVD_MAX_ATTEMPTS", CT_INT, OFF(max_attempts), "5", 1, 100, 0, "N",
      "transient-failure attempts per stage before the job fails"},
+    {"HVD_MAX_TAKEOVERS", CT_INT, OFF(max_takeovers), "5", 0, 1000, 0, "N",
+     "times a job may be taken over from a worker that died mid-stage before it fails; 0 = no limit"},
     {"HVD_RETRY_DELAYS", CT_INTLIST, OFF(retry_delays), "5,30,120,600", 1, 86400, 0, "SECONDS,...",
      "delays of the retry buckets, one queue each"},
     {"HVD_LEASE_TTL", CT_DUR, OFF(lease_ttl), "30", 1, 86400, 0, "SECONDS",

@@ -56,6 +56,7 @@ typedef struct {
     int64_t host_concurrency;         /* HVD_HOST_CONCURRENCY 1..1024 */
     HvdStrList allowed_hosts;         /* HVD_ALLOWED_HOSTS, lower-cased; empty = any */
     int64_t max_attempts;             /* HVD_MAX_ATTEMPTS 1..100 */
+    int64_t max_takeovers;            /* HVD_MAX_TAKEOVERS 0..1000, 0 = no limit */
     HvdIntList retry_delays;          /* HVD_RETRY_DELAYS seconds, 1..16 entries */
     char *amqp_prefix;                /* HVD_AMQP_PREFIX */
     char *metrics_addr;               /* HVD_METRICS_ADDR host:port; "" = disabled */

@@ -19,6 +19,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "buf.h"
+#include "plan.h"
+#include "record.h"
+#include "status.h"
 
 typedef struct HvdStore HvdStore;
 
@@ -52,93 +55,42 @@ uint64_t hvd_store_tx_count(HvdStore *s);
 HvdStoreStatus hvd_store_migrate(HvdStore *s, const char *migrations_dir, FILE *report, int *applied, char *err,
                                  size_t errlen);
 
-/* ---- claiming ------------------------------------------------------------ */
+/* ---- claiming ------------------------------------------------------------
+ * A claim reads the facts of hvd_plan_claim under the host's advisory lock
+ * and the job's row lock, lets the plan decide, and applies the decision in
+ * the same transaction. */
 
 typedef struct {
-    const char *job_id, *job_type, *target_host, *vm_name;
-    const char *correlation_id, *reply_to, *content_type;
-    const char *request_json; /* the redacted body's request, JSON */
-    const char *options_json; /* {"on_failure":..., "deadline":...} */
-    const void *secret_blob;  /* sealed secrets, NULL when none */
-    size_t secret_len;
-    const char *secret_key_id;
-    const char *const *stages; /* planned stages in order */
-    size_t n_stages;
-} HvdNewJob;
+    HvdClaimDecision decision; /* what the plan decided (verdict RUN: rec holds our lease) */
+    HvdClaimFacts facts;       /* what it decided on */
+} HvdClaim;
 
-typedef enum {
-    HVD_CLAIM_RUN,            /* the lease is ours (record filled): run it now */
-    HVD_CLAIM_WAITING,        /* recorded / still waiting (host busy, retry not due): nothing to run */
-    HVD_CLAIM_HELD,           /* a live lease of another worker holds it: nothing to do */
-    HVD_CLAIM_FINISHED,       /* terminal: record has envelope + envelope_sent */
-    HVD_CLAIM_DUPLICATE_NAME, /* another live job on that host has this vm_name; nothing recorded */
-    HVD_CLAIM_NOT_FOUND,      /* doorbell for a job the database does not know */
-} HvdClaimOutcome;
+/* One transaction for a new job message: INSERT the job (status queued), its
+ * stages (pending, names from job->stages), its sealed secrets
+ * (job->secret_blob, job->secret_key_id) and a job_events row (NULL ->
+ * queued); then the claim as hvd_store_claim. When the job id exists already
+ * nothing is inserted and it is a claim of that job. When the live-name
+ * unique index refuses it, the verdict is HVD_CLAIM_DUPLICATE_NAME and
+ * nothing is written. */
+HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdJobRecord *job, HvdClaim *out, HvdJobRecord *rec, char *err,
+                                   size_t errlen);
 
-typedef struct {
-    char name[24];
-    char status[16]; /* pending, running, succeeded, failed, rolled_back */
-    int attempts;
-    char *started_at, *finished_at; /* RFC 3339 text or NULL */
-    char *error, *code, *agent_code;
-    char *output_json, *agent_log; /* (added) the stage's output / last agent log lines, or NULL */
-} HvdStageRecord;
-
-typedef struct {
-    char job_id[37];
-    char status[16];
-    char *job_type, *target_host, *vm_name, *correlation_id, *reply_to, *content_type;
-    char *request_json, *options_json, *outputs_json;
-    HvdBuf secret_blob; /* empty when none/erased */
-    int attempts;       /* runs started, including this claim */
-    int64_t epoch;      /* our fencing token when claimed */
-    bool cancel_requested;
-    char *created_at; /* RFC 3339 */
-    HvdStageRecord stages[4];
-    size_t n_stages;
-    HvdBuf envelope; /* terminal envelope bytes, when finished */
-    bool envelope_sent;
-    /* (added) for status queries; RFC 3339 texts, each NULL when unset */
-    char *code; /* terminal code */
-    char *updated_at, *finished_at;
-    char *lease_owner, *lease_expires_at;
-    char *waiting_reason; /* retry, host_busy, circuit_open */
-    char *next_run_at;
-} HvdJobRecord;
-void hvd_job_record_free(HvdJobRecord *r); /* frees members; NULL-safe */
-
-/* One transaction: INSERT the job (status queued), its stages (pending), its
- * secrets, a job_events row (NULL -> queued); then tries to start it exactly
- * like hvd_store_claim. When the job id exists already it does not insert and
- * behaves as hvd_store_claim. The live-name unique index decides
- * HVD_CLAIM_DUPLICATE_NAME (nothing is written then). */
-HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdNewJob *job, HvdClaimOutcome *out, HvdJobRecord *rec,
-                                   char *err, size_t errlen);
-
-/* One transaction for a doorbell, a redelivery or a sweep: locks the job row
- * (FOR UPDATE) and decides:
- *  - terminal -> FINISHED (rec has the envelope);
- *  - running under a lease that has not expired -> HELD;
- *  - waiting with next_run_at in the future -> WAITING;
- *  - else it needs its host's slot (unless it holds one): the slot is free
- *    when fewer than host_concurrency live jobs of that host hold a slot with
- *    an unexpired lease, and no job of that host that arrived earlier (seq) is
- *    waiting for a slot (arrival order); decided under
- *    pg_advisory_xact_lock on the host. No slot -> status queued,
- *    waiting_reason host_busy -> WAITING.
- *  - slot taken: lease_owner = us, lease_epoch + 1, lease_expires_at =
- *    now() + ttl, status running, attempts + 1, holds_slot, waiting cleared,
- *    event (old status -> running, detail 'claimed' / 'takeover' when it took
- *    an expired lease of another worker); rec filled -> RUN.
- * *takeover is set when an expired lease of another worker was taken. */
-HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaimOutcome *out, HvdJobRecord *rec, bool *takeover,
-                               char *err, size_t errlen);
+/* One transaction for a doorbell, a redelivery or a sweep: the facts of the
+ * job (hvd_plan_claim), the decision applied. RUN: lease_owner = us,
+ * lease_epoch + 1, lease_expires_at = now() + ttl, status running, attempts + 1
+ * (takeovers + 1 on a takeover), holds_slot, waiting cleared; a stage that
+ * was running is pending again and in doubt; an event (old status ->
+ * running, detail 'claimed' / 'takeover'); rec filled as the transaction
+ * left it. WAIT for a slot: status queued, waiting_reason host_busy.
+ * FINISHED: rec has the envelope. */
+HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaim *out, HvdJobRecord *rec, char *err,
+                               size_t errlen);
 
 /* Records a job that will never run (invalid request with a valid job id,
  * duplicate name, unsupported type) as failed with its envelope, or, when the
  * id exists already, leaves it. *existing is set when it existed; then
  * existing_envelope holds that job's stored envelope (if terminal). */
-HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, const char *code, const void *envelope,
+HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdJobRecord *job, const char *code, const void *envelope,
                                          size_t envelope_len, bool *existing, HvdBuf *existing_envelope, char *err,
                                          size_t errlen);
 
@@ -148,56 +100,43 @@ HvdStoreStatus hvd_store_record_rejected(HvdStore *s, const HvdNewJob *job, cons
  * whose slot went to another job of the host is fenced too; the job itself
  * is taken over later). A FENCED write changed nothing. */
 
-typedef struct {
-    const char *job_id;
-    int64_t epoch;
-    /* the stage that ended (NULL: none, just start next_stage) */
-    const char *stage;
-    const char *stage_status; /* succeeded, failed */
-    const char *output_json;  /* merged into jobs.outputs (success), stored in job_stages.output */
-    const char *error, *code, *agent_code, *agent_log;
-    /* the stage to start now (NULL: none): status running, attempts + 1, started_at */
-    const char *next_stage;
-} HvdStageStep;
+/* One transaction: ends stage `ended` (NULL: none) as ended->status
+ * (succeeded or failed) with its message, code, agent_code, agent_log and,
+ * on success, output_json (merged into jobs.outputs); starts `next_stage`
+ * (NULL: none: status running, attempts + 1, started_at); renews the lease;
+ * writes the events. Reports whether a cancel was requested meanwhile and
+ * the attempt number of next_stage. When a cancel was requested, next_stage
+ * is NOT started (*next_attempt = 0). */
+HvdStoreStatus hvd_store_step(HvdStore *s, const char *job_id, int64_t epoch, const HvdStage *ended,
+                              const char *next_stage, bool *cancel_requested, int *next_attempt, char *err,
+                              size_t errlen);
 
-/* One transaction: ends `stage`, starts `next_stage`, renews the lease, writes
- * the events. Reports whether a cancel was requested meanwhile and the
- * attempt number of next_stage. When a cancel was requested, next_stage is
- * NOT started (*next_attempt = 0): the caller ends the job with
- * hvd_store_finish. */
-HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested, int *next_attempt,
-                              char *err, size_t errlen);
-
-/* One transaction: a transient failure of `stage`: records the error on the
- * stage (status back to pending, attempts kept), job -> retrying (reason
- * 'retry' or 'circuit_open'), next_run_at = now() + delay_ms, lease and slot
- * released. next_job receives (may be empty) the oldest job of the host now
- * waiting for a slot, whose doorbell the caller rings. */
-HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epoch, const char *stage,
-                                    const char *error, const char *code, const char *agent_code, const char *agent_log,
-                                    int64_t delay_ms, const char *reason, char next_job[37], char *err, size_t errlen);
+/* One transaction: `stage` (NULL: no stage changes) waits for a retry: its message, code, agent_code,
+ * agent_log and in_doubt recorded (status back to pending, attempts kept),
+ * job -> retrying (reason retry or circuit_open), next_run_at = now() +
+ * delay_ms, lease and slot released. next_job receives (may be empty) the
+ * oldest job of the host now waiting for a slot, whose doorbell the caller
+ * rings. */
+HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epoch, const HvdStage *stage,
+                                    int64_t delay_ms, HvdWaitReason reason, char next_job[37], char *err,
+                                    size_t errlen);
 
 /* One transaction: lets a job go without ending it (shutdown): lease and slot
- * released, the running stage back to pending, status queued with
- * next_run_at = now(). next_job as above. */
+ * released, a running stage back to pending and in doubt (its call may have
+ * reached the agent), status queued with next_run_at = now(). next_job as
+ * above. */
 HvdStoreStatus hvd_store_release(HvdStore *s, const char *job_id, int64_t epoch, char next_job[37], char *err,
                                  size_t errlen);
 
-typedef struct {
-    const char *name;
-    const char *status; /* final: succeeded, failed, rolled_back, pending (not started) */
-    const char *error, *code, *agent_code, *agent_log;
-    const char *output_json; /* for a stage that just succeeded, else NULL */
-} HvdStageFinal;
-
-/* One transaction: the job's terminal state. Updates the given stages (only
- * those whose status changes need be passed), job status
- * (succeeded/failed/cancelled), code, envelope bytes, finished_at, releases
- * lease and slot, erases secrets on success (or sets erase_after = now() +
- * retention on failure), event. next_job as above. */
-HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, const char *job_status,
-                                const char *code, const HvdStageFinal *stages, size_t n_stages, const void *envelope,
-                                size_t envelope_len, char next_job[37], char *err, size_t errlen);
+/* One transaction: the job's terminal state. Writes every given stage
+ * (status: succeeded, failed, rolled_back or pending for not started; its
+ * message, code, agent_code, agent_log, and output_json when it succeeded),
+ * the job's status (succeeded, failed or cancelled), code, envelope bytes,
+ * finished_at; releases lease and slot; erases secrets on success (or sets
+ * erase_after = now() + retention on failure); events. next_job as above. */
+HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, HvdJobStatus status, const char *code,
+                                const HvdStage *stages, size_t n_stages, const void *envelope, size_t envelope_len,
+                                char next_job[37], char *err, size_t errlen);
 
 /* Marks envelopes confirmed by the broker (one statement for many jobs). */
 HvdStoreStatus hvd_store_mark_sent(HvdStore *s, const char *const *job_ids, size_t n, char *err, size_t errlen);
@@ -239,23 +178,12 @@ HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *f
 /* Loads a job without claiming it (status queries, replay). */
 HvdStoreStatus hvd_store_get(HvdStore *s, const char *job_id, bool *found, HvdJobRecord *rec, char *err, size_t errlen);
 
-/* ---- additions --------------------------------------------------------- */
-
-typedef struct {
-    char job_id[37];
-    char status[16];
-    char *job_type, *target_host, *vm_name, *code;
-    char *stage; /* the running stage, else the first not succeeded; NULL when none */
-    int attempts;
-    bool cancel_requested;
-    char *created_at, *updated_at, *finished_at; /* RFC 3339 or NULL */
-} HvdJobSummary;
-
 /* Recent jobs, newest first; status and host filter when not NULL. *out is a
- * new array of *n items (free with hvd_job_summaries_free). */
-HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobSummary **out,
+ * new array of *n records with their stages' names, statuses and attempts
+ * (no request, secrets or envelope); free with hvd_job_records_free. */
+HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobRecord **out,
                               size_t *n, char *err, size_t errlen);
-void hvd_job_summaries_free(HvdJobSummary *v, size_t n); /* NULL-safe */
+void hvd_job_records_free(HvdJobRecord *v, size_t n); /* NULL-safe */
 
 /* The migrations directory: $HVD_MIGRATIONS_DIR, else `migrations` found
  * next to the running binary (build/bin/../../migrations, or an install's
@@ -268,12 +196,6 @@ const char *hvd_store_default_migrations_dir(void);
 void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen);
 
 /* ---- per-host circuit breaker (store_host.c) ------------------------------ */
-
-typedef enum {
-    HVD_HOST_CLOSED, /* calls go through */
-    HVD_HOST_OPEN,   /* failing: wait *wait_ms without spending an attempt */
-    HVD_HOST_TRIAL,  /* cooled down: this job makes the one trial call */
-} HvdHostGate;
 
 /* Reads the host's circuit (one statement; takes the trial for job_id, for
  * trial_ms, when the cooldown is over and no live trial exists). *fails is

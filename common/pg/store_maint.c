@@ -184,35 +184,27 @@ HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *f
     return HVD_STORE_OK;
 }
 
+/* The newest jobs (filters applied before the limit), one row per stage. */
 /* clang-format off */
 static const char SQL_LIST[] =
     "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.code,"
-    " (SELECT s.stage FROM hvdeploy.job_stages s WHERE s.job_id = j.job_id AND s.status <> 'succeeded'"
-    "  ORDER BY (s.status = 'running') DESC, s.position LIMIT 1),"
     " j.attempts, j.cancel_requested, " STORE_TS("j.created_at") ", " STORE_TS("j.updated_at") ","
-    " " STORE_TS("j.finished_at")
-    " FROM hvdeploy.jobs j WHERE ($1::text IS NULL OR j.status = $1::text)"
-    " AND ($2::text IS NULL OR lower(j.target_host) = lower($2::text))"
-    " ORDER BY j.created_at DESC, j.seq DESC LIMIT $3::int";
+    " " STORE_TS("j.finished_at") ", s.stage, s.status, s.attempts"
+    " FROM (SELECT * FROM hvdeploy.jobs WHERE ($1::text IS NULL OR status = $1::text)"
+    "  AND ($2::text IS NULL OR lower(target_host) = lower($2::text))"
+    "  ORDER BY created_at DESC, seq DESC LIMIT $3::int) j"
+    " LEFT JOIN hvdeploy.job_stages s ON s.job_id = j.job_id"
+    " ORDER BY j.created_at DESC, j.seq DESC, s.position";
 /* clang-format on */
 
-void hvd_job_summaries_free(HvdJobSummary *v, size_t n)
+void hvd_job_records_free(HvdJobRecord *v, size_t n)
 {
     if (!v) return;
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].job_type);
-        free(v[i].target_host);
-        free(v[i].vm_name);
-        free(v[i].code);
-        free(v[i].stage);
-        free(v[i].created_at);
-        free(v[i].updated_at);
-        free(v[i].finished_at);
-    }
+    for (size_t i = 0; i < n; i++) hvd_job_record_free(&v[i]);
     free(v);
 }
 
-HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobSummary **out,
+HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobRecord **out,
                               size_t *n, char *err, size_t errlen)
 {
     StoreParams p = {0};
@@ -228,23 +220,32 @@ HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host,
     store_checkin(s, c);
     if (!r) return st;
     int rows = PQntuples(r);
-    HvdJobSummary *v = hvd_xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
+    HvdJobRecord *v = hvd_xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
+    size_t k = 0;
     for (int i = 0; i < rows; i++) {
-        store_col_copy(r, i, 0, v[i].job_id, sizeof(v[i].job_id));
-        store_col_copy(r, i, 1, v[i].status, sizeof(v[i].status));
-        v[i].job_type = store_col_dup(r, i, 2);
-        v[i].target_host = store_col_dup(r, i, 3);
-        v[i].vm_name = store_col_dup(r, i, 4);
-        v[i].code = store_col_dup(r, i, 5);
-        v[i].stage = store_col_dup(r, i, 6);
-        v[i].attempts = (int)store_col_int(r, i, 7);
-        v[i].cancel_requested = store_col_bool(r, i, 8);
-        v[i].created_at = store_col_dup(r, i, 9);
-        v[i].updated_at = store_col_dup(r, i, 10);
-        v[i].finished_at = store_col_dup(r, i, 11);
+        if (k == 0 || strcmp(v[k - 1].job_id, PQgetvalue(r, i, 0)) != 0) {
+            HvdJobRecord *j = &v[k++];
+            store_col_copy(r, i, 0, j->job_id, sizeof(j->job_id));
+            j->status = store_col_job_status(r, i, 1);
+            j->job_type = store_col_dup(r, i, 2);
+            j->target_host = store_col_dup(r, i, 3);
+            j->vm_name = store_col_dup(r, i, 4);
+            j->code = store_col_dup(r, i, 5);
+            j->attempts = (int)store_col_int(r, i, 6);
+            j->cancel_requested = store_col_bool(r, i, 7);
+            j->created_at = store_col_dup(r, i, 8);
+            j->updated_at = store_col_dup(r, i, 9);
+            j->finished_at = store_col_dup(r, i, 10);
+        }
+        HvdJobRecord *j = &v[k - 1];
+        if (PQgetisnull(r, i, 11) || j->n_stages >= HVD_MAX_STAGES) continue;
+        HvdStage *sg = &j->stages[j->n_stages++];
+        store_col_copy(r, i, 11, sg->name, sizeof(sg->name));
+        sg->status = store_col_stage_status(r, i, 12);
+        sg->attempts = (int)store_col_int(r, i, 13);
     }
     PQclear(r);
     *out = v;
-    *n = (size_t)rows;
+    *n = k;
     return HVD_STORE_OK;
 }

@@ -106,18 +106,17 @@ void store_col_bytea(const PGresult *r, int row, int col, HvdBuf *out);
 void store_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool store_uuid_ok(const char *s);
 
-/* ---- record loading (store_claim.c) ---- */
+/* ---- records (store_record.c) ---- */
 /* Loads the job (and its stages) into rec; *found false when unknown. With
- * for_update the job row is locked (inside a transaction). The extra decision
- * columns are returned in d when not NULL. */
-typedef struct {
-    bool lease_live; /* lease_expires_at > now() */
-    bool not_due;    /* next_run_at > now() */
-    bool holds_slot;
-    int64_t seq;
-} StoreJobState;
-HvdStoreStatus store_load_job(StoreConn *c, const char *job_id, bool for_update, bool *found, HvdJobRecord *rec,
-                              StoreJobState *d, char *err, size_t errlen);
+ * for_update the job row is locked (inside a transaction). facts (may be
+ * NULL) gets what hvd_plan_claim decides on. */
+HvdStoreStatus store_load_job(HvdStore *s, StoreConn *c, const char *job_id, bool for_update, bool *found,
+                              HvdJobRecord *rec, HvdClaimFacts *facts, char *err, size_t errlen);
+HvdStoreStatus store_load_stages(StoreConn *c, const char *job_id, HvdJobRecord *rec, char *err, size_t errlen);
+HvdJobStatus store_col_job_status(const PGresult *r, int row, int col);
+HvdStageStatus store_col_stage_status(const PGresult *r, int row, int col);
+/* The columns of a new job's row and its stage names as $1..$10 (store_claim.c). */
+void store_new_job_params(StoreParams *p, const HvdJobRecord *job, HvdBuf *stages);
 
 /* Takes the advisory lock of the job's host when the job is live (every
  * transaction that moves slots takes it before any job row). */

@@ -30,10 +30,10 @@ static const char SQL_STEP[] =
     "  error = coalesce($8::text, s.error),"
     "  code = CASE WHEN $6::text = 'succeeded' THEN NULL ELSE coalesce($9::text, s.code) END,"
     "  agent_code = CASE WHEN $6::text = 'succeeded' THEN NULL ELSE coalesce($10::text, s.agent_code) END,"
-    "  agent_log = coalesce($11::text, s.agent_log)"
+    "  agent_log = coalesce($11::text, s.agent_log), in_doubt = false"
     "  FROM j WHERE s.job_id = $1::uuid AND s.stage = $5::text RETURNING s.stage, s.attempts),"
     " n AS (UPDATE hvdeploy.job_stages s SET status = 'running', attempts = s.attempts + 1,"
-    "  started_at = now(), finished_at = NULL"
+    "  started_at = now(), finished_at = NULL, in_doubt = false"
     "  FROM j WHERE s.job_id = $1::uuid AND s.stage = $12::text AND NOT j.cancel_requested"
     "  RETURNING s.stage, s.attempts),"
     " ev AS (INSERT INTO hvdeploy.job_events (job_id, stage, from_status, to_status, attempt, worker, detail)"
@@ -45,53 +45,52 @@ static const char SQL_STEP[] =
     " (SELECT max(attempts) FROM n), (SELECT count(*) FROM e), (SELECT count(*) FROM n)";
 /* clang-format on */
 
-HvdStoreStatus hvd_store_step(HvdStore *s, const HvdStageStep *step, bool *cancel_requested, int *next_attempt,
-                              char *err, size_t errlen)
+HvdStoreStatus hvd_store_step(HvdStore *s, const char *job_id, int64_t epoch, const HvdStage *ended,
+                              const char *next_stage, bool *cancel_requested, int *next_attempt, char *err,
+                              size_t errlen)
 {
     HvdStoreStatus st;
     StoreParams p = {0};
     if (cancel_requested) *cancel_requested = false;
     if (next_attempt) *next_attempt = 0;
-    if (!step || !store_uuid_ok(step->job_id)) {
+    if (!store_uuid_ok(job_id)) {
         store_set_err(err, errlen, "step needs a job id");
         return HVD_STORE_ERROR;
     }
-    if (step->stage && (!step->stage_status ||
-                        (strcmp(step->stage_status, "succeeded") != 0 && strcmp(step->stage_status, "failed") != 0))) {
-        store_set_err(err, errlen, "a stage ends succeeded or failed, not %s",
-                      step->stage_status ? step->stage_status : "(none)");
+    if (ended && ended->status != HVD_STAGE_SUCCEEDED && ended->status != HVD_STAGE_FAILED) {
+        store_set_err(err, errlen, "a stage ends succeeded or failed, not %s", hvd_stage_status_name(ended->status));
         return HVD_STORE_ERROR;
     }
-    if (step->stage && step->next_stage && strcmp(step->stage, step->next_stage) == 0) {
-        store_set_err(err, errlen, "stage %s cannot end and start in one step", step->stage);
+    if (ended && next_stage && strcmp(ended->name, next_stage) == 0) {
+        store_set_err(err, errlen, "stage %s cannot end and start in one step", next_stage);
         return HVD_STORE_ERROR;
     }
     StoreConn *c = store_checkout(s, &st, err, errlen);
     if (!c) return st;
-    store_p_text(&p, step->job_id);
-    store_p_int(&p, step->epoch);
+    store_p_text(&p, job_id);
+    store_p_int(&p, epoch);
     store_p_text(&p, s->worker_id);
     store_p_int(&p, s->lease_ttl_s);
-    store_p_text(&p, step->stage);
-    store_p_text(&p, step->stage ? step->stage_status : NULL);
-    store_p_text(&p, step->output_json);
-    store_p_text(&p, step->error);
-    store_p_text(&p, step->code);
-    store_p_text(&p, step->agent_code);
-    store_p_text(&p, step->agent_log);
-    store_p_text(&p, step->next_stage);
+    store_p_text(&p, ended ? ended->name : NULL);
+    store_p_text(&p, ended ? hvd_stage_status_name(ended->status) : NULL);
+    store_p_text(&p, ended && ended->status == HVD_STAGE_SUCCEEDED ? ended->output_json : NULL);
+    store_p_text(&p, ended ? ended->message : NULL);
+    store_p_text(&p, ended ? ended->code : NULL);
+    store_p_text(&p, ended ? ended->agent_code : NULL);
+    store_p_text(&p, ended ? ended->agent_log : NULL);
+    store_p_text(&p, next_stage);
     PGresult *r = store_exec1(s, c, SQL_STEP, &p, &st, err, errlen);
     if (!r) goto out;
     if (store_col_int(r, 0, 0) == 0) {
         st = HVD_STORE_FENCED;
-    } else if (step->stage && store_col_int(r, 0, 3) == 0) {
-        store_set_err(err, errlen, "stage %s is not planned for job %s", step->stage, step->job_id);
+    } else if (ended && store_col_int(r, 0, 3) == 0) {
+        store_set_err(err, errlen, "stage %s is not planned for job %s", ended->name, job_id);
         st = HVD_STORE_ERROR;
     } else {
         bool cancel = store_col_bool(r, 0, 1);
         if (cancel_requested) *cancel_requested = cancel;
-        if (step->next_stage && !cancel && store_col_int(r, 0, 4) == 0) {
-            store_set_err(err, errlen, "stage %s is not planned for job %s", step->next_stage, step->job_id);
+        if (next_stage && !cancel && store_col_int(r, 0, 4) == 0) {
+            store_set_err(err, errlen, "stage %s is not planned for job %s", next_stage, job_id);
             st = HVD_STORE_ERROR;
         } else {
             if (next_attempt) *next_attempt = (int)store_col_int(r, 0, 2);
@@ -112,7 +111,7 @@ static const char SQL_WAIT_RETRY[] =
     "  WHERE " STORE_FENCE " RETURNING job_id, attempts, target_host, seq),"
     " old AS (SELECT stage, status FROM hvdeploy.job_stages WHERE job_id = $1::uuid AND stage = $4::text),"
     " st AS (UPDATE hvdeploy.job_stages s SET status = 'pending', finished_at = now(),"
-    "  error = $5::text, code = $6::text, agent_code = $7::text, agent_log = $8::text"
+    "  error = $5::text, code = $6::text, agent_code = $7::text, agent_log = $8::text, in_doubt = $11::boolean"
     "  FROM j WHERE s.job_id = $1::uuid AND s.stage = $4::text RETURNING s.stage, s.attempts),"
     " ev AS (INSERT INTO hvdeploy.job_events (job_id, stage, from_status, to_status, attempt, worker, detail)"
     "  SELECT $1::uuid, NULL, 'running', 'retrying', j.attempts, $3::text, $10::text FROM j"
@@ -157,9 +156,8 @@ out:
     return st;
 }
 
-HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epoch, const char *stage,
-                                    const char *error, const char *code, const char *agent_code, const char *agent_log,
-                                    int64_t delay_ms, const char *reason, char next_job[37], char *err, size_t errlen)
+HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epoch, const HvdStage *stage,
+                                    int64_t delay_ms, HvdWaitReason reason, char next_job[37], char *err, size_t errlen)
 {
     StoreParams p = {0};
     if (next_job) next_job[0] = '\0';
@@ -167,16 +165,19 @@ HvdStoreStatus hvd_store_wait_retry(HvdStore *s, const char *job_id, int64_t epo
         store_set_err(err, errlen, "wait_retry needs a job id");
         return HVD_STORE_ERROR;
     }
+    static const HvdStage none = {.name = ""};
+    if (!stage) stage = &none;
     store_p_text(&p, job_id);
     store_p_int(&p, epoch);
     store_p_text(&p, s->worker_id);
-    store_p_text(&p, stage);
-    store_p_text(&p, error);
-    store_p_text(&p, code);
-    store_p_text(&p, agent_code);
-    store_p_text(&p, agent_log);
+    store_p_text(&p, stage->name[0] ? stage->name : NULL);
+    store_p_text(&p, stage->message);
+    store_p_text(&p, stage->code);
+    store_p_text(&p, stage->agent_code);
+    store_p_text(&p, stage->agent_log);
     store_p_int(&p, delay_ms < 0 ? 0 : delay_ms);
-    store_p_text(&p, reason && *reason ? reason : "retry");
+    store_p_text(&p, reason == HVD_WAIT_NONE ? "retry" : hvd_wait_reason_name(reason));
+    store_p_bool(&p, stage->in_doubt);
     return host_tx(s, job_id, SQL_WAIT_RETRY, &p, next_job, err, errlen);
 }
 
@@ -185,7 +186,7 @@ static const char SQL_RELEASE[] =
     "WITH j AS (UPDATE hvdeploy.jobs SET status = 'queued', waiting_reason = NULL, next_run_at = now(),"
     "  lease_owner = NULL, lease_expires_at = NULL, holds_slot = false, updated_at = now()"
     "  WHERE " STORE_FENCE " RETURNING job_id, attempts, target_host, seq),"
-    " st AS (UPDATE hvdeploy.job_stages s SET status = 'pending', finished_at = now()"
+    " st AS (UPDATE hvdeploy.job_stages s SET status = 'pending', finished_at = now(), in_doubt = true"
     "  FROM j WHERE s.job_id = $1::uuid AND s.status = 'running' RETURNING s.stage, s.attempts),"
     " ev AS (INSERT INTO hvdeploy.job_events (job_id, stage, from_status, to_status, attempt, worker, detail)"
     "  SELECT $1::uuid, NULL, 'running', 'queued', j.attempts, $3::text, 'released' FROM j"
@@ -230,7 +231,7 @@ static const char SQL_FINISH[] =
     "  error = coalesce(f.error, s.error),"
     "  code = CASE WHEN f.status = 'succeeded' THEN NULL ELSE coalesce(f.code, s.code) END,"
     "  agent_code = CASE WHEN f.status = 'succeeded' THEN NULL ELSE coalesce(f.agent_code, s.agent_code) END,"
-    "  agent_log = coalesce(f.agent_log, s.agent_log)"
+    "  agent_log = coalesce(f.agent_log, s.agent_log), in_doubt = false"
     "  FROM j, f WHERE s.job_id = $1::uuid AND s.stage = f.stage"
     "  RETURNING s.stage, s.status, s.attempts, f.code AS fcode),"
     " sd AS (DELETE FROM hvdeploy.job_secrets WHERE job_id = $1::uuid AND $4::text <> 'failed'"
@@ -245,11 +246,10 @@ static const char SQL_FINISH[] =
     " SELECT (SELECT count(*) FROM j), (SELECT job_id::text FROM nx)";
 /* clang-format on */
 
-HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, const char *job_status,
-                                const char *code, const HvdStageFinal *stages, size_t n_stages, const void *envelope,
-                                size_t envelope_len, char next_job[37], char *err, size_t errlen)
+HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, HvdJobStatus status, const char *code,
+                                const HvdStage *stages, size_t n_stages, const void *envelope, size_t envelope_len,
+                                char next_job[37], char *err, size_t errlen)
 {
-    static const char *const final_status[] = {"succeeded", "failed", "rolled_back", "pending"};
     HvdBuf arr[7] = {{0}};
     StoreParams p = {0};
     HvdStoreStatus st = HVD_STORE_ERROR;
@@ -258,34 +258,28 @@ HvdStoreStatus hvd_store_finish(HvdStore *s, const char *job_id, int64_t epoch, 
         store_set_err(err, errlen, "finish needs a job id");
         return HVD_STORE_ERROR;
     }
-    if (!job_status || (strcmp(job_status, "succeeded") != 0 && strcmp(job_status, "failed") != 0 &&
-                        strcmp(job_status, "cancelled") != 0)) {
-        store_set_err(err, errlen, "a job ends succeeded, failed or cancelled, not %s",
-                      job_status ? job_status : "(none)");
+    if (!hvd_job_status_terminal(status)) {
+        store_set_err(err, errlen, "a job ends succeeded, failed or cancelled, not %s", hvd_job_status_name(status));
         return HVD_STORE_ERROR;
     }
     for (size_t i = 0; i < n_stages; i++) {
-        bool ok = false;
-        for (size_t k = 0; k < 4; k++)
-            if (stages[i].name && stages[i].status && strcmp(stages[i].status, final_status[k]) == 0) ok = true;
-        if (!ok) {
-            store_set_err(err, errlen, "stage %s cannot end as %s", stages[i].name ? stages[i].name : "?",
-                          stages[i].status ? stages[i].status : "(none)");
+        if (stages[i].status == HVD_STAGE_RUNNING) {
+            store_set_err(err, errlen, "stage %s cannot end as running", stages[i].name);
             return HVD_STORE_ERROR;
         }
         store_array_add(&arr[0], stages[i].name);
-        store_array_add(&arr[1], stages[i].status);
-        store_array_add(&arr[2], stages[i].error);
+        store_array_add(&arr[1], hvd_stage_status_name(stages[i].status));
+        store_array_add(&arr[2], stages[i].message);
         store_array_add(&arr[3], stages[i].code);
         store_array_add(&arr[4], stages[i].agent_code);
         store_array_add(&arr[5], stages[i].agent_log);
-        store_array_add(&arr[6], stages[i].output_json);
+        store_array_add(&arr[6], stages[i].status == HVD_STAGE_SUCCEEDED ? stages[i].output_json : NULL);
     }
     for (size_t k = 0; k < 7; k++) store_array_end(&arr[k]);
     store_p_text(&p, job_id);
     store_p_int(&p, epoch);
     store_p_text(&p, s->worker_id);
-    store_p_text(&p, job_status);
+    store_p_text(&p, hvd_job_status_name(status));
     store_p_text(&p, code);
     store_p_bin(&p, envelope, envelope ? envelope_len : 0);
     for (size_t k = 0; k < 7; k++) store_p_text(&p, arr[k].data);

@@ -83,37 +83,43 @@ static const char *const stages4[] = {"vm.create", "disk.create", "nic.create", 
 static void make_job(HvdStore *s, const char *id, const char *host, const char *vm, int kind)
 {
     char err[512] = "";
-    HvdNewJob j = {.job_id = id,
-                   .job_type = "managed_deployment",
-                   .target_host = host,
-                   .vm_name = vm,
-                   .reply_to = "hvdeploy.results",
-                   .content_type = "application/json",
-                   .request_json = "{}",
-                   .options_json = "{}",
-                   .stages = stages4,
-                   .n_stages = 4};
-    HvdClaimOutcome out;
+    HvdJobRecord j = {0}; /* borrowed strings: not freed */
+    snprintf(j.job_id, sizeof j.job_id, "%s", id);
+    j.job_type = (char *)"managed_deployment";
+    j.target_host = (char *)host;
+    j.vm_name = (char *)vm;
+    j.reply_to = (char *)"hvdeploy.results";
+    j.content_type = (char *)"application/json";
+    j.request_json = (char *)"{}";
+    j.options_json = (char *)"{}";
+    for (int i = 0; i < 4; i++) snprintf(j.stages[i].name, sizeof j.stages[i].name, "%s", stages4[i]);
+    j.n_stages = 4;
+    HvdClaim out;
     HvdJobRecord rec = {0};
     cr_assert_eq(hvd_store_claim_new(s, &j, &out, &rec, err, sizeof err), HVD_STORE_OK, "%s", err);
-    cr_assert_eq(out, HVD_CLAIM_RUN);
-    HvdStageStep st = {.job_id = id, .epoch = rec.epoch, .next_stage = "vm.create"};
-    cr_assert_eq(hvd_store_step(s, &st, NULL, NULL, err, sizeof err), HVD_STORE_OK, "%s", err);
+    cr_assert_eq(out.decision.verdict, HVD_CLAIM_RUN);
+    cr_assert_eq(hvd_store_step(s, id, rec.epoch, NULL, "vm.create", NULL, NULL, err, sizeof err), HVD_STORE_OK, "%s",
+                 err);
     char next[37];
     if (kind == 1) {
-        HvdStageFinal f = {.name = "vm.create",
-                           .status = "failed",
-                           .error = "network 'Nope' not found",
-                           .code = "agent_error",
-                           .agent_code = "NETWORK_NOT_FOUND"};
-        cr_assert_eq(hvd_store_finish(s, id, rec.epoch, "failed", "agent_error", &f, 1, "E", 1, next, err, sizeof err),
-                     HVD_STORE_OK, "%s", err);
+        HvdStage f = {.name = "vm.create",
+                      .status = HVD_STAGE_FAILED,
+                      .message = (char *)"network 'Nope' not found",
+                      .code = (char *)"agent_error",
+                      .agent_code = (char *)"NETWORK_NOT_FOUND"};
+        cr_assert_eq(
+            hvd_store_finish(s, id, rec.epoch, HVD_JOB_FAILED, "agent_error", &f, 1, "E", 1, next, err, sizeof err),
+            HVD_STORE_OK, "%s", err);
     } else if (kind == 2) {
-        HvdStageFinal f[4];
-        for (int i = 0; i < 4; i++) f[i] = (HvdStageFinal){.name = stages4[i], .status = "succeeded"};
-        f[0].output_json = "{\"vm_id\":\"abc\"}";
-        f[0].error = "Created VM 'x'"; /* the agent's message of a stage that succeeded */
-        cr_assert_eq(hvd_store_finish(s, id, rec.epoch, "succeeded", NULL, f, 4, "E", 1, next, err, sizeof err),
+        HvdStage f[4];
+        memset(f, 0, sizeof f);
+        for (int i = 0; i < 4; i++) {
+            snprintf(f[i].name, sizeof f[i].name, "%s", stages4[i]);
+            f[i].status = HVD_STAGE_SUCCEEDED;
+        }
+        f[0].output_json = (char *)"{\"vm_id\":\"abc\"}";
+        f[0].message = (char *)"Created VM 'x'"; /* the agent's message of a stage that succeeded */
+        cr_assert_eq(hvd_store_finish(s, id, rec.epoch, HVD_JOB_SUCCEEDED, NULL, f, 4, "E", 1, next, err, sizeof err),
                      HVD_STORE_OK, "%s", err);
     }
     hvd_job_record_free(&rec);

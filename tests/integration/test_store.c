@@ -59,64 +59,92 @@ static const char *jid(int n)
     return ids[n];
 }
 
-static HvdNewJob new_job(int n, const char *host, const char *vm)
+static HvdJobRecord new_job(int n, const char *host, const char *vm)
 {
-    HvdNewJob j = {.job_id = jid(n),
-                   .job_type = "managed_deployment",
-                   .target_host = host,
-                   .vm_name = vm,
-                   .correlation_id = NULL,
-                   .reply_to = "hvdeploy.results",
-                   .content_type = "application/msgpack",
-                   .request_json = "{\"target_host\":\"x\",\"vm_spec\":{\"vm_name\":\"v\"}}",
-                   .options_json = "{\"on_failure\":\"keep\"}",
-                   .stages = all_stages,
-                   .n_stages = 4};
+    /* the strings are borrowed: never hvd_job_record_free a job made here */
+    HvdJobRecord j = {0};
+    snprintf(j.job_id, sizeof j.job_id, "%s", jid(n));
+    j.job_type = (char *)"managed_deployment";
+    j.target_host = (char *)host;
+    j.vm_name = (char *)vm;
+    j.reply_to = (char *)"hvdeploy.results";
+    j.content_type = (char *)"application/msgpack";
+    j.request_json = (char *)"{\"target_host\":\"x\",\"vm_spec\":{\"vm_name\":\"v\"}}";
+    j.options_json = (char *)"{\"on_failure\":\"keep\"}";
+    for (size_t i = 0; i < 4; i++) snprintf(j.stages[i].name, sizeof j.stages[i].name, "%s", all_stages[i]);
+    j.n_stages = 4;
     return j;
 }
 
-static HvdClaimOutcome claim_new(HvdStore *s, const HvdNewJob *j, HvdJobRecord *rec)
+static void set_secret(HvdJobRecord *j, const unsigned char *blob, size_t len)
 {
-    char err[512] = "";
-    HvdClaimOutcome out = HVD_CLAIM_NOT_FOUND;
-    HvdStoreStatus st = hvd_store_claim_new(s, j, &out, rec, err, sizeof err);
-    cr_assert_eq(st, HVD_STORE_OK, "claim_new %s: %s", j->job_id, err);
-    return out;
+    j->secret_blob = (HvdBuf){.data = (char *)blob, .len = len, .cap = len};
+    j->secret_key_id = (char *)"k1";
 }
 
-static HvdClaimOutcome claim(HvdStore *s, const char *id, HvdJobRecord *rec, bool *takeover)
+static HvdClaimVerdict claim_new(HvdStore *s, const HvdJobRecord *j, HvdJobRecord *rec)
 {
     char err[512] = "";
-    HvdClaimOutcome out = HVD_CLAIM_NOT_FOUND;
-    HvdStoreStatus st = hvd_store_claim(s, id, &out, rec, takeover, err, sizeof err);
+    HvdClaim out;
+    HvdStoreStatus st = hvd_store_claim_new(s, j, &out, rec, err, sizeof err);
+    cr_assert_eq(st, HVD_STORE_OK, "claim_new %s: %s", j->job_id, err);
+    return out.decision.verdict;
+}
+
+static HvdClaimVerdict claim(HvdStore *s, const char *id, HvdJobRecord *rec, bool *takeover)
+{
+    char err[512] = "";
+    HvdClaim out;
+    HvdStoreStatus st = hvd_store_claim(s, id, &out, rec, err, sizeof err);
     cr_assert_eq(st, HVD_STORE_OK, "claim %s: %s", id, err);
-    return out;
+    if (takeover) *takeover = out.decision.takeover;
+    return out.decision.verdict;
+}
+
+/* A stage as the runner hands it to the store. */
+static HvdStage stage_of(const char *name, const char *status, const char *output)
+{
+    HvdStage st = {0};
+    snprintf(st.name, sizeof st.name, "%s", name ? name : "");
+    if (status) cr_assert(hvd_stage_status_parse(status, &st.status), "stage status %s", status);
+    st.output_json = (char *)output;
+    return st;
 }
 
 static HvdStoreStatus step(HvdStore *s, const char *id, int64_t epoch, const char *stage, const char *status,
                            const char *output, const char *next, bool *cancel, int *attempt)
 {
     char err[512] = "";
-    HvdStageStep st = {.job_id = id,
-                       .epoch = epoch,
-                       .stage = stage,
-                       .stage_status = status,
-                       .output_json = output,
-                       .next_stage = next};
-    HvdStoreStatus r = hvd_store_step(s, &st, cancel, attempt, err, sizeof err);
+    HvdStage ended = stage_of(stage, status, output);
+    HvdStoreStatus r = hvd_store_step(s, id, epoch, stage ? &ended : NULL, next, cancel, attempt, err, sizeof err);
     cr_assert(r == HVD_STORE_OK || r == HVD_STORE_FENCED, "step: %s", err);
     return r;
 }
 
 static HvdStoreStatus finish(HvdStore *s, const char *id, int64_t epoch, const char *status, const char *code,
-                             const HvdStageFinal *f, size_t nf, const void *env, size_t envlen, char next[37])
+                             const HvdStage *f, size_t nf, const void *env, size_t envlen, char next[37])
 {
     char err[512] = "";
     char scratch[37];
+    HvdJobStatus js;
+    cr_assert(hvd_job_status_parse(status, &js), "job status %s", status);
     HvdStoreStatus r =
-        hvd_store_finish(s, id, epoch, status, code, f, nf, env, envlen, next ? next : scratch, err, sizeof err);
+        hvd_store_finish(s, id, epoch, js, code, f, nf, env, envlen, next ? next : scratch, err, sizeof err);
     cr_assert(r == HVD_STORE_OK || r == HVD_STORE_FENCED, "finish: %s", err);
     return r;
+}
+
+/* wait_retry of stage (NULL: none) with the given record. */
+static HvdStoreStatus wait_retry(HvdStore *s, const char *id, int64_t epoch, const char *stage, const char *error,
+                                 const char *code, const char *agent_code, const char *agent_log, int64_t delay_ms,
+                                 char next[37], char *err, size_t errlen)
+{
+    HvdStage st = stage_of(stage, NULL, NULL);
+    st.message = (char *)error;
+    st.code = (char *)code;
+    st.agent_code = (char *)agent_code;
+    st.agent_log = (char *)agent_log;
+    return hvd_store_wait_retry(s, id, epoch, stage ? &st : NULL, delay_ms, HVD_WAIT_RETRY, next, err, errlen);
 }
 
 static char *col(const char *sql, const char *id)
@@ -158,20 +186,20 @@ Test(store, claim_new_runs_with_epoch_1_and_stage_rows)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord rec = {0};
-    HvdNewJob j = new_job(1, "hv01", "web-01");
+    HvdJobRecord j = new_job(1, "hv01", "web-01");
     uint64_t tx0 = hvd_store_tx_count(s);
     cr_assert_eq(claim_new(s, &j, &rec), HVD_CLAIM_RUN);
     cr_assert_eq(hvd_store_tx_count(s), tx0 + 1, "claim_new is one transaction");
     cr_assert_eq(rec.epoch, 1);
     cr_assert_eq(rec.attempts, 1);
-    cr_assert_str_eq(rec.status, "running");
+    cr_assert_str_eq(hvd_job_status_name(rec.status), "running");
     cr_assert_str_eq(rec.job_id, jid(1));
     cr_assert_str_eq(rec.correlation_id, jid(1), "correlation id defaults to the job id");
     cr_assert_str_eq(rec.target_host, "hv01");
     cr_assert_eq(rec.n_stages, 4);
     for (size_t i = 0; i < 4; i++) {
         cr_assert_str_eq(rec.stages[i].name, all_stages[i]);
-        cr_assert_str_eq(rec.stages[i].status, "pending");
+        cr_assert_str_eq(hvd_stage_status_name(rec.stages[i].status), "pending");
     }
     cr_assert_eq(rec.secret_blob.len, 0);
     cr_assert_not_null(rec.created_at);
@@ -202,7 +230,7 @@ Test(store, held_then_takeover_after_expiry_then_old_holder_is_fenced)
     HvdStore *a = open_store("w-a", 1, 1);
     HvdStore *b = open_store("w-b", 1, 1);
     HvdJobRecord ra = {0}, rb = {0};
-    HvdNewJob j = new_job(1, "hv01", "web-01");
+    HvdJobRecord j = new_job(1, "hv01", "web-01");
     bool takeover = true;
     cr_assert_eq(claim_new(a, &j, &ra), HVD_CLAIM_RUN);
     int attempt = 0;
@@ -215,7 +243,7 @@ Test(store, held_then_takeover_after_expiry_then_old_holder_is_fenced)
     cr_assert(takeover);
     cr_assert_eq(rb.epoch, 2);
     cr_assert_eq(rb.attempts, 2);
-    cr_assert_str_eq(rb.stages[0].status, "pending", "the interrupted stage is pending again");
+    cr_assert_str_eq(hvd_stage_status_name(rb.stages[0].status), "pending", "the interrupted stage is pending again");
     cr_assert_eq(rb.stages[0].attempts, 1);
     /* the old holder can change nothing */
     cr_assert_eq(step(a, jid(1), ra.epoch, "vm.create", "succeeded", "{\"vm_id\":\"x\"}", "disk.create", NULL, NULL),
@@ -256,7 +284,7 @@ Test(store, four_stages_then_finish_chain_without_gaps)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord rec = {0};
-    HvdNewJob j = new_job(1, "hv01", "web-01");
+    HvdJobRecord j = new_job(1, "hv01", "web-01");
     cr_assert_eq(claim_new(s, &j, &rec), HVD_CLAIM_RUN);
     const char *outputs[] = {"{\"vm_id\":\"11111111-2222-3333-4444-555555555555\"}",
                              "{\"disk_id\":\"d1\",\"disk_path\":\"C:\\\\vm\\\\d1.vhdx\"}",
@@ -327,18 +355,16 @@ Test(store, step_rejects_unplanned_stage_and_bad_status)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord rec = {0};
-    HvdNewJob j = new_job(1, "hv01", "web-01");
-    const char *only_vm[] = {"vm.create"};
-    j.stages = only_vm;
-    j.n_stages = 1;
+    HvdJobRecord j = new_job(1, "hv01", "web-01");
+    j.n_stages = 1; /* vm.create only */
     cr_assert_eq(claim_new(s, &j, &rec), HVD_CLAIM_RUN);
     cr_assert_eq(rec.n_stages, 1);
     char err[256] = "";
-    HvdStageStep st = {.job_id = jid(1), .epoch = rec.epoch, .next_stage = "nic.create"};
-    cr_assert_eq(hvd_store_step(s, &st, NULL, NULL, err, sizeof err), HVD_STORE_ERROR);
+    cr_assert_eq(hvd_store_step(s, jid(1), rec.epoch, NULL, "nic.create", NULL, NULL, err, sizeof err),
+                 HVD_STORE_ERROR);
     cr_assert(strstr(err, "nic.create"), "%s", err);
-    HvdStageStep bad = {.job_id = jid(1), .epoch = rec.epoch, .stage = "vm.create", .stage_status = "running"};
-    cr_assert_eq(hvd_store_step(s, &bad, NULL, NULL, err, sizeof err), HVD_STORE_ERROR);
+    HvdStage bad = stage_of("vm.create", "running", NULL);
+    cr_assert_eq(hvd_store_step(s, jid(1), rec.epoch, &bad, NULL, NULL, NULL, err, sizeof err), HVD_STORE_ERROR);
     hvd_job_record_free(&rec);
     hvd_store_close(s);
 }
@@ -350,11 +376,11 @@ Test(store, host_concurrency_one_waits_and_serves_in_arrival_order)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord r1 = {0}, r2 = {0}, r3 = {0}, rk = {0};
-    HvdNewJob j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2"), j3 = new_job(3, "hv01", "vm-3");
-    HvdNewJob k = new_job(4, "hv02", "vm-1");
+    HvdJobRecord j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2"), j3 = new_job(3, "hv01", "vm-3");
+    HvdJobRecord k = new_job(4, "hv02", "vm-1");
     cr_assert_eq(claim_new(s, &j1, &r1), HVD_CLAIM_RUN);
-    cr_assert_eq(claim_new(s, &j2, &r2), HVD_CLAIM_WAITING);
-    cr_assert_eq(claim_new(s, &j3, &r3), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim_new(s, &j2, &r2), HVD_CLAIM_WAIT);
+    cr_assert_eq(claim_new(s, &j3, &r3), HVD_CLAIM_WAIT);
     cr_assert_eq(claim_new(s, &k, &rk), HVD_CLAIM_RUN, "another host runs in parallel");
     char *v = col("SELECT status || ' ' || waiting_reason || ' ' || holds_slot || ' ' || (next_run_at > now()) "
                   "FROM hvdeploy.jobs WHERE job_id = $1::uuid",
@@ -362,16 +388,16 @@ Test(store, host_concurrency_one_waits_and_serves_in_arrival_order)
     cr_assert_str_eq(v, "queued host_busy false true");
     free(v);
     /* a doorbell while the host is busy: still waiting */
-    cr_assert_eq(claim(s, jid(3), &r3, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim(s, jid(3), &r3, NULL), HVD_CLAIM_WAIT);
     char next[37] = "";
     cr_assert_eq(step(s, jid(1), r1.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
     cr_assert_eq(finish(s, jid(1), r1.epoch, "succeeded", NULL, NULL, 0, "e", 1, next), HVD_STORE_OK);
     cr_assert_str_eq(next, jid(2), "finish names the oldest waiting job");
     /* job 3 rings first, but job 2 arrived earlier and waits: 3 keeps waiting */
-    cr_assert_eq(claim(s, jid(3), &r3, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim(s, jid(3), &r3, NULL), HVD_CLAIM_WAIT);
     cr_assert_eq(claim(s, jid(2), &r2, NULL), HVD_CLAIM_RUN);
     cr_assert_eq(r2.epoch, 1);
-    cr_assert_eq(claim(s, jid(3), &r3, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim(s, jid(3), &r3, NULL), HVD_CLAIM_WAIT);
     cr_assert_eq(finish(s, jid(2), r2.epoch, "failed", "agent_error", NULL, 0, "e", 1, next), HVD_STORE_OK);
     cr_assert_str_eq(next, jid(3));
     cr_assert_eq(claim(s, jid(3), &r3, NULL), HVD_CLAIM_RUN);
@@ -390,10 +416,10 @@ Test(store, host_concurrency_two)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 2);
     HvdJobRecord r = {0};
-    HvdNewJob j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2"), j3 = new_job(3, "hv01", "vm-3");
+    HvdJobRecord j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2"), j3 = new_job(3, "hv01", "vm-3");
     cr_assert_eq(claim_new(s, &j1, &r), HVD_CLAIM_RUN);
     cr_assert_eq(claim_new(s, &j2, &r), HVD_CLAIM_RUN);
-    cr_assert_eq(claim_new(s, &j3, &r), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim_new(s, &j3, &r), HVD_CLAIM_WAIT);
     hvd_job_record_free(&r);
     hvd_store_close(s);
 }
@@ -404,17 +430,17 @@ Test(store, expired_holder_loses_its_slot_to_the_next_job)
     HvdStore *a = open_store("w-a", 1, 1);
     HvdStore *b = open_store("w-b", 30, 1);
     HvdJobRecord r1 = {0}, r2 = {0};
-    HvdNewJob j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
+    HvdJobRecord j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
     cr_assert_eq(claim_new(a, &j1, &r1), HVD_CLAIM_RUN);
     cr_assert_eq(step(a, jid(1), r1.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
-    cr_assert_eq(claim_new(b, &j2, &r2), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim_new(b, &j2, &r2), HVD_CLAIM_WAIT);
     usleep(1300 * 1000);
     /* job 1's holder is presumed dead; job 1 arrived first, so it is taken over first */
-    cr_assert_eq(claim(b, jid(2), &r2, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim(b, jid(2), &r2, NULL), HVD_CLAIM_WAIT);
     bool takeover = false;
     cr_assert_eq(claim(b, jid(1), &r1, &takeover), HVD_CLAIM_RUN);
     cr_assert(takeover);
-    cr_assert_eq(claim(b, jid(2), &r2, NULL), HVD_CLAIM_WAITING, "job 1 holds the slot again");
+    cr_assert_eq(claim(b, jid(2), &r2, NULL), HVD_CLAIM_WAIT, "job 1 holds the slot again");
     hvd_job_record_free(&r1);
     hvd_job_record_free(&r2);
     hvd_store_close(a);
@@ -427,20 +453,19 @@ Test(store, later_job_takes_expired_slot_and_fences_its_holder)
     HvdStore *a = open_store("w-a", 1, 1);
     HvdStore *b = open_store("w-b", 30, 1);
     HvdJobRecord r1 = {0}, r2 = {0};
-    HvdNewJob j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
+    HvdJobRecord j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
     /* job 2 arrived first but waits for its retry; job 1 runs meanwhile */
     cr_assert_eq(claim_new(b, &j2, &r2), HVD_CLAIM_RUN);
     char next[37], err[256];
-    cr_assert_eq(
-        hvd_store_wait_retry(b, jid(2), r2.epoch, NULL, NULL, NULL, NULL, NULL, 1000, "retry", next, err, sizeof err),
-        HVD_STORE_OK, "%s", err);
+    cr_assert_eq(wait_retry(b, jid(2), r2.epoch, NULL, NULL, NULL, NULL, NULL, 1000, next, err, sizeof err),
+                 HVD_STORE_OK, "%s", err);
     cr_assert_eq(claim_new(a, &j1, &r1), HVD_CLAIM_RUN);
     usleep(1300 * 1000);
     /* job 1's lease expired and job 2 is due: job 2 takes the slot */
     cr_assert_eq(claim(b, jid(2), &r2, NULL), HVD_CLAIM_RUN);
     cr_assert_eq(step(a, jid(1), r1.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_FENCED,
                  "a holder whose slot went to another job is fenced");
-    cr_assert_eq(claim(b, jid(1), &r1, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim(b, jid(1), &r1, NULL), HVD_CLAIM_WAIT);
     char *v = col("SELECT status || ' ' || waiting_reason FROM hvdeploy.jobs WHERE job_id = $1::uuid", jid(1));
     cr_assert_str_eq(v, "queued host_busy");
     free(v);
@@ -460,8 +485,8 @@ Test(store, duplicate_live_name_on_a_host)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord r = {0};
-    HvdNewJob j1 = new_job(1, "hv01", "web-01"), j2 = new_job(2, "hv01", "WEB-01");
-    HvdNewJob other_host = new_job(3, "hv02", "web-01");
+    HvdJobRecord j1 = new_job(1, "hv01", "web-01"), j2 = new_job(2, "hv01", "WEB-01");
+    HvdJobRecord other_host = new_job(3, "hv02", "web-01");
     cr_assert_eq(claim_new(s, &j1, &r), HVD_CLAIM_RUN);
     cr_assert_eq(claim_new(s, &j2, &r), HVD_CLAIM_DUPLICATE_NAME);
     cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = $1::uuid", jid(2)), 0,
@@ -482,7 +507,7 @@ Test(store, duplicate_live_name_on_a_host)
 
 typedef struct {
     int n;
-    HvdClaimOutcome out;
+    HvdClaimVerdict out;
 } RaceArg;
 
 static void *race_claim(void *p)
@@ -494,11 +519,13 @@ static void *race_claim(void *p)
     HvdStoreOptions o = {.dsn = dsn, .pool_size = 1, .worker_id = worker, .lease_ttl_s = 30, .host_concurrency = 1};
     HvdStore *s = hvd_store_open(&o, err, sizeof err);
     if (!s) return NULL;
-    HvdNewJob j = new_job(10 + a->n, "hv01", "same-name");
+    HvdJobRecord j = new_job(10 + a->n, "hv01", "same-name");
     HvdStoreStatus st;
-    do st = hvd_store_claim_new(s, &j, &a->out, NULL, err, sizeof err);
+    HvdClaim c;
+    do st = hvd_store_claim_new(s, &j, &c, NULL, err, sizeof err);
     while (st == HVD_STORE_RETRY);
-    if (st != HVD_STORE_OK) a->out = (HvdClaimOutcome)-1;
+    a->out = c.decision.verdict;
+    if (st != HVD_STORE_OK) a->out = (HvdClaimVerdict)-1;
     hvd_store_close(s);
     return NULL;
 }
@@ -511,7 +538,7 @@ Test(store, duplicate_name_race_across_workers)
     pthread_t t[4];
     RaceArg a[4];
     for (int i = 0; i < 4; i++) {
-        a[i] = (RaceArg){.n = i, .out = (HvdClaimOutcome)-2};
+        a[i] = (RaceArg){.n = i, .out = (HvdClaimVerdict)-2};
         pthread_create(&t[i], NULL, race_claim, &a[i]);
     }
     int run = 0, dup = 0;
@@ -532,13 +559,13 @@ Test(store, wait_retry_then_sweep_when_due)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord r = {0}, r2 = {0};
-    HvdNewJob j = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
+    HvdJobRecord j = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
     char next[37] = "x", err[256] = "";
     cr_assert_eq(claim_new(s, &j, &r), HVD_CLAIM_RUN);
-    cr_assert_eq(claim_new(s, &j2, &r2), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim_new(s, &j2, &r2), HVD_CLAIM_WAIT);
     cr_assert_eq(step(s, jid(1), r.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
-    cr_assert_eq(hvd_store_wait_retry(s, jid(1), r.epoch, "vm.create", "host busy", "agent_error", "HOST_BUSY",
-                                      "log line", 1500, "retry", next, err, sizeof err),
+    cr_assert_eq(wait_retry(s, jid(1), r.epoch, "vm.create", "host busy", "agent_error", "HOST_BUSY", "log line", 1500,
+                            next, err, sizeof err),
                  HVD_STORE_OK, "%s", err);
     cr_assert_str_eq(next, jid(2), "the slot went back to the host");
     char *v = col("SELECT status || ' ' || waiting_reason || ' ' || holds_slot || ' ' || (lease_owner IS NULL) || "
@@ -553,7 +580,7 @@ Test(store, wait_retry_then_sweep_when_due)
     free(v);
     /* a late write after the wait is fenced */
     cr_assert_eq(step(s, jid(1), r.epoch, "vm.create", "succeeded", NULL, NULL, NULL, NULL), HVD_STORE_FENCED);
-    cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_WAITING, "the retry is not due");
+    cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_WAIT, "the retry is not due");
     char ids[8][37];
     size_t n = 9;
     cr_assert_eq(hvd_store_sweep(s, 8, ids, &n, err, sizeof err), HVD_STORE_OK);
@@ -591,7 +618,7 @@ Test(store, sweep_finds_expired_leases)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 1, 1);
     HvdJobRecord r = {0};
-    HvdNewJob j = new_job(1, "hv01", "vm-1");
+    HvdJobRecord j = new_job(1, "hv01", "vm-1");
     char ids[4][37], err[256];
     size_t n = 0;
     cr_assert_eq(claim_new(s, &j, &r), HVD_CLAIM_RUN);
@@ -611,11 +638,11 @@ Test(store, release_lets_the_job_go)
     HvdStore *a = open_store("w-a", 30, 1);
     HvdStore *b = open_store("w-b", 30, 1);
     HvdJobRecord r = {0};
-    HvdNewJob j = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
+    HvdJobRecord j = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
     char next[37] = "x", err[256];
     cr_assert_eq(claim_new(a, &j, &r), HVD_CLAIM_RUN);
     cr_assert_eq(step(a, jid(1), r.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
-    cr_assert_eq(claim_new(b, &j2, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim_new(b, &j2, NULL), HVD_CLAIM_WAIT);
     cr_assert_eq(hvd_store_release(a, jid(1), r.epoch, next, err, sizeof err), HVD_STORE_OK, "%s", err);
     cr_assert_str_eq(next, "", "job 1 arrived first: it is next itself");
     char *v = col("SELECT status || ' ' || holds_slot || ' ' || (next_run_at <= now()) FROM hvdeploy.jobs "
@@ -624,11 +651,11 @@ Test(store, release_lets_the_job_go)
     cr_assert_str_eq(v, "queued false true");
     free(v);
     cr_assert_eq(hvd_store_release(a, jid(1), r.epoch, next, err, sizeof err), HVD_STORE_FENCED);
-    cr_assert_eq(claim(b, jid(2), NULL, NULL), HVD_CLAIM_WAITING, "arrival order");
+    cr_assert_eq(claim(b, jid(2), NULL, NULL), HVD_CLAIM_WAIT, "arrival order");
     bool takeover = true;
     cr_assert_eq(claim(b, jid(1), &r, &takeover), HVD_CLAIM_RUN);
     cr_assert_not(takeover);
-    cr_assert_str_eq(r.stages[0].status, "pending");
+    cr_assert_str_eq(hvd_stage_status_name(r.stages[0].status), "pending");
     v = check_chains(jid(1));
     cr_assert_str_eq(v, "queued>running>queued>running");
     free(v);
@@ -644,7 +671,7 @@ Test(store, outbox_until_marked_sent)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord r = {0};
-    HvdNewJob j = new_job(1, "hv01", "vm-1");
+    HvdJobRecord j = new_job(1, "hv01", "vm-1");
     j.correlation_id = "corr-1";
     j.reply_to = "my.replies";
     char err[256];
@@ -680,7 +707,7 @@ Test(store, renew_extends_and_detects_lost_leases)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 2, 2);
     HvdJobRecord r1 = {0}, r2 = {0};
-    HvdNewJob j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
+    HvdJobRecord j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2");
     cr_assert_eq(claim_new(s, &j1, &r1), HVD_CLAIM_RUN);
     cr_assert_eq(claim_new(s, &j2, &r2), HVD_CLAIM_RUN);
     char err[256];
@@ -709,7 +736,7 @@ Test(store, cancel_is_seen_by_the_next_step)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord r = {0};
-    HvdNewJob j = new_job(1, "hv01", "vm-1");
+    HvdJobRecord j = new_job(1, "hv01", "vm-1");
     char err[256];
     bool found = true, fin = true, cancel = false;
     int attempt = 7;
@@ -730,7 +757,7 @@ Test(store, cancel_is_seen_by_the_next_step)
     char *v = col("SELECT status FROM hvdeploy.job_stages WHERE job_id = $1::uuid AND stage = 'disk.create'", jid(1));
     cr_assert_str_eq(v, "pending");
     free(v);
-    HvdStageFinal f[] = {{.name = "vm.create", .status = "rolled_back"}};
+    HvdStage f[] = {stage_of("vm.create", "rolled_back", NULL)};
     cr_assert_eq(finish(s, jid(1), r.epoch, "cancelled", "cancelled", f, 1, "E", 1, NULL), HVD_STORE_OK);
     cr_assert_eq(hvd_store_request_cancel(s, jid(1), &found, &fin, err, sizeof err), HVD_STORE_OK);
     cr_assert(found);
@@ -752,14 +779,13 @@ Test(store, cancel_of_a_retry_wait_makes_it_due)
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
     HvdJobRecord r = {0};
-    HvdNewJob j = new_job(1, "hv01", "vm-1");
+    HvdJobRecord j = new_job(1, "hv01", "vm-1");
     char err[256], next[37];
     bool found, fin;
     cr_assert_eq(claim_new(s, &j, &r), HVD_CLAIM_RUN);
-    cr_assert_eq(
-        hvd_store_wait_retry(s, jid(1), r.epoch, NULL, NULL, NULL, NULL, NULL, 600000, "retry", next, err, sizeof err),
-        HVD_STORE_OK);
-    cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(wait_retry(s, jid(1), r.epoch, NULL, NULL, NULL, NULL, NULL, 600000, next, err, sizeof err),
+                 HVD_STORE_OK);
+    cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_WAIT);
     cr_assert_eq(hvd_store_request_cancel(s, jid(1), &found, &fin, err, sizeof err), HVD_STORE_OK);
     cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_RUN);
     cr_assert(r.cancel_requested);
@@ -777,10 +803,8 @@ Test(store, secrets_kept_as_given_and_erased)
     HvdStore *s = open_store("w-a", 30, 4);
     HvdJobRecord r = {0};
     char err[256];
-    HvdNewJob j = new_job(1, "hv01", "vm-1");
-    j.secret_blob = blob;
-    j.secret_len = sizeof blob;
-    j.secret_key_id = "k1";
+    HvdJobRecord j = new_job(1, "hv01", "vm-1");
+    set_secret(&j, blob, sizeof blob);
     cr_assert_eq(claim_new(s, &j, &r), HVD_CLAIM_RUN);
     cr_assert_eq(r.secret_blob.len, sizeof blob);
     cr_assert_eq(memcmp(r.secret_blob.data, blob, sizeof blob), 0);
@@ -794,18 +818,14 @@ Test(store, secrets_kept_as_given_and_erased)
     cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.job_secrets WHERE job_id = $1::uuid", jid(1)), 0);
     cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_HELD);
     /* erased when the job succeeds */
-    HvdNewJob j2 = new_job(2, "hv01", "vm-2");
-    j2.secret_blob = blob;
-    j2.secret_len = sizeof blob;
-    j2.secret_key_id = "k1";
+    HvdJobRecord j2 = new_job(2, "hv01", "vm-2");
+    set_secret(&j2, blob, sizeof blob);
     cr_assert_eq(claim_new(s, &j2, &r), HVD_CLAIM_RUN);
     cr_assert_eq(finish(s, jid(2), r.epoch, "succeeded", NULL, NULL, 0, "e", 1, NULL), HVD_STORE_OK);
     cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.job_secrets WHERE job_id = $1::uuid", jid(2)), 0);
     /* kept for the retention when it failed */
-    HvdNewJob j3 = new_job(3, "hv01", "vm-3");
-    j3.secret_blob = blob;
-    j3.secret_len = sizeof blob;
-    j3.secret_key_id = "k1";
+    HvdJobRecord j3 = new_job(3, "hv01", "vm-3");
+    set_secret(&j3, blob, sizeof blob);
     cr_assert_eq(claim_new(s, &j3, &r), HVD_CLAIM_RUN);
     cr_assert_eq(finish(s, jid(3), r.epoch, "failed", "agent_error", NULL, 0, "e", 1, NULL), HVD_STORE_OK);
     v = col("SELECT (erase_after > now() + interval '3500 seconds')::text FROM hvdeploy.job_secrets "
@@ -830,7 +850,7 @@ Test(store, record_rejected_once)
 {
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
-    HvdNewJob j = new_job(1, NULL, NULL);
+    HvdJobRecord j = new_job(1, NULL, NULL);
     j.n_stages = 0;
     char err[256];
     bool existing = true;
@@ -846,19 +866,19 @@ Test(store, record_rejected_once)
     hvd_buf_free(&env);
     HvdJobRecord r = {0};
     cr_assert_eq(claim(s, jid(1), &r, NULL), HVD_CLAIM_FINISHED);
-    cr_assert_str_eq(r.status, "failed");
+    cr_assert_str_eq(hvd_job_status_name(r.status), "failed");
     cr_assert_str_eq(r.code, "validation_error");
     cr_assert_eq(r.envelope.len, 4);
     char *v = check_chains(jid(1));
     cr_assert_str_eq(v, "failed");
     free(v);
     /* a duplicate-name job is recorded with its stages */
-    HvdNewJob d = new_job(2, "hv01", "vm-1");
+    HvdJobRecord d = new_job(2, "hv01", "vm-1");
     cr_assert_eq(hvd_store_record_rejected(s, &d, "duplicate_vm_name", "E", 1, &existing, NULL, err, sizeof err),
                  HVD_STORE_OK, "%s", err);
     cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.job_stages WHERE job_id = $1::uuid", jid(2)), 4);
     /* and does not block a live job of that name */
-    HvdNewJob live = new_job(3, "hv01", "vm-1");
+    HvdJobRecord live = new_job(3, "hv01", "vm-1");
     cr_assert_eq(claim_new(s, &live, &r), HVD_CLAIM_RUN);
     hvd_job_record_free(&r);
     hvd_store_close(s);
@@ -873,48 +893,47 @@ Test(store, get_and_list)
     bool found = true;
     cr_assert_eq(hvd_store_get(s, jid(1), &found, &r, err, sizeof err), HVD_STORE_OK);
     cr_assert_not(found);
-    HvdNewJob j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2"), j3 = new_job(3, "hv02", "vm-3");
+    HvdJobRecord j1 = new_job(1, "hv01", "vm-1"), j2 = new_job(2, "hv01", "vm-2"), j3 = new_job(3, "hv02", "vm-3");
     cr_assert_eq(claim_new(s, &j1, &r), HVD_CLAIM_RUN);
     cr_assert_eq(step(s, jid(1), r.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
-    cr_assert_eq(claim_new(s, &j2, NULL), HVD_CLAIM_WAITING);
+    cr_assert_eq(claim_new(s, &j2, NULL), HVD_CLAIM_WAIT);
     cr_assert_eq(claim_new(s, &j3, &r), HVD_CLAIM_RUN);
-    HvdStageFinal f[] = {{.name = "vm.create",
-                          .status = "failed",
-                          .error = "no such network",
-                          .code = "agent_error",
-                          .agent_code = "NETWORK_NOT_FOUND"}};
+    HvdStage f[] = {stage_of("vm.create", "failed", NULL)};
+    f[0].message = (char *)"no such network";
+    f[0].code = (char *)"agent_error";
+    f[0].agent_code = (char *)"NETWORK_NOT_FOUND";
     cr_assert_eq(step(s, jid(3), r.epoch, NULL, NULL, NULL, "vm.create", NULL, NULL), HVD_STORE_OK);
     cr_assert_eq(finish(s, jid(3), r.epoch, "failed", "agent_error", f, 1, "E", 1, NULL), HVD_STORE_OK);
     cr_assert_eq(hvd_store_get(s, jid(3), &found, &r, err, sizeof err), HVD_STORE_OK);
     cr_assert(found);
-    cr_assert_str_eq(r.status, "failed");
+    cr_assert_str_eq(hvd_job_status_name(r.status), "failed");
     cr_assert_str_eq(r.code, "agent_error");
     cr_assert_not_null(r.finished_at);
-    cr_assert_str_eq(r.stages[0].status, "failed");
-    cr_assert_str_eq(r.stages[0].error, "no such network");
+    cr_assert_str_eq(hvd_stage_status_name(r.stages[0].status), "failed");
+    cr_assert_str_eq(r.stages[0].message, "no such network");
     cr_assert_str_eq(r.stages[0].agent_code, "NETWORK_NOT_FOUND");
     cr_assert_not_null(r.stages[0].started_at);
     cr_assert_not_null(r.stages[0].finished_at);
-    cr_assert_str_eq(r.stages[1].status, "pending");
+    cr_assert_str_eq(hvd_stage_status_name(r.stages[1].status), "pending");
     cr_assert_null(r.stages[1].started_at);
 
-    HvdJobSummary *v = NULL;
+    HvdJobRecord *v = NULL;
     size_t n = 0;
     cr_assert_eq(hvd_store_list(s, NULL, NULL, 20, &v, &n, err, sizeof err), HVD_STORE_OK, "%s", err);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(v[0].job_id, jid(3), "newest first");
-    cr_assert_str_eq(v[0].stage, "vm.create");
-    cr_assert_str_eq(v[2].stage, "vm.create");
-    cr_assert_str_eq(v[1].status, "queued");
-    hvd_job_summaries_free(v, n);
+    cr_assert_str_eq(hvd_job_current_stage(&v[0])->name, "vm.create");
+    cr_assert_str_eq(hvd_job_current_stage(&v[2])->name, "vm.create");
+    cr_assert_str_eq(hvd_job_status_name(v[1].status), "queued");
+    hvd_job_records_free(v, n);
     cr_assert_eq(hvd_store_list(s, "running", NULL, 20, &v, &n, err, sizeof err), HVD_STORE_OK);
     cr_assert_eq(n, 1);
     cr_assert_str_eq(v[0].job_id, jid(1));
-    hvd_job_summaries_free(v, n);
+    hvd_job_records_free(v, n);
     cr_assert_eq(hvd_store_list(s, NULL, "HV01", 1, &v, &n, err, sizeof err), HVD_STORE_OK);
     cr_assert_eq(n, 1);
     cr_assert_str_eq(v[0].job_id, jid(2));
-    hvd_job_summaries_free(v, n);
+    hvd_job_records_free(v, n);
     hvd_job_record_free(&r);
     hvd_store_close(s);
 }
@@ -974,15 +993,15 @@ Test(store, constraint_violation_is_error_with_message)
 {
     HVD_IT_NEED("HVD_PG_DSN");
     HvdStore *s = open_store("w-a", 30, 1);
-    HvdNewJob j = new_job(1, "hv01", "vm-1");
-    j.request_json = "{not json";
+    HvdJobRecord j = new_job(1, "hv01", "vm-1");
+    j.request_json = (char *)"{not json";
     char err[512] = "";
-    HvdClaimOutcome out;
+    HvdClaim out;
     cr_assert_eq(hvd_store_claim_new(s, &j, &out, NULL, err, sizeof err), HVD_STORE_ERROR);
     cr_assert(strstr(err, "22P02"), "%s", err);
     cr_assert_eq(it_pg_long(db(), "SELECT count(*) FROM hvdeploy.jobs", NULL), 0);
     /* the connection is usable afterwards (no transaction left open) */
-    j.request_json = "{}";
+    j.request_json = (char *)"{}";
     cr_assert_eq(claim_new(s, &j, NULL), HVD_CLAIM_RUN);
     hvd_store_close(s);
 }
@@ -1037,11 +1056,12 @@ static void *fleet_worker(void *p)
         return NULL;
     }
     for (int i = a->n; i < FLEET_JOBS; i += FLEET_WORKERS) {
-        HvdNewJob j = new_job(i, i % 4 == 3 ? "hv02" : "hv01", jid(i));
+        HvdJobRecord j = new_job(i, i % 4 == 3 ? "hv02" : "hv01", jid(i));
         j.n_stages = 2;
-        HvdClaimOutcome out;
+        HvdClaim c;
         HvdJobRecord rec = {0};
-        HvdStoreStatus st = hvd_store_claim_new(s, &j, &out, &rec, err, sizeof err);
+        HvdStoreStatus st = hvd_store_claim_new(s, &j, &c, &rec, err, sizeof err);
+        HvdClaimVerdict out = c.decision.verdict;
         if (st == HVD_STORE_OK && out == HVD_CLAIM_RUN) fleet_ring(f, j.job_id); /* run it below */
         if (st == HVD_STORE_OK && out == HVD_CLAIM_RUN) {
             /* give it up at once: exercises release and the doorbell path */
@@ -1064,23 +1084,18 @@ static void *fleet_worker(void *p)
             continue;
         }
         HvdJobRecord rec = {0};
-        HvdClaimOutcome out;
-        HvdStoreStatus st = hvd_store_claim(s, id, &out, &rec, NULL, err, sizeof err);
-        if (st == HVD_STORE_OK && out == HVD_CLAIM_RUN) {
-            HvdStageStep s1 = {.job_id = id, .epoch = rec.epoch, .next_stage = "vm.create"};
-            HvdStageStep s2 = {.job_id = id,
-                               .epoch = rec.epoch,
-                               .stage = "vm.create",
-                               .stage_status = "succeeded",
-                               .output_json = "{\"vm_id\":\"x\"}",
-                               .next_stage = "disk.create"};
-            bool ok = hvd_store_step(s, &s1, NULL, NULL, err, sizeof err) == HVD_STORE_OK;
+        HvdClaim out;
+        HvdStoreStatus st = hvd_store_claim(s, id, &out, &rec, err, sizeof err);
+        if (st == HVD_STORE_OK && out.decision.verdict == HVD_CLAIM_RUN) {
+            HvdStage s2 = stage_of("vm.create", "succeeded", "{\"vm_id\":\"x\"}");
+            bool ok = hvd_store_step(s, id, rec.epoch, NULL, "vm.create", NULL, NULL, err, sizeof err) == HVD_STORE_OK;
             usleep(10 * 1000);
-            ok = ok && hvd_store_step(s, &s2, NULL, NULL, err, sizeof err) == HVD_STORE_OK;
+            ok =
+                ok && hvd_store_step(s, id, rec.epoch, &s2, "disk.create", NULL, NULL, err, sizeof err) == HVD_STORE_OK;
             usleep(10 * 1000);
-            HvdStageFinal fin = {.name = "disk.create", .status = "succeeded"};
-            ok = ok && hvd_store_finish(s, id, rec.epoch, "succeeded", NULL, &fin, 1, "E", 1, next, err, sizeof err) ==
-                           HVD_STORE_OK;
+            HvdStage fin = stage_of("disk.create", "succeeded", NULL);
+            ok = ok && hvd_store_finish(s, id, rec.epoch, HVD_JOB_SUCCEEDED, NULL, &fin, 1, "E", 1, next, err,
+                                        sizeof err) == HVD_STORE_OK;
             pthread_mutex_lock(&f->mu);
             if (ok)
                 f->finished++;

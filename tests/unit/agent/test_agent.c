@@ -30,8 +30,8 @@ static char *agent_path(const char *name)
 }
 
 /* Runs "<agent> args" with timeout_ms for every operation. */
-static HvdAgentOutcome run_agent(const char *name, const char *args, int64_t timeout_ms, int64_t grace_ms,
-                                 HvdAgentResult *res)
+static HvdOutcome run_agent(const char *name, const char *args, int64_t timeout_ms, int64_t grace_ms,
+                            HvdAgentResult *res)
 {
     HvdAgentCfg cfg;
     char err[256];
@@ -41,17 +41,16 @@ static HvdAgentOutcome run_agent(const char *name, const char *args, int64_t tim
     cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err), "%s", err);
     cr_assert(hvd_agent_cfg_set_timeout(&cfg, "*", timeout_ms));
     if (grace_ms > 0) cfg.kill_grace_ms = grace_ms;
-    HvdAgentOutcome o = hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), res);
+    HvdOutcome o = hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), res);
     free(cmd);
     free(path);
     hvd_agent_cfg_free(&cfg);
     return o;
 }
 
-#define ASSERT_OUTCOME(res, want)                                                                   \
-    cr_assert_eq((res).outcome, (want), "outcome %s (%s), want %s; stderr: %.300s",                 \
-                 hvd_agent_outcome_name((res).outcome), (res).detail, hvd_agent_outcome_name(want), \
-                 (res).stderr_tail ? (res).stderr_tail : "")
+#define ASSERT_OUTCOME(res, want)                                                                                    \
+    cr_assert_eq((res).outcome, (want), "outcome %s (%s), want %s; stderr: %.300s", hvd_outcome_name((res).outcome), \
+                 (res).detail, hvd_outcome_name(want), (res).stderr_tail ? (res).stderr_tail : "")
 
 /* ---- configuration ---- */
 
@@ -126,29 +125,29 @@ Test(agent_cfg, template_split_and_host_substitution)
     cr_assert_null(hvd_agent_argv(&cfg, NULL, err, sizeof err));
     HvdAgentResult res;
     cr_assert_eq(hvd_agent_call(&cfg, "-oProxyCommand=touch /tmp/x", "noop-test", REQ, strlen(REQ), &res),
-                 HVD_AGENT_BAD_CALL);
-    cr_assert_not(hvd_agent_outcome_transient(res.outcome));
+                 HVD_OUT_BAD_CALL);
+    cr_assert_not(hvd_outcome_transient(res.outcome));
     hvd_agent_result_free(&res);
     hvd_agent_cfg_free(&cfg);
 
     HvdAgentCfg none;
     hvd_agent_cfg_init(&none);
-    cr_assert_eq(hvd_agent_call(&none, "hv01", "noop-test", REQ, strlen(REQ), &res), HVD_AGENT_BAD_CALL);
+    cr_assert_eq(hvd_agent_call(&none, "hv01", "noop-test", REQ, strlen(REQ), &res), HVD_OUT_BAD_CALL);
     hvd_agent_result_free(&res);
     hvd_agent_cfg_free(&none);
 }
 
 Test(agent_cfg, outcome_names_and_transience)
 {
-    cr_assert_str_eq(hvd_agent_outcome_name(HVD_AGENT_SUCCESS), "success");
-    cr_assert_str_eq(hvd_agent_outcome_name(HVD_AGENT_UNREACHABLE), "unreachable");
-    cr_assert(hvd_agent_outcome_transient(HVD_AGENT_TIMEOUT));
-    cr_assert(hvd_agent_outcome_transient(HVD_AGENT_TRANSPORT));
-    cr_assert(hvd_agent_outcome_transient(HVD_AGENT_UNREACHABLE));
-    cr_assert(hvd_agent_outcome_transient(HVD_AGENT_RETRYABLE));
-    cr_assert_not(hvd_agent_outcome_transient(HVD_AGENT_SUCCESS));
-    cr_assert_not(hvd_agent_outcome_transient(HVD_AGENT_AGENT_ERROR));
-    cr_assert_not(hvd_agent_outcome_transient(HVD_AGENT_PROTOCOL_ERROR));
+    cr_assert_str_eq(hvd_outcome_name(HVD_OUT_SUCCESS), "success");
+    cr_assert_str_eq(hvd_outcome_name(HVD_OUT_UNREACHABLE), "unreachable");
+    cr_assert(hvd_outcome_transient(HVD_OUT_TIMEOUT));
+    cr_assert(hvd_outcome_transient(HVD_OUT_TRANSPORT));
+    cr_assert(hvd_outcome_transient(HVD_OUT_UNREACHABLE));
+    cr_assert(hvd_outcome_transient(HVD_OUT_RETRYABLE));
+    cr_assert_not(hvd_outcome_transient(HVD_OUT_SUCCESS));
+    cr_assert_not(hvd_outcome_transient(HVD_OUT_AGENT_ERROR));
+    cr_assert_not(hvd_outcome_transient(HVD_OUT_PROTOCOL_ERROR));
 }
 
 /* ---- well-behaved agents ---- */
@@ -157,7 +156,7 @@ Test(agent_call, echo_success)
 {
     HvdAgentResult res;
     run_agent("agent_echo", NULL, 5000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     cr_assert_str_eq(res.correlation_id, "corr-1");
     cr_assert_str_eq(hvd_node_get_str(res.data, "operation"), "noop-test");
     cr_assert(res.exited);
@@ -180,12 +179,12 @@ Test(agent_call, simhost_null_and_real)
         cr_assert(hvd_agent_cfg_set_command(&cfg, cmds[i], err, sizeof err));
         HvdAgentResult res;
         hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), &res);
-        ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+        ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
         cr_assert_str_eq(res.correlation_id, "corr-1");
         hvd_agent_result_free(&res);
         const char *bad = "{\"operation\":\"nope\",\"resource_spec\":{},\"correlation_id\":\"c\"}\n";
         hvd_agent_call(&cfg, "hv01", "nope", bad, strlen(bad), &res);
-        ASSERT_OUTCOME(res, HVD_AGENT_AGENT_ERROR);
+        ASSERT_OUTCOME(res, HVD_OUT_AGENT_ERROR);
         cr_assert_str_eq(res.code, "UNSUPPORTED_OPERATION");
         hvd_agent_result_free(&res);
         hvd_agent_cfg_free(&cfg);
@@ -201,7 +200,7 @@ Test(agent_call, clixml_and_noise_around_the_envelope)
 {
     HvdAgentResult res;
     run_agent("agent_clixml", NULL, 5000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     cr_assert_str_eq(res.correlation_id, "corr-clixml");
     cr_assert_str_eq(hvd_node_get_str(res.data, "vm_id"), "0b7c8d52-5a8f-4d1e-9f3e-2a6b1c4d5e6f");
     hvd_agent_result_free(&res);
@@ -213,29 +212,29 @@ Test(agent_call, exit_status_matrix)
 {
     static const struct {
         const char *args;
-        HvdAgentOutcome want;
+        HvdOutcome want;
     } cases[] = {
-        {"3 none", HVD_AGENT_TRANSPORT},
-        {"1 none", HVD_AGENT_TRANSPORT},
-        {"0 none", HVD_AGENT_PROTOCOL_ERROR},
-        {"255 none", HVD_AGENT_UNREACHABLE},
-        {"3 envelope error OPERATION_ERROR", HVD_AGENT_AGENT_ERROR},
-        {"255 envelope error OPERATION_ERROR", HVD_AGENT_AGENT_ERROR}, /* the envelope wins */
-        {"1 envelope error HOST_BUSY", HVD_AGENT_RETRYABLE},
-        {"0 envelope error TRANSIENT", HVD_AGENT_RETRYABLE},
-        {"0 envelope partial DISK_FAILED", HVD_AGENT_AGENT_ERROR},
-        {"2 envelope success none", HVD_AGENT_SUCCESS},
-        {"0 envelope bogus X", HVD_AGENT_PROTOCOL_ERROR},
+        {"3 none", HVD_OUT_TRANSPORT},
+        {"1 none", HVD_OUT_TRANSPORT},
+        {"0 none", HVD_OUT_PROTOCOL_ERROR},
+        {"255 none", HVD_OUT_UNREACHABLE},
+        {"3 envelope error OPERATION_ERROR", HVD_OUT_AGENT_ERROR},
+        {"255 envelope error OPERATION_ERROR", HVD_OUT_AGENT_ERROR}, /* the envelope wins */
+        {"1 envelope error HOST_BUSY", HVD_OUT_RETRYABLE},
+        {"0 envelope error TRANSIENT", HVD_OUT_RETRYABLE},
+        {"0 envelope partial DISK_FAILED", HVD_OUT_AGENT_ERROR},
+        {"2 envelope success none", HVD_OUT_SUCCESS},
+        {"0 envelope bogus X", HVD_OUT_PROTOCOL_ERROR},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         HvdAgentResult res;
         run_agent("agent_exit", cases[i].args, 5000, 0, &res);
         cr_assert_eq(res.outcome, cases[i].want, "agent_exit %s: got %s (%s), want %s", cases[i].args,
-                     hvd_agent_outcome_name(res.outcome), res.detail, hvd_agent_outcome_name(cases[i].want));
+                     hvd_outcome_name(res.outcome), res.detail, hvd_outcome_name(cases[i].want));
         cr_assert(res.exited);
         cr_assert_eq(res.exit_code, atoi(cases[i].args));
         cr_assert(strstr(res.stderr_tail, "agent_exit: exiting") != NULL);
-        if (cases[i].want == HVD_AGENT_AGENT_ERROR && strstr(cases[i].args, "OPERATION_ERROR")) {
+        if (cases[i].want == HVD_OUT_AGENT_ERROR && strstr(cases[i].args, "OPERATION_ERROR")) {
             cr_assert_str_eq(res.code, "OPERATION_ERROR");
             cr_assert_str_eq(res.message, "Operation error: simulated");
         }
@@ -243,7 +242,7 @@ Test(agent_call, exit_status_matrix)
     }
 }
 
-Test(agent_call, spawn_failure_is_transport)
+Test(agent_call, spawn_failure_is_not_sent_and_transient)
 {
     HvdAgentCfg cfg;
     char err[256];
@@ -251,9 +250,9 @@ Test(agent_call, spawn_failure_is_transport)
     cr_assert(hvd_agent_cfg_set_command(&cfg, "/nonexistent/hvd-agent {host}", err, sizeof err));
     HvdAgentResult res;
     hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_TRANSPORT);
+    ASSERT_OUTCOME(res, HVD_OUT_NOT_SENT);
     cr_assert(strstr(res.detail, "cannot run") != NULL, "%s", res.detail);
-    cr_assert(hvd_agent_outcome_transient(res.outcome));
+    cr_assert(hvd_outcome_transient(res.outcome));
     hvd_agent_result_free(&res);
     hvd_agent_cfg_free(&cfg);
 }
@@ -264,7 +263,7 @@ Test(agent_call, hang_times_out_within_a_second)
 {
     HvdAgentResult res;
     run_agent("agent_hang", NULL, 500, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_TIMEOUT);
+    ASSERT_OUTCOME(res, HVD_OUT_TIMEOUT);
     cr_assert(res.timed_out);
     cr_assert_geq(res.elapsed_ms, 500);
     cr_assert_leq(res.elapsed_ms, 1500, "took %lld ms", (long long)res.elapsed_ms);
@@ -277,7 +276,7 @@ Test(agent_call, sigterm_ignored_then_sigkill_after_grace)
 {
     HvdAgentResult res;
     run_agent("agent_hang", "--ignore-term", 500, 300, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_TIMEOUT);
+    ASSERT_OUTCOME(res, HVD_OUT_TIMEOUT);
     cr_assert(res.killed);
     cr_assert_eq(res.term_signal, SIGKILL);
     cr_assert_geq(res.elapsed_ms, 800);
@@ -301,13 +300,13 @@ Test(agent_call, never_reads_stdin_with_a_large_request)
     cr_assert(hvd_agent_cfg_set_timeout(&cfg, "*", 5000));
     HvdAgentResult res;
     hvd_agent_call(&cfg, "hv01", "noop-test", big.data, big.len, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     cr_assert_lt(res.elapsed_ms, 3000);
     hvd_agent_result_free(&res);
     /* A child that exits at once without reading: EPIPE, and SIGPIPE must not kill us. */
     cr_assert(hvd_agent_cfg_set_command(&cfg, "/bin/true", err, sizeof err));
     hvd_agent_call(&cfg, "hv01", "noop-test", big.data, big.len, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_PROTOCOL_ERROR);
+    ASSERT_OUTCOME(res, HVD_OUT_PROTOCOL_ERROR);
     hvd_agent_result_free(&res);
     free(cmd);
     free(path);
@@ -321,20 +320,20 @@ Test(agent_call, stdout_flood_is_a_protocol_error)
 {
     HvdAgentResult res;
     run_agent("agent_flood_stdout", NULL, 10000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_PROTOCOL_ERROR);
+    ASSERT_OUTCOME(res, HVD_OUT_PROTOCOL_ERROR);
     cr_assert(res.output_overflow);
     cr_assert(res.killed);
     cr_assert_eq(res.stdout_bytes, (size_t)HVD_AGENT_MAX_OUTPUT + 1);
     cr_assert_lt(res.elapsed_ms, 5000);
-    cr_assert_not(hvd_agent_outcome_transient(res.outcome));
+    cr_assert_not(hvd_outcome_transient(res.outcome));
     hvd_agent_result_free(&res);
     /* Over the cap, then a valid envelope: still refused. */
     run_agent("agent_flood_stdout", "1100000", 10000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_PROTOCOL_ERROR);
+    ASSERT_OUTCOME(res, HVD_OUT_PROTOCOL_ERROR);
     hvd_agent_result_free(&res);
     /* Under the cap, then a valid envelope: fine. */
     run_agent("agent_flood_stdout", "900000", 10000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     hvd_agent_result_free(&res);
 }
 
@@ -342,7 +341,7 @@ Test(agent_call, stderr_flood_keeps_only_the_tail)
 {
     HvdAgentResult res;
     run_agent("agent_flood_stderr", "8", 10000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     size_t n = strlen(res.stderr_tail);
     cr_assert_leq(n, 4096);
     cr_assert_geq(n, 4000);
@@ -356,7 +355,7 @@ Test(agent_call, closes_stdout_early_then_exits)
 {
     HvdAgentResult res;
     run_agent("agent_early_close", "answer 1000", 5000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     cr_assert(res.exited);
     cr_assert_geq(res.elapsed_ms, 1000, "waits for the exit");
     cr_assert_lt(res.elapsed_ms, 2500);
@@ -367,13 +366,13 @@ Test(agent_call, closes_stdout_early_and_keeps_running)
 {
     HvdAgentResult res;
     run_agent("agent_early_close", "silent", 500, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_TIMEOUT);
+    ASSERT_OUTCOME(res, HVD_OUT_TIMEOUT);
     cr_assert_geq(res.elapsed_ms, 500);
     cr_assert_leq(res.elapsed_ms, 1500, "took %lld ms", (long long)res.elapsed_ms);
     hvd_agent_result_free(&res);
     /* Answered, then kept running past the deadline: the answer wins, the call ends at the deadline. */
     run_agent("agent_early_close", "answer 30000", 500, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     cr_assert(res.timed_out);
     cr_assert_leq(res.elapsed_ms, 1500, "took %lld ms", (long long)res.elapsed_ms);
     hvd_agent_result_free(&res);
@@ -400,7 +399,7 @@ Test(agent_call, grandchild_holding_the_pipes_is_killed)
     close(fd);
     HvdAgentResult res;
     run_agent("agent_orphan", pidfile, 10000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     cr_assert_lt(res.elapsed_ms, 2000, "did not wait for the grandchild: %lld ms", (long long)res.elapsed_ms);
     cr_assert(res.killed);
     FILE *f = fopen(pidfile, "r");
@@ -438,7 +437,7 @@ Test(agent_call, cancel_stops_the_call)
     HvdAgentResult res;
     hvd_agent_call_opts(&cfg, &opts, "hv01", "noop-test", REQ, strlen(REQ), &res);
     pthread_join(t, NULL);
-    ASSERT_OUTCOME(res, HVD_AGENT_CANCELLED);
+    ASSERT_OUTCOME(res, HVD_OUT_CANCELLED);
     cr_assert_lt(res.elapsed_ms, 1500);
     hvd_agent_result_free(&res);
     free(path);
@@ -467,9 +466,9 @@ static void *call_many(void *arg)
                            corr);
         HvdAgentResult res;
         hvd_agent_call(&shared_cfg, "hv01", "noop-test", req, (size_t)len, &res);
-        if (res.outcome != HVD_AGENT_SUCCESS || !res.correlation_id || strcmp(res.correlation_id, corr) != 0) {
+        if (res.outcome != HVD_OUT_SUCCESS || !res.correlation_id || strcmp(res.correlation_id, corr) != 0) {
             if (!w->failures++)
-                snprintf(w->first_error, sizeof w->first_error, "%s: %.400s", hvd_agent_outcome_name(res.outcome),
+                snprintf(w->first_error, sizeof w->first_error, "%s: %.400s", hvd_outcome_name(res.outcome),
                          res.detail);
         }
         hvd_agent_result_free(&res);
@@ -559,7 +558,7 @@ Test(agent_call, output_buffered_before_exit_is_kept_without_eof_grace)
     for (int i = 0; i < 20; i++) {
         HvdAgentResult res;
         hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), &res);
-        ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+        ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
         cr_assert_lt(res.elapsed_ms, 1000);
         hvd_agent_result_free(&res);
     }
@@ -576,7 +575,7 @@ Test(agent_call, the_agent_inherits_only_stdio_and_default_sigpipe)
     signal(SIGPIPE, SIG_IGN);
     HvdAgentResult res;
     run_agent("agent_fds", NULL, 5000, 0, &res);
-    ASSERT_OUTCOME(res, HVD_AGENT_SUCCESS);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
     const HvdNode *fds = hvd_node_get(res.data, "fds");
     cr_assert(fds && fds->type == HVD_ARRAY);
     cr_assert_eq(fds->u.arr.n, 3, "the agent got %zu descriptors", fds->u.arr.n);

@@ -48,8 +48,8 @@ static char *simhost_path(void)
 
 /* One call of the simhost. args are extra arguments; spec is JSON text; key
  * may be NULL. */
-static HvdAgentOutcome sim_call(const char *args, const char *op, const char *spec, const char *key, int attempt,
-                                int64_t timeout_ms, HvdAgentResult *res)
+static HvdOutcome sim_call(const char *args, const char *op, const char *spec, const char *key, int attempt,
+                           int64_t timeout_ms, HvdAgentResult *res)
 {
     HvdAgentCfg cfg;
     char err[256];
@@ -66,7 +66,7 @@ static HvdAgentOutcome sim_call(const char *args, const char *op, const char *sp
                    op, spec, op, op, attempt);
     if (key) hvd_buf_printf(&req, ",\"idempotency_key\":\"%s\"", key);
     hvd_buf_puts(&req, "}}\n");
-    HvdAgentOutcome o = hvd_agent_call(&cfg, "hv01", op, req.data, req.len, res);
+    HvdOutcome o = hvd_agent_call(&cfg, "hv01", op, req.data, req.len, res);
     hvd_buf_free(&req);
     free(cmd);
     free(bin);
@@ -74,18 +74,18 @@ static HvdAgentOutcome sim_call(const char *args, const char *op, const char *sp
     return o;
 }
 
-static HvdAgentOutcome call(const char *op, const char *spec, const char *key, HvdAgentResult *res)
+static HvdOutcome call(const char *op, const char *spec, const char *key, HvdAgentResult *res)
 {
     return sim_call(NULL, op, spec, key, 1, 0, res);
 }
 
-#define ASSERT_OK(res)                                                                                              \
-    cr_assert_eq((res).outcome, HVD_AGENT_SUCCESS, "%s: %s / %s; stderr %s", hvd_agent_outcome_name((res).outcome), \
+#define ASSERT_OK(res)                                                                                      \
+    cr_assert_eq((res).outcome, HVD_OUT_SUCCESS, "%s: %s / %s; stderr %s", hvd_outcome_name((res).outcome), \
                  (res).detail, (res).message ? (res).message : "-", (res).stderr_tail)
 
 static void assert_error(HvdAgentResult *res, const char *code, const char *message)
 {
-    cr_assert_eq(res->outcome, HVD_AGENT_AGENT_ERROR, "%s: %s", hvd_agent_outcome_name(res->outcome), res->detail);
+    cr_assert_eq(res->outcome, HVD_OUT_AGENT_ERROR, "%s: %s", hvd_outcome_name(res->outcome), res->detail);
     cr_assert_str_eq(res->status, "error");
     cr_assert_str_eq(res->code, code);
     cr_assert_not_null(res->message);
@@ -180,7 +180,7 @@ Test(simhost, unknown_operation_is_an_error_envelope)
     hvd_agent_result_free(&res);
 }
 
-static HvdAgentOutcome raw_call(const char *args, const char *input, HvdAgentResult *res)
+static HvdOutcome raw_call(const char *args, const char *input, HvdAgentResult *res)
 {
     HvdAgentCfg cfg;
     char err[256];
@@ -188,7 +188,7 @@ static HvdAgentOutcome raw_call(const char *args, const char *input, HvdAgentRes
     char *bin = simhost_path();
     char *cmd = hvd_xasprintf("%s --state-dir %s %s", bin, dir, args ? args : "");
     cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err));
-    HvdAgentOutcome o = hvd_agent_call(&cfg, NULL, "x", input, strlen(input), res);
+    HvdOutcome o = hvd_agent_call(&cfg, NULL, "x", input, strlen(input), res);
     free(cmd);
     free(bin);
     hvd_agent_cfg_free(&cfg);
@@ -758,7 +758,7 @@ Test(simhost, crash_before_the_effect)
     setenv("HVD_SIM_CRASH", "vm.create=1:before", 1);
     HvdAgentResult res;
     sim_call(NULL, "vm.create", spec, "job:vm.create", 1, 0, &res);
-    cr_assert_eq(res.outcome, HVD_AGENT_TRANSPORT, "%s", res.detail);
+    cr_assert_eq(res.outcome, HVD_OUT_TRANSPORT, "%s", res.detail);
     cr_assert_null(res.envelope);
     cr_assert_neq(res.exit_code, 0);
     hvd_agent_result_free(&res);
@@ -779,7 +779,7 @@ Test(simhost, crash_after_the_effect)
     setenv("HVD_SIM_CRASH", "vm.create=1:after", 1);
     HvdAgentResult res;
     sim_call(NULL, "vm.create", spec, "job:vm.create", 1, 0, &res);
-    cr_assert_eq(res.outcome, HVD_AGENT_TRANSPORT, "%s", res.detail);
+    cr_assert_eq(res.outcome, HVD_OUT_TRANSPORT, "%s", res.detail);
     cr_assert_null(res.envelope);
     hvd_agent_result_free(&res);
     cr_assert_eq(count_effects(NULL), 1, "the effect is recorded although nobody heard of it");
@@ -808,7 +808,7 @@ Test(simhost, crash_before_and_after_for_one_operation)
         snprintf(key, sizeof key, "job%02d:vm.create", i);
         HvdAgentResult res;
         sim_call(NULL, "vm.create", spec, key, 1, 0, &res);
-        cr_assert_eq(res.outcome, HVD_AGENT_TRANSPORT, "probabilities adding up to 1 always crash: %s", res.detail);
+        cr_assert_eq(res.outcome, HVD_OUT_TRANSPORT, "probabilities adding up to 1 always crash: %s", res.detail);
         crashed++;
         hvd_agent_result_free(&res);
     }
@@ -879,7 +879,7 @@ static void fail_pattern(int attempt, char *out, int n)
         snprintf(key, sizeof key, "job-%d:noop-test", i);
         HvdAgentResult res;
         sim_call(NULL, "noop-test", "{}", key, attempt, 0, &res);
-        if (res.outcome == HVD_AGENT_RETRYABLE) {
+        if (res.outcome == HVD_OUT_RETRYABLE) {
             cr_assert_str_eq(res.code, "HOST_BUSY");
             cr_assert(strstr(res.message, "Injected failure") != NULL);
             out[i] = 'F';
@@ -930,7 +930,7 @@ Test(simhost, fault_kinds_latency_fail_code_and_hang)
 
     setenv("HVD_SIM_HANG", "noop-test=1", 1);
     sim_call(NULL, "noop-test", "{}", "k", 1, 500, &res);
-    cr_assert_eq(res.outcome, HVD_AGENT_TIMEOUT, "%s", res.detail);
+    cr_assert_eq(res.outcome, HVD_OUT_TIMEOUT, "%s", res.detail);
     cr_assert_leq(res.elapsed_ms, 1500);
     hvd_agent_result_free(&res);
     unsetenv("HVD_SIM_HANG");

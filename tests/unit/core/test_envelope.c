@@ -5,6 +5,7 @@
 #include <string.h>
 #include "codec.h"
 #include "envelope.h"
+#include "plan.h"
 
 static const char *const ENVELOPE_KEYS[] = {
     "job_id", "correlation_id", "job_type", "status",   "code",       "message",
@@ -47,11 +48,22 @@ Test(envelope, empty_envelope_has_every_key)
 
 static HvdNode *full_envelope(void)
 {
-    static const HvdStageResult stages[] = {
-        {"vm.create", "succeeded", 1, "2024-05-01T10:00:00Z", "2024-05-01T10:00:05Z", "created", NULL, NULL},
-        {"disk.create", "failed", 3, "2024-05-01T10:00:06Z", "2024-05-01T10:01:00Z", "no space", "agent_error",
-         "DISK_FULL"},
-        {"nic.create", "not_started", 0, NULL, NULL, NULL, NULL, NULL},
+    static const HvdStage stages[] = {
+        {.name = "vm.create",
+         .status = HVD_STAGE_SUCCEEDED,
+         .attempts = 1,
+         .started_at = "2024-05-01T10:00:00Z",
+         .finished_at = "2024-05-01T10:00:05Z",
+         .message = "created"},
+        {.name = "disk.create",
+         .status = HVD_STAGE_FAILED,
+         .attempts = 3,
+         .started_at = "2024-05-01T10:00:06Z",
+         .finished_at = "2024-05-01T10:01:00Z",
+         .message = "no space",
+         .code = "agent_error",
+         .agent_code = "DISK_FULL"},
+        {.name = "nic.create", .status = HVD_STAGE_PENDING},
     };
     HvdNode *data = hvd_node_map();
     hvd_node_map_set_str(data, "vm_id", "0b3a9f0e-1111-2222-3333-444455556666");

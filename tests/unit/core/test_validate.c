@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "codec.h"
-#include "clock.h"
+#include "timefmt.h"
 #include "model.h"
 
 #define JOB_ID "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11"

@@ -1,29 +1,10 @@
-/* Clocks and RFC 3339 time formatting/parsing (UTC, millisecond precision). */
-#include "clock.h"
+/* RFC 3339 time formatting and parsing (UTC, millisecond precision): pure,
+ * the time comes in as Unix milliseconds. */
+#include "timefmt.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t hvd_now_ms(void)
-{
-    return clock_ms(CLOCK_REALTIME);
-}
-
-int64_t hvd_mono_ms(void)
-{
-    return clock_ms(CLOCK_MONOTONIC);
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian civil date (H. Hinnant's
- * algorithm), so formatting and parsing need neither timegm nor TZ. */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 {
     y -= m <= 2;
@@ -149,17 +130,4 @@ bool hvd_time_parse_rfc3339(const char *s, int64_t *unix_ms)
     if (hvd_time_parse_rfc3339_why(s, &v) != NULL) return false;
     if (unix_ms) *unix_ms = v;
     return true;
-}
-
-void hvd_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(cv, mu, &ts);
 }

@@ -1,0 +1,48 @@
+/* The answer to a message that never becomes a running job (§3, §4): which
+ * code it gets and the one sentence that explains it. */
+#include <stdio.h>
+#include <string.h>
+#include "plan.h"
+
+HvdRejection hvd_plan_reject_invalid(const HvdJob *job, const HvdErrors *errs)
+{
+    HvdRejection r = {.code = "validation_error"};
+    bool wrong_type = false, all_host = errs->n > 0;
+    for (size_t i = 0; i < errs->n; i++) {
+        if (strcmp(errs->items[i].loc, "job_type") == 0 && job->job_type &&
+            strcmp(job->job_type, HVD_JOB_TYPE_MANAGED) != 0)
+            wrong_type = true;
+        if (strcmp(errs->items[i].type, "host_not_allowed") != 0) all_host = false;
+    }
+    if (wrong_type) {
+        r.code = "unsupported_job_type";
+        snprintf(r.message, sizeof r.message, "Job type '%.100s' is not handled by this fleet.", job->job_type);
+    } else if (all_host) {
+        r.code = "host_not_allowed";
+        snprintf(r.message, sizeof r.message, "Target host '%.100s' is not in this fleet's allowed hosts.",
+                 job->target_host ? job->target_host : "");
+    } else {
+        snprintf(r.message, sizeof r.message, "The request is invalid: %zu validation error%s.", errs->n,
+                 errs->n == 1 ? "" : "s");
+    }
+    return r;
+}
+
+HvdRejection hvd_plan_reject_undecodable(bool content_type_known, HvdDecodeStatus ds, const char *why)
+{
+    HvdRejection r = {.code = "malformed_message"};
+    if (!content_type_known)
+        r.code = "unsupported_content_type";
+    else if (ds == HVD_DECODE_TOO_LARGE)
+        r.code = "message_too_large";
+    snprintf(r.message, sizeof r.message, "The message could not be read: %.200s", why ? why : "");
+    return r;
+}
+
+HvdRejection hvd_plan_reject_duplicate(const char *target_host, const char *vm_name)
+{
+    HvdRejection r = {.code = "duplicate_vm_name"};
+    snprintf(r.message, sizeof r.message, "Another job on %.100s is already deploying a VM named '%.64s'.", target_host,
+             vm_name);
+    return r;
+}

@@ -1,0 +1,174 @@
+/* The next step of a running job (§6, §6a, §9): what an observation means
+ * for its stage — succeeded, adopted, pending a retry, failed — and what the
+ * runner does next — call a stage, ask vm.find, wait, finish, release. */
+#include <string.h>
+#include "plan.h"
+
+static bool any_succeeded(const HvdStageStatus *st, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (st[i] == HVD_STAGE_SUCCEEDED) return true;
+    return false;
+}
+
+static HvdStepDecision finish(const HvdStepFacts *f, const HvdStageStatus *st, HvdJobStatus status, const char *code,
+                              int failed_stage, HvdStepDecision d)
+{
+    d.verdict = HVD_STEP_FINISH;
+    d.job_status = status;
+    d.code = code;
+    d.failed_stage = failed_stage;
+    /* Something to undo: a stage that made something, or a vm.create whose
+     * outcome is unknown (its VM may exist). */
+    bool vm_in_doubt = failed_stage >= 0 && code && strcmp(code, "outcome_unknown") == 0 &&
+                       strcmp(f->job->stages[failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
+    d.rollback = status != HVD_JOB_SUCCEEDED && f->rollback && (any_succeeded(st, f->job->n_stages) || vm_in_doubt);
+    d.dead_letter = code && (strcmp(code, "retries_exhausted") == 0 || strcmp(code, "outcome_unknown") == 0 ||
+                             strcmp(code, "takeovers_exhausted") == 0);
+    return d;
+}
+
+/* The observed stage fails for good with code. */
+static HvdStepDecision fail(const HvdStepFacts *f, HvdStageStatus *st, int i, const char *code, HvdStepDecision d)
+{
+    d.settle = HVD_SETTLE_FAILED;
+    d.settle_stage = i;
+    d.settle_code = code;
+    st[i] = HVD_STAGE_FAILED;
+    return finish(f, st, HVD_JOB_FAILED, code, i, d);
+}
+
+/* The observed stage failed transiently: it waits for a retry, unless that
+ * was its last attempt. */
+static HvdStepDecision retry(const HvdStepFacts *f, HvdStageStatus *st, int i, const char *code, bool keep_doubt,
+                             HvdStepDecision d)
+{
+    int attempt = f->job->stages[i].attempts;
+    if (attempt >= f->max_attempts) return fail(f, st, i, keep_doubt ? "outcome_unknown" : "retries_exhausted", d);
+    d.settle = HVD_SETTLE_PENDING;
+    d.settle_stage = i;
+    d.settle_code = code;
+    d.keep_doubt = keep_doubt;
+    d.verdict = HVD_STEP_RETRY;
+    d.attempt = attempt;
+    return d;
+}
+
+/* A creating stage whose outcome is unknown: re-send only to an agent that
+ * honours idempotency keys; ask vm.find where it can; else it is unknown. */
+static bool resend_safe(const HvdStepFacts *f, int i)
+{
+    return f->caps.idempotency || !hvd_op_creates(f->job->stages[i].name);
+}
+
+static HvdStepDecision probe_or_unknown(const HvdStepFacts *f, HvdStageStatus *st, int i, HvdStepDecision d)
+{
+    if (f->caps.probe) {
+        d.verdict = HVD_STEP_PROBE;
+        d.stage = i;
+        return d;
+    }
+    return fail(f, st, i, "outcome_unknown", d);
+}
+
+/* Nothing pending: the first stage not yet succeeded runs, unless the job
+ * must stop, end or wait first. */
+static HvdStepDecision next(const HvdStepFacts *f, HvdStageStatus *st, HvdStepDecision d)
+{
+    size_t n = f->job->n_stages, i = 0;
+    while (i < n && st[i] == HVD_STAGE_SUCCEEDED) i++;
+    if (!f->job_valid) return finish(f, st, HVD_JOB_FAILED, "internal_error", -1, d);
+    if (i == n) return finish(f, st, HVD_JOB_SUCCEEDED, NULL, -1, d);
+    if (f->stopping) {
+        d.verdict = HVD_STEP_RELEASE;
+        return d;
+    }
+    if (f->deadline_passed) return finish(f, st, HVD_JOB_FAILED, "deadline_exceeded", -1, d);
+    if (f->cancel_requested) return finish(f, st, HVD_JOB_CANCELLED, "cancelled", -1, d);
+    if (f->secrets_gone && strcmp(f->job->stages[i].name, HVD_STAGE_VM_INITIALIZE) == 0)
+        return fail(f, st, (int)i, "internal_error", d);
+    if (f->gate == HVD_HOST_OPEN) {
+        d.verdict = HVD_STEP_WAIT_HOST;
+        return d;
+    }
+    d.verdict = HVD_STEP_CALL;
+    d.stage = (int)i;
+    return d;
+}
+
+HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
+{
+    HvdStepDecision d = {.settle = HVD_SETTLE_NONE, .settle_stage = -1, .stage = -1, .failed_stage = -1};
+    HvdStageStatus st[HVD_MAX_STAGES];
+    size_t n = f->job->n_stages < HVD_MAX_STAGES ? f->job->n_stages : HVD_MAX_STAGES;
+    for (size_t k = 0; k < n; k++) st[k] = f->job->stages[k].status;
+    const HvdObservation *o = &f->obs;
+    int i = o->stage;
+    if (o->kind != HVD_OBS_NONE && (i < 0 || (size_t)i >= n))
+        return finish(f, st, HVD_JOB_FAILED, "internal_error", -1, d);
+
+    /* A job that keeps losing its worker mid-stage stops being taken over. */
+    if ((o->kind == HVD_OBS_NONE || o->kind == HVD_OBS_IN_DOUBT) && f->max_takeovers > 0 &&
+        f->job->takeovers > f->max_takeovers) {
+        size_t open = 0;
+        while (open < n && st[open] == HVD_STAGE_SUCCEEDED) open++;
+        if (open < n) return fail(f, st, (int)open, "takeovers_exhausted", d);
+    }
+
+    switch (o->kind) {
+    case HVD_OBS_NONE: break;
+    case HVD_OBS_CALL:
+        if (o->outcome == HVD_OUT_SUCCESS) {
+            if (!o->output_ok) return fail(f, st, i, "agent_protocol_error", d);
+            d.settle = HVD_SETTLE_SUCCEEDED;
+            d.settle_stage = i;
+            st[i] = HVD_STAGE_SUCCEEDED;
+            break;
+        }
+        if (!hvd_outcome_transient(o->outcome)) return fail(f, st, i, hvd_outcome_code(o->outcome), d);
+        /* Stopped by the end of the shutdown grace: the next owner decides,
+         * with the stage in doubt. */
+        if (o->outcome == HVD_OUT_CANCELLED) {
+            d.verdict = HVD_STEP_RELEASE;
+            return d;
+        }
+        if (hvd_outcome_unknown(o->outcome) && !resend_safe(f, i)) return probe_or_unknown(f, st, i, d);
+        return retry(f, st, i, hvd_outcome_code(o->outcome), false, d);
+    case HVD_OBS_IN_DOUBT:
+        if (!resend_safe(f, i)) return probe_or_unknown(f, st, i, d);
+        break; /* sent again with the same idempotency key */
+    case HVD_OBS_PROBE:
+        if (o->outcome == HVD_OUT_SUCCESS) {
+            if (o->found == HVD_FOUND_IT) {
+                d.settle = HVD_SETTLE_ADOPTED;
+                d.settle_stage = i;
+                st[i] = HVD_STAGE_SUCCEEDED;
+                break;
+            }
+            if (o->found == HVD_FOUND_AMBIGUOUS) return fail(f, st, i, "outcome_unknown", d);
+            /* Nothing was made: the stage can be sent again. */
+            if (o->after_failure) return retry(f, st, i, NULL, false, d);
+            break;
+        }
+        if (o->outcome == HVD_OUT_CANCELLED) {
+            d.verdict = HVD_STEP_RELEASE;
+            return d;
+        }
+        if (hvd_outcome_transient(o->outcome)) return retry(f, st, i, hvd_outcome_code(o->outcome), true, d);
+        return fail(f, st, i, "outcome_unknown", d);
+    }
+    return next(f, st, d);
+}
+
+const char *hvd_step_verdict_name(HvdStepVerdict v)
+{
+    static const char *const names[] = {"call", "probe", "retry", "wait_host", "finish", "release"};
+    return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "unknown";
+}
+
+HvdRollbackPlan hvd_plan_rollback(bool vm_known, bool vm_in_doubt, const HvdAgentCaps *caps)
+{
+    if (vm_known) return HVD_ROLLBACK_DELETE_VM;
+    if (!vm_in_doubt) return HVD_ROLLBACK_NOTHING;
+    return caps->probe ? HVD_ROLLBACK_FIND_THEN_DELETE : HVD_ROLLBACK_CANNOT;
+}
