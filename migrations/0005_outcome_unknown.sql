@@ -5,3 +5,13 @@
 -- mid-stage fails (takeovers_exhausted) instead of looping for ever.
 ALTER TABLE hvdeploy.job_stages ADD COLUMN in_doubt boolean NOT NULL DEFAULT false;
 ALTER TABLE hvdeploy.jobs ADD COLUMN takeovers integer NOT NULL DEFAULT 0;
+-- What each host's agent said of itself (agent.hello, §6a), for operators
+-- (hvdeployctl hosts): its name and version, its capabilities and the
+-- profile the worker uses with it.
+CREATE TABLE hvdeploy.host_agents (
+    target_host   text PRIMARY KEY,
+    agent         text,
+    capabilities  text[] NOT NULL DEFAULT '{}',
+    profile       text NOT NULL,                 -- raw or hvdeploy, or what HVD_AGENT_PROFILE forced
+    seen_at       timestamptz NOT NULL DEFAULT now()
+);

@@ -35,7 +35,6 @@ typedef struct {
     HvdStore *store;
     HvdSecretKeys keys;
     HvdAgentCfg agent;
-    HvdAgentCaps caps; /* what the agents are taken to honour (§6a) */
     Publisher *pub;
     Runners *runners;
     LeaseSet *leases;

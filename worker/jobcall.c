@@ -120,3 +120,23 @@ HvdOutcome call_probe(JobRun *r, int i, HvdFound *found, HvdNode **adopted, char
     call_result_free(&c);
     return o;
 }
+
+HvdOutcome call_preflight(JobRun *r, bool *ok, HvdErrors *errors)
+{
+    CallResult c;
+    call_spec(r, HVD_OP_HOST_RESOURCES, hvd_node_map(), HVD_STAGE_VM_CREATE, 1, &c);
+    *ok = true;
+    HvdOutcome o = c.outcome;
+    if (o == HVD_OUT_SUCCESS) {
+        *ok = hvd_plan_preflight(&r->job, c.data, errors);
+        if (!*ok)
+            hvd_log_kv(HVD_LOG_WARN, &r->log, "preflight: the host lacks what the job names", "loc",
+                       errors->n ? errors->items[0].loc : NULL, "reason", errors->n ? errors->items[0].msg : NULL,
+                       NULL);
+    } else {
+        hvd_log_kv(HVD_LOG_WARN, &r->log, "preflight not answered; the agent checks the job itself", "reason",
+                   c.message, NULL);
+    }
+    call_result_free(&c);
+    return o;
+}

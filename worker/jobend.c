@@ -122,7 +122,7 @@ static void build_envelope(JobRun *r, const char *status, const char *code, cons
         .data = data,
         .stages = r->rec->stages,
         .n_stages = r->rec->n_stages,
-        .errors = NULL,
+        .errors = r->errors.n ? &r->errors : NULL,
         .attempts = r->rec->attempts,
         .created_at = r->rec->created_at,
         .finished_at = finished,
@@ -135,7 +135,8 @@ static void build_envelope(JobRun *r, const char *status, const char *code, cons
 static void end_message(JobRun *r, const HvdStepDecision *d, char *msg, size_t len)
 {
     const HvdStage *failed = d->failed_stage >= 0 ? &r->rec->stages[d->failed_stage] : NULL;
-    const char *why = failed && failed->message ? failed->message : "";
+    const char *why = failed && failed->message && *failed->message ? failed->message
+                                                                    : "its call was under way when its worker stopped";
     const char *code = d->code ? d->code : "";
     if (d->job_status == HVD_JOB_SUCCEEDED)
         snprintf(msg, len, "Deployed VM '%s' on %s (%zu stage%s).", r->job.vm.vm_name, r->job.target_host,
@@ -146,6 +147,9 @@ static void end_message(JobRun *r, const HvdStepDecision *d, char *msg, size_t l
         snprintf(msg, len, "The job's deadline passed before its next stage could start.");
     else if (!r->job_valid)
         snprintf(msg, len, "%s", r->why);
+    else if (strcmp(code, "validation_error") == 0)
+        snprintf(msg, len, "Host %s does not have what the job names: %zu validation error%s.", r->job.target_host,
+                 r->errors.n, r->errors.n == 1 ? "" : "s");
     else if (strcmp(code, "outcome_unknown") == 0 && failed)
         snprintf(msg, len,
                  "The outcome of stage %s is unknown (%s): the agent cannot be asked again safely, so what it may "

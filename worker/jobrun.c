@@ -13,6 +13,7 @@
 #include "jobrun_priv.h"
 #include "leases.h"
 #include "metrics.h"
+#include "profiles.h"
 #include "publisher.h"
 #include "secret.h"
 
@@ -37,6 +38,7 @@ static void jobrun_free(JobRun *r)
         free(r->secrets[i]);
     }
     hvd_job_free(&r->job);
+    hvd_errors_free(&r->errors);
     hvd_node_free(r->body);
     hvd_node_free(r->outputs);
 }
@@ -231,6 +233,7 @@ static HvdStepFacts facts(JobRun *r, const HvdObservation *obs, bool cancel)
         .caps = r->caps,
         .max_attempts = (int)r->w->cfg.max_attempts,
         .max_takeovers = (int)r->w->cfg.max_takeovers,
+        .preflight_done = r->preflight_done,
         .obs = *obs,
     };
     /* vm.initialize needs the guest's secrets; they are gone once retention passed */
@@ -249,6 +252,15 @@ static void run(JobRun *r)
             break;
         }
     bool cancel = r->rec->cancel_requested;
+    char why[300];
+    if (r->job_valid) r->caps_known = profile_caps(w, r->job.target_host, r->rec->job_id, &r->caps, why, sizeof why);
+    if (!r->caps_known && obs.kind == HVD_OBS_IN_DOUBT) {
+        /* whether the stage may be sent again depends on what the agent honours */
+        hvd_stage_set(&r->rec->stages[obs.stage].message, why);
+        r->rec->stages[obs.stage].in_doubt = true;
+        jobrun_wait(r, obs.stage, HVD_WAIT_RETRY, r->rec->stages[obs.stage].attempts, 0);
+        return;
+    }
     HvdNode *made = NULL; /* what the observed stage made */
     for (;;) {
         HvdStepFacts f = facts(r, &obs, cancel);
@@ -280,7 +292,16 @@ static void run(JobRun *r)
             hvd_log_info(&lc, "stage started");
             int64_t t0 = hvd_mono_ms();
             CallResult c;
-            call_agent(r, sg->name, sg->name, sg->attempts, &c);
+            if (!r->caps_known && hvd_op_creates(sg->name) &&
+                !(r->caps_known = profile_caps(w, r->job.target_host, r->rec->job_id, &r->caps, why, sizeof why))) {
+                /* not sent: a creating call waits until the agent's profile is known */
+                c = (CallResult){.outcome = HVD_OUT_NOT_SENT, .data = hvd_node_map()};
+                snprintf(c.message, sizeof c.message, "%s", why);
+            } else {
+                call_agent(r, sg->name, sg->name, sg->attempts, &c);
+            }
+            if (c.outcome == HVD_OUT_TIMEOUT || c.outcome == HVD_OUT_TRANSPORT || c.outcome == HVD_OUT_UNREACHABLE)
+                profile_forget(r->job.target_host);
             hvd_metric_observe(HVD_M_STAGE_DURATION, sg->name, NULL, (double)(hvd_mono_ms() - t0) / 1000.0);
             if (c.outcome != HVD_OUT_CANCELLED)
                 breaker_report(w, r->job.target_host, c.outcome, c.agent_code, gate == HVD_HOST_TRIAL);
@@ -315,6 +336,13 @@ static void run(JobRun *r)
                 hvd_stage_set(&r->rec->stages[d.stage].message, message);
             continue;
         }
+        case HVD_STEP_PREFLIGHT: {
+            bool ok = true;
+            HvdOutcome o = call_preflight(r, &ok, &r->errors);
+            r->preflight_done = true;
+            obs = (HvdObservation){.kind = HVD_OBS_PREFLIGHT, .stage = d.stage, .outcome = o, .preflight_ok = ok};
+            continue;
+        }
         case HVD_STEP_RETRY: jobrun_wait(r, d.settle_stage, HVD_WAIT_RETRY, d.attempt, 0); return;
         case HVD_STEP_WAIT_HOST: {
             size_t i = hvd_job_first_open_stage(r->rec);
@@ -339,7 +367,7 @@ void jobrun_execute(Worker *w, HvdJobRecord *rec, bool takeover)
                         .host = rec->target_host,
                         .attempt = rec->attempts};
     if (rec->n_stages > HVD_MAX_STAGES) rec->n_stages = HVD_MAX_STAGES;
-    r.caps = w->caps;
+    r.caps = (HvdAgentCaps){0}; /* raw until the host's profile is known */
     leases_add(w->leases, rec->job_id, rec->epoch);
     if (takeover) {
         hvd_metric_inc(HVD_M_LEASE_TAKEOVERS_TOTAL, NULL, NULL);

@@ -22,7 +22,10 @@ typedef struct {
     HvdContentType ct;
     HvdLogCtx log;
     int64_t epoch;
-    HvdAgentCaps caps;
+    HvdAgentCaps caps;                 /* what the host's agent honours (raw until known) */
+    bool caps_known;                   /* its agent answered agent.hello (or HVD_AGENT_PROFILE fixes it) */
+    bool preflight_done;               /* host.resources was asked in this run */
+    HvdErrors errors;                  /* validation errors of the preflight, for the envelope */
     int unrecorded;                    /* a stage that succeeded and is not yet recorded, or -1 */
     char why[512];                     /* why the job could not be rebuilt */
     char *secrets[JOBRUN_MAX_SECRETS]; /* values registered with the log guard */
@@ -47,6 +50,10 @@ void call_result_free(CallResult *c);
 /* Asks vm.find what exists of stage i's effect; fills *found and, when it
  * found it, *adopted with what the stage would have made. */
 HvdOutcome call_probe(JobRun *r, int i, HvdFound *found, HvdNode **adopted, char *message, size_t len);
+
+/* Asks host.resources whether the host has what the job names; errors get
+ * one entry per missing thing. Returns the call's outcome; *ok is the answer. */
+HvdOutcome call_preflight(JobRun *r, bool *ok, HvdErrors *errors);
 
 /* ---- jobend.c ---- */
 void jobrun_event(JobRun *r, const char *stage, const char *status, int64_t attempt, const char *message);

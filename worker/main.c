@@ -65,8 +65,6 @@ static void names(Worker *w)
 static int setup_agent(Worker *w, char *err, size_t len)
 {
     hvd_agent_cfg_init(&w->agent);
-    /* the agents are taken to honour idempotency keys, as hvdeploy-simhost does */
-    w->caps = (HvdAgentCaps){.idempotency = true};
     if (!hvd_agent_cfg_set_command(&w->agent, w->cfg.agent_cmd, err, len)) return -1;
     for (size_t i = 0; i < w->cfg.agent_timeouts.n; i++)
         hvd_agent_cfg_set_timeout(
@@ -76,6 +74,8 @@ static int setup_agent(Worker *w, char *err, size_t len)
     for (size_t i = 0; i < w->cfg.agent_retryable_codes.n; i++)
         hvd_buf_printf(&codes, "%s%s", i ? "," : "", w->cfg.agent_retryable_codes.v[i]);
     hvd_agent_cfg_set_retryable(&w->agent, codes.data ? codes.data : "");
+    hvd_agent_cfg_set_retryable_messages(&w->agent, (const char *const *)w->cfg.agent_retryable_messages.v,
+                                         w->cfg.agent_retryable_messages.n);
     hvd_buf_free(&codes);
     w->agent.kill_grace_ms = w->cfg.agent_kill_grace * 1000;
     return 0;

@@ -2,6 +2,7 @@
  * a poll loop over the child's pipes with caps and deadlines, and the §6
  * classification of what came back. */
 #include "agent.h"
+#include "argv.h"
 #include "agentproto.h"
 #include "buf.h"
 #include "model.h"
@@ -27,8 +28,8 @@ extern char **environ;
 #define CANCEL_POLL_MS 50
 
 static const HvdAgentTimeout DEFAULT_TIMEOUTS[] = {
-    {"vm.create", 300 * 1000},     {"disk.create", 1800 * 1000}, {"nic.create", 120 * 1000},
-    {"vm.initialize", 900 * 1000}, {"vm.delete", 300 * 1000},
+    {"vm.create", 300 * 1000},      {"disk.create", 1800 * 1000}, {"nic.create", 120 * 1000},
+    {"vm.initialize", 2400 * 1000}, {"vm.delete", 300 * 1000},
 };
 
 /* ---- configuration ---- */
@@ -79,13 +80,19 @@ void hvd_agent_cfg_free(HvdAgentCfg *cfg)
     if (!cfg) return;
     free_words(cfg->argv, cfg->argc);
     free_words(cfg->retryable, cfg->n_retryable);
+    free_words(cfg->retryable_messages, cfg->n_retryable_messages);
     memset(cfg, 0, sizeof *cfg);
 }
 
 bool hvd_agent_cfg_set_command(HvdAgentCfg *cfg, const char *tmpl, char *err, size_t errlen)
 {
     size_t n = 0;
-    char **v = tmpl ? split_words(tmpl, " \t", &n) : NULL;
+    char why[160];
+    char **v = hvd_argv_split(tmpl, &n, why, sizeof why);
+    if (!v) {
+        snprintf(err, errlen, "the agent command cannot be split into words: %s", why);
+        return false;
+    }
     if (n == 0) {
         free_words(v, n);
         snprintf(err, errlen,
@@ -178,6 +185,21 @@ int64_t hvd_agent_timeout_ms(const HvdAgentCfg *cfg, const char *operation)
     for (size_t i = 0; operation && i < cfg->n_timeouts; i++)
         if (strcmp(cfg->timeouts[i].op, operation) == 0) return cfg->timeouts[i].ms;
     return cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : HVD_AGENT_DEFAULT_TIMEOUT_MS;
+}
+
+void hvd_agent_cfg_set_retryable_messages(HvdAgentCfg *cfg, const char *const *texts, size_t n)
+{
+    free_words(cfg->retryable_messages, cfg->n_retryable_messages);
+    cfg->retryable_messages = hvd_xcalloc(n + 1, sizeof *cfg->retryable_messages);
+    for (size_t i = 0; i < n; i++) cfg->retryable_messages[i] = hvd_xstrdup(texts[i]);
+    cfg->n_retryable_messages = n;
+}
+
+bool hvd_agent_message_retryable(const HvdAgentCfg *cfg, const char *message)
+{
+    for (size_t i = 0; message && i < cfg->n_retryable_messages; i++)
+        if (*cfg->retryable_messages[i] && strcasestr(message, cfg->retryable_messages[i])) return true;
+    return false;
 }
 
 bool hvd_agent_code_retryable(const HvdAgentCfg *cfg, const char *code)
@@ -485,7 +507,8 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
             res->outcome = HVD_OUT_SUCCESS;
             snprintf(res->detail, sizeof res->detail, "agent answered success");
         } else if (strcmp(st, "error") == 0 || strcmp(st, "partial") == 0) {
-            res->outcome = hvd_agent_code_retryable(cfg, res->code) ? HVD_OUT_RETRYABLE : HVD_OUT_AGENT_ERROR;
+            bool transient = hvd_agent_code_retryable(cfg, res->code) || hvd_agent_message_retryable(cfg, res->message);
+            res->outcome = transient ? HVD_OUT_RETRYABLE : HVD_OUT_AGENT_ERROR;
             snprintf(res->detail, sizeof res->detail, "agent answered %s (code %s): %.160s", st,
                      res->code ? res->code : "none", res->message ? res->message : "");
         } else {

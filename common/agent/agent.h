@@ -40,20 +40,22 @@ typedef struct {
     int64_t default_timeout_ms;
     char **retryable; /* agent codes that are transient */
     size_t n_retryable;
+    char **retryable_messages; /* case-insensitive parts of a message that make an error transient */
+    size_t n_retryable_messages;
     int64_t kill_grace_ms; /* after SIGTERM, before SIGKILL (0 = at once; < 0 = default) */
     int64_t eof_grace_ms;  /* after the child exited, while a grandchild holds the pipes (< 0 = default) */
     size_t stderr_cap;     /* bytes of the stderr tail kept */
 } HvdAgentCfg;
 
 /* Defaults: no command yet; timeouts vm.create 300 s, disk.create 1800 s,
- * nic.create 120 s, vm.initialize 900 s, vm.delete 300 s, other 60 s;
+ * nic.create 120 s, vm.initialize 2400 s (above Main-NewProtocol.ps1's own 2100 s wait), vm.delete 300 s, other 60 s;
  * retryable codes HOST_BUSY, TRANSIENT; grace 2 s; EOF grace 200 ms;
  * stderr tail 4 KiB. */
 void hvd_agent_cfg_init(HvdAgentCfg *cfg);
 void hvd_agent_cfg_free(HvdAgentCfg *cfg); /* NULL-safe; leaves cfg re-initialisable */
 
-/* Splits tmpl on spaces and tabs into argv words ("{host}" stays a
- * placeholder, replaced per call). Returns false with a one-line reason in
+/* Splits tmpl into argv words as hvd_argv_split does (spaces and tabs;
+ * '...' and "..." quoting; "{host}" stays a placeholder, replaced per call). Returns false with a one-line reason in
  * err when the template is NULL or has no word. */
 bool hvd_agent_cfg_set_command(HvdAgentCfg *cfg, const char *tmpl, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -66,6 +68,11 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
     __attribute__((warn_unused_result));
 /* Replaces the retryable codes with a comma list (empty = none). */
 void hvd_agent_cfg_set_retryable(HvdAgentCfg *cfg, const char *csv);
+/* Replaces the retryable message parts (HVD_AGENT_RETRYABLE_MESSAGES; §6a):
+ * an error answer whose message contains one (case-insensitively) is
+ * transient whatever its code. */
+void hvd_agent_cfg_set_retryable_messages(HvdAgentCfg *cfg, const char *const *texts, size_t n);
+bool hvd_agent_message_retryable(const HvdAgentCfg *cfg, const char *message);
 int64_t hvd_agent_timeout_ms(const HvdAgentCfg *cfg, const char *operation);
 bool hvd_agent_code_retryable(const HvdAgentCfg *cfg, const char *code);
 

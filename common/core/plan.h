@@ -53,6 +53,17 @@ typedef struct {
     bool output;      /* live output lines in session mode */
 } HvdAgentCaps;
 
+/* The capabilities HVD_AGENT_PROFILE fixes: "raw" none, "hvdeploy" all four;
+ * false for "auto" (the host is asked with agent.hello). */
+bool hvd_plan_profile_fixed(const char *profile, HvdAgentCaps *caps);
+/* What an agent.hello call says: success with data.capabilities (a list of
+ * names) gives those; an error answer (what Main-NewProtocol.ps1 gives for an
+ * unknown operation) or an answer that is not an envelope gives none (the raw
+ * profile). A call that got no answer, or a busy answer, says nothing: false. */
+bool hvd_plan_profile_from_hello(HvdOutcome outcome, const HvdNode *data, HvdAgentCaps *caps);
+/* "raw" when caps has nothing, "hvdeploy" when it has all four, else "partial". */
+const char *hvd_plan_profile_name(const HvdAgentCaps *caps);
+
 /* vm.create, disk.create and nic.create make something each time they run;
  * vm.initialize and vm.delete may be sent again. */
 bool hvd_op_creates(const char *operation);
@@ -126,10 +137,11 @@ typedef enum {
 } HvdHostGate;
 
 typedef enum {
-    HVD_OBS_NONE,     /* nothing yet in this run (just claimed, or after a cancel check) */
-    HVD_OBS_CALL,     /* stage `stage` was called: `outcome` */
-    HVD_OBS_IN_DOUBT, /* stage `stage` was under way when its last worker stopped */
-    HVD_OBS_PROBE,    /* vm.find about stage `stage` answered (`outcome`, `found`) */
+    HVD_OBS_NONE,      /* nothing yet in this run (just claimed, or after a cancel check) */
+    HVD_OBS_CALL,      /* stage `stage` was called: `outcome` */
+    HVD_OBS_IN_DOUBT,  /* stage `stage` was under way when its last worker stopped */
+    HVD_OBS_PROBE,     /* vm.find about stage `stage` answered (`outcome`, `found`) */
+    HVD_OBS_PREFLIGHT, /* host.resources before stage `stage` (vm.create): `outcome`, `preflight_ok` */
 } HvdObsKind;
 
 typedef enum {
@@ -145,6 +157,7 @@ typedef struct {
     bool output_ok;     /* CALL success: the answer has what the stage must make (vm.create: a vm_id) */
     HvdFound found;     /* PROBE success */
     bool after_failure; /* PROBE: the doubt came from a failed call in this run (not a takeover) */
+    bool preflight_ok;  /* PREFLIGHT success: the host has what the job names */
 } HvdObservation;
 
 typedef struct {
@@ -158,7 +171,8 @@ typedef struct {
     HvdHostGate gate;
     HvdAgentCaps caps;
     int max_attempts;
-    int max_takeovers; /* 0 = unbounded */
+    int max_takeovers;   /* 0 = unbounded */
+    bool preflight_done; /* host.resources was asked in this run (or needs not be) */
     HvdObservation obs;
 } HvdStepFacts;
 
@@ -173,6 +187,7 @@ typedef enum {
 typedef enum {
     HVD_STEP_CALL,      /* call stage `stage` (its attempt = attempts + 1) */
     HVD_STEP_PROBE,     /* ask vm.find whether stage `stage`'s effect exists */
+    HVD_STEP_PREFLIGHT, /* ask host.resources whether the host has what the job names, before `stage` */
     HVD_STEP_RETRY,     /* release the job until a retry: `wait` (retry) after the delay of `attempt` */
     HVD_STEP_WAIT_HOST, /* the host's circuit is open: wait without spending an attempt */
     HVD_STEP_FINISH,    /* end the job: job_status, code, failed_stage, rollback, dead_letter */
@@ -206,6 +221,13 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f);
 HvdFound hvd_plan_probe_found(const char *stage, const HvdNode *data, const char *job_id, const char *vm_id,
                               const char *adapter_name, HvdNode **adopted, char *message, size_t len);
 const char *hvd_step_verdict_name(HvdStepVerdict v);
+
+/* The preflight (§6a): the host's hostresources document (storage_classes,
+ * networks, golden_images: lists of {name}) must have the job's storage
+ * class, network and image (compared case-insensitively; a list the
+ * document lacks is not checked). Adds one error per missing thing, at its
+ * field's loc with type host_resource_missing; true when none is missing. */
+bool hvd_plan_preflight(const HvdJob *job, const HvdNode *resources, HvdErrors *errs);
 
 /* ---- rollback -------------------------------------------------------------- */
 

@@ -91,6 +91,14 @@ static HvdStepDecision next(const HvdStepFacts *f, HvdStageStatus *st, HvdStepDe
         d.verdict = HVD_STEP_WAIT_HOST;
         return d;
     }
+    /* before the first vm.create, a host that can say so is asked whether it
+     * has the job's storage class, network and image */
+    if (!f->preflight_done && f->caps.probe && strcmp(f->job->stages[i].name, HVD_STAGE_VM_CREATE) == 0 &&
+        f->job->stages[i].attempts == 0) {
+        d.verdict = HVD_STEP_PREFLIGHT;
+        d.stage = (int)i;
+        return d;
+    }
     d.verdict = HVD_STEP_CALL;
     d.stage = (int)i;
     return d;
@@ -156,13 +164,21 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
         }
         if (hvd_outcome_transient(o->outcome)) return retry(f, st, i, hvd_outcome_code(o->outcome), true, d);
         return fail(f, st, i, "outcome_unknown", d);
+    case HVD_OBS_PREFLIGHT:
+        /* a host without what the job names fails it as invalid; a preflight
+         * that could not be answered leaves the check to the agent */
+        if (o->outcome == HVD_OUT_SUCCESS && !o->preflight_ok)
+            return finish(f, st, HVD_JOB_FAILED, "validation_error", -1, d);
+        HvdStepFacts asked = *f;
+        asked.preflight_done = true;
+        return next(&asked, st, d);
     }
     return next(f, st, d);
 }
 
 const char *hvd_step_verdict_name(HvdStepVerdict v)
 {
-    static const char *const names[] = {"call", "probe", "retry", "wait_host", "finish", "release"};
+    static const char *const names[] = {"call", "probe", "preflight", "retry", "wait_host", "finish", "release"};
     return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "unknown";
 }
 

@@ -28,6 +28,8 @@ typedef enum {
     CT_PATHLIST, /* comma list of file paths */
     CT_TIMEOUTS, /* op=seconds,... */
     CT_ADDR,     /* host:port or empty */
+    CT_PROFILE,  /* auto|raw|hvdeploy */
+    CT_TEXTLIST, /* comma list of non-empty texts (kept as given) */
 } CfgType;
 
 #define REQ_WORKER 1u
@@ -71,12 +73,19 @@ static const CfgRow rows[] = {
     {"HVD_AGENT_CMD", CT_STR, OFF(agent_cmd), "", 0, 0, REQ_WORKER, "CMD",
      "host agent argv template, split on spaces, {host} = target host; run without a shell"},
     {"HVD_AGENT_TIMEOUTS", CT_TIMEOUTS, OFF(agent_timeouts),
-     "vm.create=300,disk.create=1800,nic.create=120,vm.initialize=900,vm.delete=300", 0, 0, 0, "OP=SECONDS,...",
+     "vm.create=300,disk.create=1800,nic.create=120,vm.initialize=2400,vm.delete=300", 0, 0, 0, "OP=SECONDS,...",
      "agent time limit per operation, over these defaults; default=N for the rest"},
     {"HVD_AGENT_KILL_GRACE", CT_DUR, OFF(agent_kill_grace), "2", 0, 300, 0, "SECONDS",
      "wait between SIGTERM and SIGKILL of an agent that timed out"},
     {"HVD_AGENT_RETRYABLE_CODES", CT_CODELIST, OFF(agent_retryable_codes), "HOST_BUSY,TRANSIENT", 0, 0, 0, "CODE,...",
      "agent error codes retried like transient failures (others are permanent)"},
+    {"HVD_AGENT_RETRYABLE_MESSAGES", CT_TEXTLIST, OFF(agent_retryable_messages), HVD_AGENT_DEFAULT_RETRYABLE_MESSAGES,
+     0, 0, 0, "TEXT,...",
+     "case-insensitive parts of an agent's error message that make an error transient (Hyper-V, WinRM and file "
+     "locks busy); empty = none"},
+    {"HVD_AGENT_PROFILE", CT_PROFILE, OFF(agent_profile), "auto", 0, 0, 0, "auto|raw|hvdeploy",
+     "what the agents honour: auto asks each host (agent.hello), raw = no capabilities (Aether-V's script), "
+     "hvdeploy = idempotency, probe, session and output"},
     {"HVD_CONCURRENCY", CT_INT, OFF(concurrency), "8", 1, 1024, 0, "N", "jobs in flight per worker process"},
     {"HVD_HOST_CONCURRENCY", CT_INT, OFF(host_concurrency), "1", 1, 1024, 0, "N",
      "jobs running per Hyper-V host across the whole fleet"},
@@ -626,6 +635,14 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
             return false;
         }
         return true;
+    case CT_PROFILE:
+        if (strcmp(v, "auto") != 0 && strcmp(v, "raw") != 0 && strcmp(v, "hvdeploy") != 0) {
+            set_err(err, errlen, "%s: '%s' is not one of auto, raw, hvdeploy%s", r->name, q, src);
+            return false;
+        }
+        free(*FIELD(cfg, r, char *));
+        *FIELD(cfg, r, char *) = hvd_xstrdup(v);
+        return true;
     case CT_LEVEL:
         if (!hvd_log_level_parse(v, FIELD(cfg, r, HvdLogLevel))) {
             set_err(err, errlen, "%s: '%s' is not one of debug, info, warn, error%s", r->name, q, src);
@@ -650,6 +667,7 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
     }
     case CT_HOSTLIST:
     case CT_CODELIST:
+    case CT_TEXTLIST:
     case CT_PATHLIST: {
         HvdStrList *l = FIELD(cfg, r, HvdStrList), tmp = {0};
         bool (*ok)(const char *) = r->type == CT_HOSTLIST ? hostname_ok : r->type == CT_CODELIST ? code_ok : NULL;
@@ -658,6 +676,7 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
             quote_val(bad, qb, sizeof qb);
             const char *what = r->type == CT_HOSTLIST   ? "a valid hostname or IPv4 address"
                                : r->type == CT_CODELIST ? "an agent code (letters, digits, '.', '_', '-')"
+                               : r->type == CT_TEXTLIST ? "a text"
                                                         : "a file path";
             if (*bad)
                 set_err(err, errlen, "%s: '%s' is not %s (in '%s')%s", r->name, qb, what, q, src);
@@ -665,6 +684,7 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
                 set_err(err, errlen, "%s: '%s' has an empty entry; expected a comma list of %ss%s", r->name, q,
                         r->type == CT_HOSTLIST   ? "host name"
                         : r->type == CT_CODELIST ? "agent code"
+                        : r->type == CT_TEXTLIST ? "text"
                                                  : "file path",
                         src);
             free(bad);
@@ -1052,6 +1072,7 @@ void hvd_config_free(HvdConfig *cfg)
         case CT_NAME:
         case CT_AMQP_URL:
         case CT_PG_DSN:
+        case CT_PROFILE:
         case CT_ADDR: {
             char **f = FIELD(cfg, r, char *);
             if (*f && (r->type == CT_AMQP_URL || r->type == CT_PG_DSN)) memset(*f, 0, strlen(*f));
@@ -1060,6 +1081,7 @@ void hvd_config_free(HvdConfig *cfg)
         }
         case CT_HOSTLIST:
         case CT_CODELIST:
+        case CT_TEXTLIST:
         case CT_PATHLIST: strlist_free(FIELD(cfg, r, HvdStrList)); break;
         default: break;
         }
@@ -1142,6 +1164,7 @@ void hvd_config_print(FILE *out, const HvdConfig *cfg)
         switch (r->type) {
         case CT_STR:
         case CT_NAME:
+        case CT_PROFILE:
         case CT_ADDR: {
             const char *s = *(char *const *)f;
             hvd_buf_puts(&b, s ? s : "");
@@ -1164,6 +1187,7 @@ void hvd_config_print(FILE *out, const HvdConfig *cfg)
         }
         case CT_HOSTLIST:
         case CT_CODELIST:
+        case CT_TEXTLIST:
         case CT_PATHLIST: {
             const HvdStrList *l = f;
             for (size_t k = 0; k < l->n; k++) hvd_buf_printf(&b, "%s%s", k ? "," : "", l->v[k]);

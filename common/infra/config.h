@@ -25,6 +25,19 @@
 #define HVD_CFG_MAX_RETRY_DELAYS 16
 #define HVD_CFG_MAX_TIMEOUTS 8         /* entries of HVD_AGENT_TIMEOUTS */
 #define HVD_AGENT_TIMEOUT_FALLBACK 600 /* seconds, for an operation not listed and no default= */
+/* Messages of Windows, Hyper-V and WinRM errors that say "busy, try again",
+ * not "this cannot work" (README: "Transient errors of the real agent"):
+ *   ERROR_SHARING_VIOLATION (32)  "The process cannot access the file because it is being used by another process."
+ *   ERROR_INVALID_STATE (5023)    "The operation cannot be performed while the object is in its current state."
+ *   RPC_S_SERVER_UNAVAILABLE      "The RPC server is unavailable."
+ *   ERROR_NO_SYSTEM_RESOURCES     "Insufficient system resources exist to complete the requested service."
+ *   ERROR_TIMEOUT (1460)          "This operation returned because the timeout period expired."
+ *   ERROR_BUSY (170)              "The requested resource is in use."
+ *   WinRM                         "The WinRM client cannot complete the operation within the time specified." */
+#define HVD_AGENT_DEFAULT_RETRYABLE_MESSAGES                                                                \
+    "being used by another process,while the object is in its current state,the rpc server is unavailable," \
+    "insufficient system resources,the timeout period expired,the requested resource is in use,"            \
+    "winrm client cannot complete the operation"
 
 typedef struct {
     char **v; /* NULL when empty */
@@ -47,40 +60,42 @@ typedef struct {
 } HvdTimeouts;
 
 typedef struct {
-    char *amqp_url;                   /* HVD_AMQP_URL (secret: print masked) */
-    char *amqp_url_file;              /* HVD_AMQP_URL_FILE */
-    char *pg_dsn;                     /* HVD_PG_DSN (secret: print masked) */
-    char *pg_dsn_file;                /* HVD_PG_DSN_FILE */
-    char *agent_cmd;                  /* HVD_AGENT_CMD; "" when unset */
-    int64_t concurrency;              /* HVD_CONCURRENCY 1..1024 */
-    int64_t host_concurrency;         /* HVD_HOST_CONCURRENCY 1..1024 */
-    HvdStrList allowed_hosts;         /* HVD_ALLOWED_HOSTS, lower-cased; empty = any */
-    int64_t max_attempts;             /* HVD_MAX_ATTEMPTS 1..100 */
-    int64_t max_takeovers;            /* HVD_MAX_TAKEOVERS 0..1000, 0 = no limit */
-    HvdIntList retry_delays;          /* HVD_RETRY_DELAYS seconds, 1..16 entries */
-    char *amqp_prefix;                /* HVD_AMQP_PREFIX */
-    char *metrics_addr;               /* HVD_METRICS_ADDR host:port; "" = disabled */
-    HvdLogLevel log_level;            /* HVD_LOG_LEVEL */
-    char *secret_key_file;            /* HVD_SECRET_KEY_FILE; "" when unset */
-    HvdStrList secret_old_key_files;  /* HVD_SECRET_OLD_KEY_FILES */
-    int64_t lease_ttl;                /* HVD_LEASE_TTL seconds */
-    int64_t shutdown_grace;           /* HVD_SHUTDOWN_GRACE seconds */
-    HvdStrList agent_retryable_codes; /* HVD_AGENT_RETRYABLE_CODES */
-    HvdTimeouts agent_timeouts;       /* HVD_AGENT_TIMEOUTS; use hvd_config_agent_timeout() */
-    int64_t agent_kill_grace;         /* HVD_AGENT_KILL_GRACE seconds between SIGTERM and SIGKILL */
-    int64_t sweep_interval;           /* HVD_SWEEP_INTERVAL seconds */
-    int64_t breaker_threshold;        /* HVD_BREAKER_THRESHOLD host failures; 0 = no breaker */
-    int64_t breaker_cooldown;         /* HVD_BREAKER_COOLDOWN seconds */
-    int64_t heartbeat;                /* HVD_HEARTBEAT AMQP heartbeat seconds, 0 = off */
-    int64_t pg_pool_size;             /* HVD_PG_POOL_SIZE */
-    int64_t secret_retention;         /* HVD_SECRET_RETENTION seconds */
-    char *worker_id;                  /* HVD_WORKER_ID; default "<hostname>:<pid>" */
-    char *amqp_ca_file;               /* HVD_AMQP_CA_FILE */
-    char *amqp_cert_file;             /* HVD_AMQP_CERT_FILE */
-    char *amqp_key_file;              /* HVD_AMQP_KEY_FILE */
-    bool amqp_verify;                 /* HVD_AMQP_VERIFY: verify the broker's certificate and name */
-    char *config_file;                /* HVD_CONFIG_FILE */
-    bool print_config;                /* --print-config was given (not a variable) */
+    char *amqp_url;                      /* HVD_AMQP_URL (secret: print masked) */
+    char *amqp_url_file;                 /* HVD_AMQP_URL_FILE */
+    char *pg_dsn;                        /* HVD_PG_DSN (secret: print masked) */
+    char *pg_dsn_file;                   /* HVD_PG_DSN_FILE */
+    char *agent_cmd;                     /* HVD_AGENT_CMD; "" when unset */
+    int64_t concurrency;                 /* HVD_CONCURRENCY 1..1024 */
+    int64_t host_concurrency;            /* HVD_HOST_CONCURRENCY 1..1024 */
+    HvdStrList allowed_hosts;            /* HVD_ALLOWED_HOSTS, lower-cased; empty = any */
+    int64_t max_attempts;                /* HVD_MAX_ATTEMPTS 1..100 */
+    int64_t max_takeovers;               /* HVD_MAX_TAKEOVERS 0..1000, 0 = no limit */
+    HvdIntList retry_delays;             /* HVD_RETRY_DELAYS seconds, 1..16 entries */
+    char *amqp_prefix;                   /* HVD_AMQP_PREFIX */
+    char *metrics_addr;                  /* HVD_METRICS_ADDR host:port; "" = disabled */
+    HvdLogLevel log_level;               /* HVD_LOG_LEVEL */
+    char *secret_key_file;               /* HVD_SECRET_KEY_FILE; "" when unset */
+    HvdStrList secret_old_key_files;     /* HVD_SECRET_OLD_KEY_FILES */
+    int64_t lease_ttl;                   /* HVD_LEASE_TTL seconds */
+    int64_t shutdown_grace;              /* HVD_SHUTDOWN_GRACE seconds */
+    HvdStrList agent_retryable_codes;    /* HVD_AGENT_RETRYABLE_CODES */
+    HvdStrList agent_retryable_messages; /* HVD_AGENT_RETRYABLE_MESSAGES, as given */
+    char *agent_profile;                 /* HVD_AGENT_PROFILE: auto, raw or hvdeploy */
+    HvdTimeouts agent_timeouts;          /* HVD_AGENT_TIMEOUTS; use hvd_config_agent_timeout() */
+    int64_t agent_kill_grace;            /* HVD_AGENT_KILL_GRACE seconds between SIGTERM and SIGKILL */
+    int64_t sweep_interval;              /* HVD_SWEEP_INTERVAL seconds */
+    int64_t breaker_threshold;           /* HVD_BREAKER_THRESHOLD host failures; 0 = no breaker */
+    int64_t breaker_cooldown;            /* HVD_BREAKER_COOLDOWN seconds */
+    int64_t heartbeat;                   /* HVD_HEARTBEAT AMQP heartbeat seconds, 0 = off */
+    int64_t pg_pool_size;                /* HVD_PG_POOL_SIZE */
+    int64_t secret_retention;            /* HVD_SECRET_RETENTION seconds */
+    char *worker_id;                     /* HVD_WORKER_ID; default "<hostname>:<pid>" */
+    char *amqp_ca_file;                  /* HVD_AMQP_CA_FILE */
+    char *amqp_cert_file;                /* HVD_AMQP_CERT_FILE */
+    char *amqp_key_file;                 /* HVD_AMQP_KEY_FILE */
+    bool amqp_verify;                    /* HVD_AMQP_VERIFY: verify the broker's certificate and name */
+    char *config_file;                   /* HVD_CONFIG_FILE */
+    bool print_config;                   /* --print-config was given (not a variable) */
 } HvdConfig;
 
 /* Which program loads the config decides what is required:

@@ -208,6 +208,12 @@ HvdStoreStatus hvd_store_host_gate(HvdStore *s, const char *host, const char *jo
 HvdStoreStatus hvd_store_host_report(HvdStore *s, const char *host, bool host_failed, int threshold,
                                      int64_t cooldown_ms, bool *open, char *err, size_t errlen);
 
+/* Records what a host's agent answered to agent.hello (§6a): its name, its
+ * capabilities and the profile the worker uses with it (for `hvdeployctl
+ * hosts`). */
+HvdStoreStatus hvd_store_host_agent(HvdStore *s, const char *host, const char *agent, const char *const *caps,
+                                    size_t n_caps, const char *profile, char *err, size_t errlen);
+
 /* (added, common/store_replay.c) One transaction for `hvdeployctl dead replay`:
  * puts a failed job back in the queue to resume from its failed stage. The job
  * must exist (*found), be failed, not have been refused before it ran nor

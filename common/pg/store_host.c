@@ -90,3 +90,36 @@ HvdStoreStatus hvd_store_host_report(HvdStore *s, const char *host, bool host_fa
     store_checkin(s, c);
     return st;
 }
+
+/* ---- what each host's agent said of itself ---- */
+
+/* clang-format off */
+static const char SQL_HOST_AGENT[] =
+    "INSERT INTO hvdeploy.host_agents AS a (target_host, agent, capabilities, profile, seen_at)"
+    " VALUES ($1::text, $2::text, $3::text[], $4::text, now())"
+    " ON CONFLICT (target_host) DO UPDATE SET agent = excluded.agent, capabilities = excluded.capabilities,"
+    "  profile = excluded.profile, seen_at = now()";
+/* clang-format on */
+
+HvdStoreStatus hvd_store_host_agent(HvdStore *s, const char *host, const char *agent, const char *const *caps,
+                                    size_t n_caps, const char *profile, char *err, size_t errlen)
+{
+    StoreParams p = {0};
+    HvdBuf arr = {0};
+    for (size_t i = 0; i < n_caps; i++) store_array_add(&arr, caps[i]);
+    store_array_end(&arr);
+    store_p_text(&p, host);
+    store_p_text(&p, agent);
+    store_p_text(&p, arr.data);
+    store_p_text(&p, profile);
+    HvdStoreStatus st;
+    StoreConn *c = store_checkout(s, &st, err, errlen);
+    if (c) {
+        PGresult *r = store_exec1(s, c, SQL_HOST_AGENT, &p, &st, err, errlen);
+        if (r) st = HVD_STORE_OK;
+        PQclear(r);
+        store_checkin(s, c);
+    }
+    hvd_buf_free(&arr);
+    return st;
+}

@@ -61,7 +61,7 @@ Test(agent_cfg, defaults)
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "vm.create"), 300000);
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "disk.create"), 1800000);
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "nic.create"), 120000);
-    cr_assert_eq(hvd_agent_timeout_ms(&cfg, "vm.initialize"), 900000);
+    cr_assert_eq(hvd_agent_timeout_ms(&cfg, "vm.initialize"), 2400000);
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "vm.delete"), 300000);
     cr_assert_eq(hvd_agent_timeout_ms(&cfg, "noop-test"), 60000);
     cr_assert(hvd_agent_code_retryable(&cfg, "HOST_BUSY"));

@@ -33,6 +33,7 @@ typedef struct {
     HvdHostGate gate;
     HvdAgentCaps caps;
     int takeovers;
+    bool preflight_done;
     HvdObservation obs;
     /* decision */
     HvdSettle settle;
@@ -64,6 +65,10 @@ typedef struct {
     {                                          \
         .kind = HVD_OBS_IN_DOUBT, .stage = (i) \
     }
+#define PREFLIGHTED(i, o, ok)                                                         \
+    {                                                                                 \
+        .kind = HVD_OBS_PREFLIGHT, .stage = (i), .outcome = (o), .preflight_ok = (ok) \
+    }
 #define PROBED(i, o, f, after)                                                                      \
     {                                                                                               \
         .kind = HVD_OBS_PROBE, .stage = (i), .outcome = (o), .found = (f), .after_failure = (after) \
@@ -77,6 +82,7 @@ typedef struct {
 #define S_FAIL(i, c) HVD_SETTLE_FAILED, i, c, false
 
 #define V_CALL(i) HVD_STEP_CALL, i, 0, HVD_JOB_QUEUED, NULL, -1, false, false
+#define V_PREFLIGHT(i) HVD_STEP_PREFLIGHT, i, 0, HVD_JOB_QUEUED, NULL, -1, false, false
 #define V_PROBE(i) HVD_STEP_PROBE, i, 0, HVD_JOB_QUEUED, NULL, -1, false, false
 #define V_RETRY(a) HVD_STEP_RETRY, -1, a, HVD_JOB_QUEUED, NULL, -1, false, false
 #define V_WAIT HVD_STEP_WAIT_HOST, -1, 0, HVD_JOB_QUEUED, NULL, -1, false, false
@@ -214,6 +220,21 @@ static const Row ROWS[] = {
     {"vm.find cut by the shutdown: released", "P", "1", "?", .stopping = true, .caps = PROBE,
      .obs = PROBED(0, O_CANCEL, HVD_FOUND_NOTHING, false), S_NONE, V_RELEASE},
 
+    /* ---- the preflight (host.resources before the first vm.create) ---- */
+    {"fresh job, probe agent: preflight first", "PP", "00", "--", .caps = PROBE, .obs = NOOBS, S_NONE, V_PREFLIGHT(0)},
+    {"preflight already done in this run: vm.create runs", "PP", "00", "--", .caps = PROBE, .preflight_done = true,
+     .obs = NOOBS, S_NONE, V_CALL(0)},
+    {"vm.create retried: no second preflight", "PP", "10", "--", .caps = PROBE, .obs = NOOBS, S_NONE, V_CALL(0)},
+    {"no probe capability: no preflight", "PP", "00", "--", .caps = IDEM, .obs = NOOBS, S_NONE, V_CALL(0)},
+    {"preflight passed: vm.create runs", "PP", "00", "--", .caps = PROBE, .obs = PREFLIGHTED(0, O_OK, true), S_NONE,
+     V_CALL(0)},
+    {"preflight: the host lacks what the job names", "PP", "00", "--", .rollback = true, .caps = PROBE,
+     .obs = PREFLIGHTED(0, O_OK, false), S_NONE, V_FAIL("validation_error", -1, false, false)},
+    {"preflight could not be answered: the agent checks", "PP", "00", "--", .caps = PROBE,
+     .obs = PREFLIGHTED(0, O_TIMEOUT, false), S_NONE, V_CALL(0)},
+    {"preflight refused: the agent checks", "PP", "00", "--", .caps = PROBE, .obs = PREFLIGHTED(0, O_ERR, false),
+     S_NONE, V_CALL(0)},
+
     /* ---- nonsense ---- */
     {"an observation of a stage the job does not have", "P", "0", "-", .caps = IDEM, .obs = CALL(3, O_OK), S_NONE,
      V_FAIL("internal_error", -1, false, false)},
@@ -261,6 +282,7 @@ Test(plan_step, table)
             .caps = row->caps,
             .max_attempts = 5,
             .max_takeovers = 5,
+            .preflight_done = row->preflight_done,
             .obs = row->obs,
         };
         HvdStepDecision d = hvd_plan_step(&f);

@@ -75,7 +75,7 @@ Test(config, defaults)
     cr_assert_eq(hvd_config_agent_timeout(&c, "vm.create"), 300);
     cr_assert_eq(hvd_config_agent_timeout(&c, "disk.create"), 1800);
     cr_assert_eq(hvd_config_agent_timeout(&c, "nic.create"), 120);
-    cr_assert_eq(hvd_config_agent_timeout(&c, "vm.initialize"), 900);
+    cr_assert_eq(hvd_config_agent_timeout(&c, "vm.initialize"), 2400);
     cr_assert_eq(hvd_config_agent_timeout(&c, "vm.delete"), 300);
     cr_assert_eq(hvd_config_agent_timeout(&c, "something.else"), HVD_AGENT_TIMEOUT_FALLBACK);
     cr_assert_eq(c.agent_kill_grace, 2);

@@ -1,0 +1,18 @@
+/* The agent profile of each host (profiles.c, contract §6a): what its agent
+ * honours, asked once with agent.hello and cached, asked again after a
+ * failure. */
+#ifndef HVD_W_PROFILES_H
+#define HVD_W_PROFILES_H
+#include <stdbool.h>
+#include "context.h"
+#include "plan.h"
+
+/* The capabilities of host's agent. False (why set) when HVD_AGENT_PROFILE
+ * is auto and the host did not answer agent.hello: nothing may be sent to it
+ * whose outcome would depend on them. */
+bool profile_caps(Worker *w, const char *host, const char *job_id, HvdAgentCaps *caps, char *why, size_t whylen);
+/* Forgets what host said (a call failed at the transport: its agent may have
+ * changed); the next call asks again. */
+void profile_forget(const char *host);
+
+#endif
