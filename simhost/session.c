@@ -46,6 +46,8 @@ struct Session {
     size_t olen, ocap;
 };
 
+static void session_flush(Session *s);
+
 static void write_all(const char *p, size_t n)
 {
     while (n > 0) {
@@ -67,6 +69,7 @@ static void session_put(Session *s, const char *line, size_t n)
         }
         memcpy(s->obuf + s->olen, line, n);
         s->olen += n;
+        if (s->olen >= SESSION_READ_CHUNK) session_flush(s);
         return;
     }
     pthread_mutex_lock(&s->out_mu);
