@@ -44,30 +44,44 @@ char *sim_aether_stack_trace(const SimCall *c)
  * Hyper-V says (the Win32 message of the HRESULT shown). */
 static const struct {
     const char *kind, *text, *error_type;
+    const char *shim_code; /* what hvdeploy's shim maps the text to */
 } TRANSIENT[] = {
-    {"file-lock", "The process cannot access the file because it is being used by another process.", "IOException"},
+    {"file-lock", "The process cannot access the file because it is being used by another process.", "IOException",
+     "TRANSIENT"},
     {"vm-state", "The operation cannot be performed while the object is in its current state.",
-     "VirtualizationException"},
+     "VirtualizationException", "HOST_BUSY"},
     {"winrm-quota",
      "The WS-Management service cannot process the request. The maximum number of concurrent operations for this "
      "user has been exceeded. Close existing operations for this user, or raise the quota for this user.",
-     "PSRemotingTransportException"},
+     "PSRemotingTransportException", "HOST_BUSY"},
     {"no-resources", "Insufficient system resources exist to complete the requested service.",
-     "VirtualizationException"},
-    {"timeout", "This operation returned because the timeout period expired.", "VirtualizationException"},
+     "VirtualizationException", "HOST_BUSY"},
+    {"timeout", "This operation returned because the timeout period expired.", "VirtualizationException", "TRANSIENT"},
 };
 #define N_TRANSIENT (sizeof TRANSIENT / sizeof TRANSIENT[0])
 
-const char *sim_transient_text(const char *kind, double draw, const char **error_type)
+static size_t transient_index(const char *kind, double draw)
 {
     size_t i = 0;
     if (kind && *kind) {
         while (i < N_TRANSIENT && strcmp(TRANSIENT[i].kind, kind) != 0) i++;
-        if (i == N_TRANSIENT) return NULL;
-    } else {
-        i = (size_t)(draw * (double)N_TRANSIENT);
-        if (i >= N_TRANSIENT) i = N_TRANSIENT - 1;
+        return i;
     }
+    i = (size_t)(draw * (double)N_TRANSIENT);
+    return i >= N_TRANSIENT ? N_TRANSIENT - 1 : i;
+}
+
+const char *sim_transient_code(const char *message)
+{
+    for (size_t i = 0; message && i < N_TRANSIENT; i++)
+        if (strstr(message, TRANSIENT[i].text)) return TRANSIENT[i].shim_code;
+    return NULL;
+}
+
+const char *sim_transient_text(const char *kind, double draw, const char **error_type)
+{
+    size_t i = transient_index(kind, draw);
+    if (i == N_TRANSIENT) return NULL;
     if (error_type) *error_type = TRANSIENT[i].error_type;
     return TRANSIENT[i].text;
 }
@@ -126,6 +140,9 @@ void sim_inject_failure(SimCall *c, const char *fail_code, double draw)
         return;
     }
     if (c->flavor == SIM_FLAVOR_HVDEPLOY) {
+        /* The shim maps Main-NewProtocol.ps1's OPERATION_ERROR with a known
+         * transient text to TRANSIENT or HOST_BUSY. */
+        if (text && strcmp(code, SIM_CODE_OPERATION) == 0) snprintf(code, sizeof code, "%s", sim_transient_code(text));
         if (text)
             sim_fail(c, code, "Injected failure (HVD_SIM_FAIL) in %s: %s", c->operation, text);
         else

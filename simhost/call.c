@@ -215,7 +215,7 @@ static char *run_on_host(SimCall *c, const SimArgs *a, SimOpFn fn, unsigned flag
     line = sim_dump_line(env);
     if (!(flags & OP_MUTATES)) goto out;
 
-    char *effects = effect_lines(c, &x, data);
+    char *effects = x.adopted ? NULL : effect_lines(c, &x, data);
     bool ok = sim_store_commit(&store, c->operation, journal ? c->idem_key : NULL, line, effects, err, sizeof err);
     free(effects);
     if (!ok) {

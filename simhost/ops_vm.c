@@ -5,6 +5,7 @@
  * noop-test, answering as Main-NewProtocol.ps1. */
 #include "simhost.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_t *sim_vm_by_id(json_t *state, const char *vm_id)
@@ -103,8 +104,28 @@ json_t *sim_op_vm_create(SimOpCtx *x, char *message, size_t mlen)
     bool aether = c->flavor == SIM_FLAVOR_AETHER;
     size_t same_name = sim_vms_named(x->state, name);
     if (same_name > 0 && !aether) {
-        sim_fail(c, NULL, "A VM named '%s' already exists on this host", name);
-        return NULL;
+        /* The shim adopts the VM that this very stage made (a retry, key
+         * "<job_id>:vm.create", after a crash between New-VM and the journal
+         * entry: the Notes name the job); any other is refused. */
+        json_t *own = sim_vm_by_name(x->state, name);
+        char *job = sim_notes_job_id(json_string_value(json_object_get(own, "notes")));
+        char stage_key[300] = "";
+        if (c->job_id) snprintf(stage_key, sizeof stage_key, "%s:vm.create", c->job_id);
+        bool mine = same_name == 1 && job && c->job_id && strcmp(job, c->job_id) == 0 && c->idem_key &&
+                    strcmp(c->idem_key, stage_key) == 0;
+        free(job);
+        if (!mine) {
+            sim_fail(c, NULL, "A VM named '%s' already exists on this host", name);
+            return NULL;
+        }
+        const char *id = json_string_value(json_object_get(own, "id"));
+        sim_log(c, "VM '%s' of job %s exists already (ID: %s): adopted", name, c->job_id, id);
+        snprintf(message, mlen, "VM '%s' created successfully", name);
+        x->adopted = true;
+        return json_pack("{s:s, s:s, s:s, s:O, s:O, s:O, s:O, s:O}", "vm_id", id, "vm_name", name, "status", "created",
+                         "storage_class", json_object_get(own, "storage_class"), "os_family",
+                         json_object_get(own, "os_family"), "gb_ram", json_object_get(own, "gb_ram"), "cpu_cores",
+                         json_object_get(own, "cpu_cores"), "vm_path", json_object_get(own, "path"));
     }
     const char *os = sim_spec_str(c, "os_family");
     if (!os || (strcmp(os, "linux") != 0 && strcmp(os, "windows") != 0)) os = "windows";

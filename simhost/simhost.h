@@ -132,6 +132,9 @@ void sim_inject_failure(SimCall *c, const char *fail_code, double draw);
  * ("file-lock", "vm-state", "winrm-quota", "no-resources", "timeout"), or
  * the one draw picks when kind is NULL; NULL for an unknown kind. */
 const char *sim_transient_text(const char *kind, double draw, const char **error_type);
+/* TRANSIENT or HOST_BUSY when message holds one of those texts (the shim's
+ * mapping), else NULL. */
+const char *sim_transient_code(const char *message);
 
 /* --- resources.c --- */
 typedef struct {
@@ -218,6 +221,7 @@ typedef struct {
     json_t *state; /* mutable state (ops change it in place) */
     const char *host;
     json_t *effects; /* [{vm_id, vm_name}] the op applied; empty = one, from the data */
+    bool adopted;    /* nothing was applied (the shim found its own VM): no effect line */
 } SimOpCtx;
 
 /* Records one side effect on the VM (an effects.jsonl line). */

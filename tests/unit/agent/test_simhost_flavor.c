@@ -726,3 +726,43 @@ Test(flavor, a_bad_flavor_is_a_usage_error)
     cr_assert(strstr(r.err, "--flavor must be hvdeploy or aether-v"));
     run_free(&r);
 }
+
+Test(flavor, hvdeploy_maps_transient_texts_as_the_shim_does)
+{
+    setenv("HVD_SIM_FAIL", "vm.create=1:OPERATION_ERROR/file-lock", 1);
+    json_t *a = call(NULL, "vm.create", VM_SPEC("m-01"), "k", "");
+    cr_assert_str_eq(str(a, "code"), "TRANSIENT");
+    json_decref(a);
+    setenv("HVD_SIM_FAIL", "vm.create=1:OPERATION_ERROR/winrm-quota", 1);
+    a = call(NULL, "vm.create", VM_SPEC("m-01"), "k", "");
+    cr_assert_str_eq(str(a, "code"), "HOST_BUSY");
+    json_decref(a);
+    unsetenv("HVD_SIM_FAIL");
+}
+
+Test(flavor, hvdeploy_adopts_the_vm_of_its_own_job)
+{
+    /* A VM of this name stamped by this job but not in the journal under
+     * the stage's key (as when the shim died between New-VM and its journal
+     * entry): the stage's vm.create adopts it. */
+    char *id = create_vm(NULL, VM_SPEC("own-01"), "not-the-stage-key");
+    json_t *a = call(NULL, "vm.create", VM_SPEC("own-01"), "job-7:vm.create", "");
+    assert_success(a);
+    cr_assert_str_eq(str(a, "data.vm_id"), id);
+    json_decref(a);
+    cr_assert_eq(count_effects("vm.create"), 1, "adopted, not made again");
+    /* Another key of the same job, or another job, is refused. */
+    a = call(NULL, "vm.create", VM_SPEC("own-01"), "job-7:other", "");
+    cr_assert_str_eq(str(a, "status"), "error");
+    json_decref(a);
+    char *req = hvd_xasprintf("{\"operation\":\"vm.create\",\"resource_spec\":%s,\"metadata\":{\"host\":\"hv01\","
+                              "\"job_id\":\"job-8\",\"idempotency_key\":\"job-8:vm.create\"}}\n",
+                              VM_SPEC("own-01"));
+    Run r = run_sim(NULL, req);
+    a = answer_of(&r);
+    cr_assert_str_eq(str(a, "message"), "Operation error: A VM named 'own-01' already exists on this host");
+    json_decref(a);
+    run_free(&r);
+    free(req);
+    free(id);
+}
