@@ -42,8 +42,12 @@ foreach ($a in $Rest) {
     else { [Console]::Error.WriteLine("hvdeploy-agent: unknown argument '$a'"); exit 2 }
 }
 $Utf8 = [System.Text.UTF8Encoding]::new($false)
-[Console]::InputEncoding = $Utf8
-[Console]::OutputEncoding = $Utf8
+if (-not $PSBoundParameters.ContainsKey('RequestLine')) {
+    # Not in a session's request runspace: setting the console's encoding there
+    # would reset the stdin reader the session loop is reading.
+    [Console]::InputEncoding = $Utf8
+    [Console]::OutputEncoding = $Utf8
+}
 $OutputEncoding = $Utf8
 
 $ShimName = 'hvdeploy-agent.ps1 1.1'
