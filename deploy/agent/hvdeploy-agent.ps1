@@ -302,7 +302,9 @@ function Start-Session {
                 $answer = ConvertTo-AnswerLine (New-ErrorAnswer 'The pipeline has been stopped.' 'CANCELLED' $null 'PipelineStoppedException')
             }
             elseif (-not $answer) {
-                $answer = ConvertTo-AnswerLine (New-ErrorAnswer "The request failed in its runspace: $($r.PS.Streams.Error | Select-Object -First 1)" 'OPERATION_ERROR' $null)
+                # The shim itself failed (as an exit without an answer per call): TRANSIENT,
+                # so the worker retries with the same key, which replays or adopts.
+                $answer = ConvertTo-AnswerLine (New-ErrorAnswer "The request failed in its runspace: $($r.PS.Streams.Error | Select-Object -First 1)" 'TRANSIENT' $null)
             }
             Write-Line (Join-RequestId $r.Id "$answer")
             $r.PS.Runspace.Dispose()
@@ -315,7 +317,9 @@ function Start-Session {
 if ($Session) { Start-Session; exit 0 }
 if ($PSBoundParameters.ContainsKey('RequestLine')) { Invoke-Request $RequestLine; exit 0 }
 # Per call: the request on stdin; Write-Host lines of the agent script go to
-# stderr so that stdout holds the answer only.
+# stderr so that stdout holds the answer only. A failure of the shim itself
+# (no answer from the script, an unwritable journal) ends it with exit 1 and
+# no answer, which the worker retries with the same key.
 $in = [Console]::In.ReadToEnd()
 $answerLine = & { Invoke-Request $in } 6>&1 | ForEach-Object {
     if ($_ -is [System.Management.Automation.InformationRecord]) { [Console]::Error.WriteLine("$_") } else { $_ }
