@@ -1,8 +1,11 @@
-/* Simhost answers (the Main-NewProtocol.ps1 envelope) and small helpers:
- * GUIDs, hashing, time, host-name checks, typed resource_spec reads. */
+/* Simhost answers (the Main-NewProtocol.ps1 envelope, in either flavour) and
+ * small helpers: GUIDs, hashing, time, host-name checks, typed resource_spec
+ * reads, PowerShell's case-insensitive comparison. */
 #include "simhost.h"
 #include <ctype.h>
 #include <errno.h>
+#include <locale.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#include <wctype.h>
 
 void sim_log(SimCall *c, const char *fmt, ...)
 {
@@ -33,12 +37,30 @@ void sim_fail(SimCall *c, const char *code, const char *fmt, ...)
     if (!c->error_type[0]) snprintf(c->error_type, sizeof c->error_type, "RuntimeException");
 }
 
+void sim_noise(SimCall *c, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    json_array_append_new(c->noise, json_string(line));
+}
+
 json_t *sim_envelope(const SimCall *c, const char *status, const char *message, json_t *data, const char *code)
 {
     json_t *env = json_object();
     json_object_set_new(env, "status", json_string(status));
     json_object_set_new(env, "message", json_string(message ? message : ""));
     json_object_set_new(env, "data", data ? data : json_object());
+    if (c->flavor == SIM_FLAVOR_AETHER) {
+        /* Write-JobResult adds code, logs and correlation_id only when non-empty. */
+        if (code && *code) json_object_set_new(env, "code", json_string(code));
+        if (json_array_size(c->logs) > 0) json_object_set(env, "logs", c->logs);
+        if (c->correlation_id && *c->correlation_id)
+            json_object_set_new(env, "correlation_id", json_string(c->correlation_id));
+        return env;
+    }
     json_object_set_new(env, "code", code ? json_string(code) : json_null());
     json_object_set(env, "logs", c->logs);
     json_object_set_new(env, "correlation_id", c->correlation_id ? json_string(c->correlation_id) : json_null());
@@ -51,7 +73,24 @@ json_t *sim_error_envelope(const SimCall *c)
     snprintf(msg, sizeof msg, "Operation error: %s", c->error);
     json_t *data = json_object();
     json_object_set_new(data, "error_type", json_string(c->error_type[0] ? c->error_type : "RuntimeException"));
-    return sim_envelope(c, "error", msg, data, c->code[0] ? c->code : SIM_CODE_OPERATION);
+    if (c->flavor != SIM_FLAVOR_AETHER)
+        return sim_envelope(c, "error", msg, data, c->code[0] ? c->code : SIM_CODE_OPERATION);
+    /* The catch block of Main-NewProtocol.ps1: OPERATION_ERROR whatever went
+     * wrong (a simulator configuration error keeps its own code), the logs
+     * collected so far dropped for @($_.ScriptStackTrace). */
+    const char *code = strcmp(c->code, SIM_CODE_CONFIG) == 0 || strcmp(c->code, SIM_CODE_CANCELLED) == 0 ||
+                               strcmp(c->code, SIM_CODE_BAD_REQUEST) == 0 || strcmp(c->code, SIM_CODE_BUSY) == 0
+                           ? c->code
+                           : SIM_CODE_OPERATION;
+    SimCall shown = *c;
+    json_t *trace = json_array();
+    char *t = sim_aether_stack_trace(c);
+    json_array_append_new(trace, json_string(t));
+    free(t);
+    shown.logs = trace;
+    json_t *env = sim_envelope(&shown, "error", msg, data, code);
+    json_decref(trace);
+    return env;
 }
 
 char *sim_dump_line(const json_t *j)
@@ -167,7 +206,59 @@ bool sim_spec_int(const SimCall *c, const char *key, int64_t *out)
     return false;
 }
 
+/* Decodes one UTF-8 code point at *p (advancing it); an invalid byte is
+ * taken as itself. */
+static uint32_t utf8_next(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+    uint32_t cp = s[0];
+    int n = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
+    for (int i = 1; i <= n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            n = 0;
+            break;
+        }
+    }
+    if (n == 0) {
+        *p = s + 1;
+        return cp;
+    }
+    cp &= 0x3Fu >> n;
+    for (int i = 1; i <= n; i++) cp = (cp << 6) | (s[i] & 0x3F);
+    *p = s + n + 1;
+    return cp;
+}
+
+size_t sim_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; n++) utf8_next(&p);
+    return n;
+}
+
+static locale_t utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void utf8_locale_init(void)
+{
+    utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
 bool sim_strieq(const char *a, const char *b)
 {
-    return a && b && strcasecmp(a, b) == 0;
+    if (!a || !b) return false;
+    const unsigned char *p = (const unsigned char *)a, *q = (const unsigned char *)b;
+    while (*p && *q) {
+        if (*p < 0x80 && *q < 0x80) {
+            if (tolower(*p) != tolower(*q)) return false;
+            p++;
+            q++;
+            continue;
+        }
+        pthread_once(&utf8_once, utf8_locale_init);
+        uint32_t x = utf8_next(&p), y = utf8_next(&q);
+        if (x == y) continue;
+        if (!utf8_locale || towlower_l((wint_t)x, utf8_locale) != towlower_l((wint_t)y, utf8_locale)) return false;
+    }
+    return *p == *q;
 }

@@ -1,10 +1,11 @@
 /* Fault injection of the simhost (contract §6): latency, error envelopes,
- * crashes before or after the effect and hangs, chosen per operation from
- * HVD_SIM_* variables. Each draw is a hash of (HVD_SIM_SEED, fault kind,
+ * crashes before or after the effect, hangs and (session mode) chatty
+ * output, chosen per operation from HVD_SIM_* variables. Each draw is a hash of (HVD_SIM_SEED, fault kind,
  * operation, idempotency key, attempt), so a run is reproducible under a
  * seed and a retry (next attempt) draws anew. */
 #include "simhost.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,11 +110,11 @@ static bool parse_ms(const char *s, int64_t *out, const char **rest)
     return true;
 }
 
-static uint64_t seed_value(void)
+static uint64_t seed;
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+
+static void seed_init(void)
 {
-    static bool have;
-    static uint64_t seed;
-    if (have) return seed;
     const char *s = getenv("HVD_SIM_SEED");
     if (s && *s) {
         char *end = NULL;
@@ -123,7 +124,11 @@ static uint64_t seed_value(void)
     } else if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
         seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
     }
-    have = true;
+}
+
+static uint64_t seed_value(void)
+{
+    pthread_once(&seed_once, seed_init);
     return seed;
 }
 
@@ -169,6 +174,7 @@ bool sim_faults_draw(const char *op, const char *key, int64_t attempt, SimFaults
         }
         snprintf(f->fail_code, sizeof f->fail_code, "%s", *rest == ':' ? rest + 1 : SIM_CODE_OPERATION);
         f->fail = draw("fail", op, key, attempt) < p;
+        f->fail_draw = draw("fail-text", op, key, attempt);
     } else if (bad) {
         snprintf(err, errlen, "HVD_SIM_FAIL is malformed (want op=probability[:code],...)");
         return false;
@@ -208,6 +214,20 @@ bool sim_faults_draw(const char *op, const char *key, int64_t attempt, SimFaults
         f->hang = draw("hang", op, key, attempt) < p;
     } else if (bad) {
         snprintf(err, errlen, "HVD_SIM_HANG is malformed (want op=probability,...)");
+        return false;
+    }
+
+    /* HVD_SIM_OUTPUT_LINES: "op=N,..." or a bare N for every operation. */
+    const char *lines = getenv("HVD_SIM_OUTPUT_LINES");
+    if (lines && *lines && !strchr(lines, '=')) {
+        snprintf(val, sizeof val, "%s", lines);
+    } else if (!spec_lookup(lines, op, val, sizeof val, &bad)) {
+        if (!bad) return true;
+        snprintf(err, errlen, "HVD_SIM_OUTPUT_LINES is malformed (want N or op=N,...)");
+        return false;
+    }
+    if (!parse_ms(val, &f->output_lines, &rest) || *rest || f->output_lines > 10000000) {
+        snprintf(err, errlen, "HVD_SIM_OUTPUT_LINES: bad entry for %s: '%s' (want a count up to 10000000)", op, val);
         return false;
     }
     return true;

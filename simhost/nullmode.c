@@ -1,6 +1,7 @@
 /* --null: answers every known operation with success at once, keeping no
  * state, with plausible data derived from the idempotency key (the same key
- * always gives the same ids). A stand-in that isolates the worker's cost. */
+ * always gives the same ids). A stand-in that isolates the worker's cost,
+ * per call and (session.c) in session mode. */
 #include "simhost.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -82,8 +83,22 @@ json_t *sim_null_answer(SimCall *c)
     } else if (strcmp(op, "vm.delete") == 0) {
         data = json_pack("{s:s, s:s?, s:s}", "vm_id", vm_id, "vm_name", name, "status", "deleted");
         snprintf(message, sizeof message, "VM '%s' deleted successfully", name ? name : vm_id);
+    } else if (c->flavor == SIM_FLAVOR_HVDEPLOY && strcmp(op, "agent.hello") == 0) {
+        data = sim_op_hello(c, true, message, sizeof message);
+    } else if (c->flavor == SIM_FLAVOR_HVDEPLOY && strcmp(op, "vm.find") == 0) {
+        data = json_pack("{s:[]}", "vms"); /* nothing is ever kept */
+        snprintf(message, sizeof message, "Found 0 VM(s) named '%s'", name ? name : "");
+    } else if (c->flavor == SIM_FLAVOR_HVDEPLOY && strcmp(op, "host.resources") == 0) {
+        SimResources r;
+        char err[SIM_ERR_LEN];
+        if (!sim_resources_load(&r, NULL, err, sizeof err)) {
+            sim_fail(c, SIM_CODE_CONFIG, "%s", err);
+            return sim_error_envelope(c);
+        }
+        data = sim_op_host_resources(c, &r, message, sizeof message);
+        sim_resources_free(&r);
     } else {
-        sim_fail(c, SIM_CODE_UNSUPPORTED, "Unsupported operation: %s", op);
+        sim_fail(c, c->flavor == SIM_FLAVOR_AETHER ? NULL : SIM_CODE_UNSUPPORTED, "Unsupported operation: %s", op);
         return sim_error_envelope(c);
     }
     return sim_envelope(c, "success", message, data, NULL);

@@ -1,7 +1,8 @@
 /* Simhost device operations: disk.create (blank or cloned from a golden
  * image, attached at the next free controller slot), nic.create (switch,
  * VLAN, a 00:15:5D MAC) and vm.initialize (the guest KVP hand-shake; key
- * names recorded, never values). */
+ * names recorded, never values). Repeated, Main-NewProtocol.ps1 attaches
+ * another disk or adapter each time; see README.md for its answers. */
 #include "simhost.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -78,6 +79,34 @@ static bool next_slot(json_t *vm, const char *ctype, int64_t *num, int64_t *loc)
     return false;
 }
 
+static size_t sim_adapters_named(json_t *vm, const char *name)
+{
+    size_t i, k = 0;
+    json_t *n;
+    json_array_foreach(json_object_get(vm, "nics"), i, n)
+    {
+        k += sim_strieq(json_string_value(json_object_get(n, "name")), name);
+    }
+    return k;
+}
+
+/* The next address of Hyper-V's dynamic pool: 00-15-5D, a byte of the host,
+ * then a counter; as "00:15:5D:..." (the shim's answers) or "00155D..."
+ * (Hyper-V's MacAddress property). */
+static bool sim_next_mac(SimOpCtx *x, bool hyperv_form, char mac[18])
+{
+    json_int_t seq = json_integer_value(json_object_get(x->state, "mac_seq")) + 1;
+    if (seq > 0xFFFF) {
+        sim_fail(x->call, NULL, "The dynamic MAC address pool of this host is exhausted");
+        return false;
+    }
+    json_object_set_new(x->state, "mac_seq", json_integer(seq));
+    unsigned hb = (unsigned)(sim_hash(0, x->host) & 0xFF);
+    snprintf(mac, 18, hyperv_form ? "00155D%02X%02X%02X" : "00:15:5D:%02X:%02X:%02X", hb, (unsigned)((seq >> 8) & 0xFF),
+             (unsigned)(seq & 0xFF));
+    return true;
+}
+
 json_t *sim_op_disk_create(SimOpCtx *x, char *message, size_t mlen)
 {
     SimCall *c = x->call;
@@ -139,6 +168,15 @@ json_t *sim_op_disk_create(SimOpCtx *x, char *message, size_t mlen)
         gmtime_r(&t, &tm);
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
         snprintf(path, sizeof path, "%s\\%s-disk-%s.vhdx", storage, vm_name, stamp);
+        if (c->flavor == SIM_FLAVOR_AETHER && disk_path_used(x->state, path)) {
+            /* New-VHD on the path of a disk made in the same second. */
+            snprintf(c->error_type, sizeof c->error_type, "VirtualizationException");
+            sim_fail(c, NULL,
+                     "Failed to create the virtual hard disk. The system failed to create '%s': The file exists. "
+                     "(0x80070050)",
+                     path);
+            return NULL;
+        }
         for (int n = 2; disk_path_used(x->state, path); n++)
             snprintf(path, sizeof path, "%s\\%s-disk-%s-%d.vhdx", storage, vm_name, stamp, n);
     }
@@ -161,8 +199,12 @@ json_t *sim_op_disk_create(SimOpCtx *x, char *message, size_t mlen)
                   "controller_type", ctype, "controller_number", (json_int_t)num, "controller_location",
                   (json_int_t)loc, "size_gb", (json_int_t)size_gb, "disk_type", dtype, "image_name", image);
     json_array_append_new(json_object_get(vm, "drives"), drive);
+    sim_effect(x, vm_id, vm_name);
     sim_log(c, "Disk created and attached successfully");
     snprintf(message, mlen, "Disk created and attached to VM '%s'", vm_name);
+    if (c->flavor == SIM_FLAVOR_AETHER)
+        return json_pack("{s:s, s:s, s:s, s:s, s:s}", "disk_id", disk_id, "disk_path", path, "vm_id", vm_id, "vm_name",
+                         vm_name, "status", "created");
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s?, s:s}", "disk_id", disk_id, "disk_path", path,
                      "vm_id", vm_id, "vm_name", vm_name, "controller_type", ctype, "controller_number", (json_int_t)num,
                      "controller_location", (json_int_t)loc, "disk_size_gb", (json_int_t)size_gb, "disk_type", dtype,
@@ -185,6 +227,7 @@ json_t *sim_op_nic_create(SimOpCtx *x, char *message, size_t mlen)
     }
 
     json_t *nics = json_object_get(vm, "nics");
+    bool aether = c->flavor == SIM_FLAVOR_AETHER;
     char name[256];
     const char *given = sim_spec_str(c, "adapter_name");
     if (given)
@@ -195,21 +238,19 @@ json_t *sim_op_nic_create(SimOpCtx *x, char *message, size_t mlen)
     json_t *n;
     json_array_foreach(nics, i, n)
     {
-        if (sim_strieq(json_string_value(json_object_get(n, "name")), name)) {
+        /* Hyper-V allows two adapters of one name; the shim refuses. */
+        if (!aether && sim_strieq(json_string_value(json_object_get(n, "name")), name)) {
             sim_fail(c, NULL, "A network adapter named '%s' already exists on VM '%s'", name, vm_name);
             return NULL;
         }
     }
-    json_int_t seq = json_integer_value(json_object_get(x->state, "mac_seq")) + 1;
-    if (seq > 0xFFFF) {
-        sim_fail(c, NULL, "The dynamic MAC address pool of this host is exhausted");
+    char mac[18];
+    if (aether) {
+        /* A dynamic MAC is assigned when the VM first starts (vm.initialize). */
+        snprintf(mac, sizeof mac, "000000000000");
+    } else if (!sim_next_mac(x, false, mac)) {
         return NULL;
     }
-    json_object_set_new(x->state, "mac_seq", json_integer(seq));
-    /* Hyper-V's dynamic pool: 00-15-5D, then a byte of the host, then a counter. */
-    unsigned hb = (unsigned)(sim_hash(0, x->host) & 0xFF);
-    char mac[18];
-    snprintf(mac, sizeof mac, "00:15:5D:%02X:%02X:%02X", hb, (unsigned)((seq >> 8) & 0xFF), (unsigned)(seq & 0xFF));
 
     sim_log(c, "Adding adapter '%s' to switch '%s'", name, nw->virtual_switch);
     if (nw->has_vlan) sim_log(c, "Setting VLAN ID to %lld", (long long)nw->vlan_id);
@@ -223,11 +264,27 @@ json_t *sim_op_nic_create(SimOpCtx *x, char *message, size_t mlen)
     json_array_append_new(nics,
                           json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "id", nic_id, "name", name, "mac_address", mac,
                                     "network", nw->name, "virtual_switch", nw->virtual_switch, "vlan_id", vlan));
+    sim_effect(x, vm_id, vm_name);
     sim_log(c, "Network adapter created successfully");
     snprintf(message, mlen, "Network adapter created for VM '%s'", vm_name);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "nic_id", nic_id, "adapter_name", name, "vm_id",
+    json_t *ids = json_string(nic_id), *macs = json_string(mac);
+    if (aether && sim_adapters_named(vm, name) > 1) {
+        /* Get-VMNetworkAdapter -Name returns every adapter of the name, so
+         * $newAdapter.Id and .MacAddress are arrays. */
+        json_decref(ids);
+        json_decref(macs);
+        ids = json_array();
+        macs = json_array();
+        json_array_foreach(nics, i, n)
+        {
+            if (!sim_strieq(json_string_value(json_object_get(n, "name")), name)) continue;
+            json_array_append(ids, json_object_get(n, "id"));
+            json_array_append(macs, json_object_get(n, "mac_address"));
+        }
+    }
+    return json_pack("{s:o, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "nic_id", ids, "adapter_name", name, "vm_id",
                      vm_id, "vm_name", vm_name, "network", nw->name, "virtual_switch", nw->virtual_switch, "vlan_id",
-                     vlan, "mac_address", mac, "status", "created");
+                     vlan, "mac_address", macs, "status", "created");
 }
 
 static bool key_present(const SimCall *c, const char *key)
@@ -238,9 +295,27 @@ static bool key_present(const SimCall *c, const char *key)
     return true;
 }
 
+/* Start-VM: the VM runs, and adapters whose dynamic MAC is not assigned yet
+ * get one from the pool. */
+static bool start_vm(SimOpCtx *x, json_t *vm)
+{
+    json_object_set_new(vm, "state", json_string("Running"));
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(vm, "nics"), i, n)
+    {
+        char mac[18];
+        if (strcmp(json_string_value(json_object_get(n, "mac_address")), "000000000000") != 0) continue;
+        if (!sim_next_mac(x, true, mac)) return false;
+        json_object_set_new(n, "mac_address", json_string(mac));
+    }
+    return true;
+}
+
 json_t *sim_op_vm_initialize(SimOpCtx *x, char *message, size_t mlen)
 {
     SimCall *c = x->call;
+    bool aether = c->flavor == SIM_FLAVOR_AETHER;
     if (!sim_spec_str(c, "vm_id")) {
         sim_fail(c, NULL, "vm_id is required for guest initialization");
         return NULL;
@@ -254,20 +329,47 @@ json_t *sim_op_vm_initialize(SimOpCtx *x, char *message, size_t mlen)
     const char *vm_id = json_string_value(json_object_get(vm, "id"));
     const char *vm_name = json_string_value(json_object_get(vm, "name"));
     if (!key_present(c, "guest_la_uid")) {
-        sim_fail(c, NULL, "VM guest initialization failed: guest_la_uid is required");
+        sim_fail(c, NULL,
+                 aether ? "guest_la_uid is required for guest initialization"
+                        : "VM guest initialization failed: guest_la_uid is required");
         return NULL;
     }
+    char iso[1024];
+    snprintf(iso, sizeof iso, "%s\\%s\\%s-provisioning.iso", json_string_value(json_object_get(vm, "storage_path")),
+             vm_name, json_string_value(json_object_get(vm, "os_family")));
+    sim_noise(c, "Copied provisioning ISO to %s", iso);
     json_t *kvp = json_object_get(vm, "kvp");
     const char *kstate = json_string_value(json_object_get(kvp, "state"));
     if (kstate && strcmp(kstate, "applied") == 0) {
-        sim_fail(c, NULL,
-                 "VM guest initialization failed: Guest did not signal readiness for provisioning "
-                 "(VM '%s' is already provisioned)",
-                 vm_name);
+        if (aether) {
+            /* Sent again: the guest has provisioned and never asks for the key
+             * again; the script's wait of 300 s is not simulated. */
+            sim_noise(c, "Preparing KVP channel for VM '%s'...", vm_name);
+            sim_noise(c, "Waiting up to 300 seconds for guest provisioning readiness...");
+            c->error_func = "Invoke-ProvisioningWaitForProvisioningKey";
+            c->error_file = "Provisioning.WaitForProvisioningKey.ps1";
+            c->error_line = 120;
+            sim_fail(c, NULL,
+                     "Guest on VM '%s' did not reach 'waitingforaeskey' within 300 seconds. Final state: "
+                     "'applied', Public key: received.",
+                     vm_name);
+        } else {
+            sim_fail(c, NULL,
+                     "VM guest initialization failed: Guest did not signal readiness for provisioning "
+                     "(VM '%s' is already provisioned)",
+                     vm_name);
+        }
+        return NULL;
+    }
+    if (aether && !key_present(c, "guest_la_pw")) {
+        sim_fail(c, NULL, "guest_la_pw is required for guest initialization");
         return NULL;
     }
     sim_log(c, "Step 2: Starting VM...");
-    json_object_set_new(vm, "state", json_string("Running"));
+    if (!start_vm(x, vm)) return NULL;
+    sim_noise(c, "Preparing KVP channel for VM '%s'...", vm_name);
+    sim_noise(c, "Waiting up to 300 seconds for guest provisioning readiness...");
+    sim_noise(c, "Guest signalled readiness for AES key exchange.");
     json_t *history = json_object_get(kvp, "history");
     static const char *const STATES[] = {"waitingforpublickey", "provisioningdatapublished", "applied"};
     json_t *keys = json_array();
@@ -282,8 +384,14 @@ json_t *sim_op_vm_initialize(SimOpCtx *x, char *message, size_t mlen)
     }
     json_object_set_new(kvp, "state", json_string("applied"));
     json_object_set(kvp, "keys", keys);
+    sim_effect(x, vm_id, vm_name);
     sim_log(c, "Guest provisioning completed successfully");
     snprintf(message, mlen, "VM '%s' guest initialization completed successfully", vm_name);
+    if (aether) {
+        json_decref(keys);
+        return json_pack("{s:s, s:s, s:s, s:s}", "vm_id", vm_id, "vm_name", vm_name, "status", "initialized",
+                         "provisioning_iso_path", iso);
+    }
     return json_pack("{s:s, s:s, s:o, s:s, s:s}", "vm_id", vm_id, "vm_name", vm_name, "keys", keys,
                      "provisioning_state", "applied", "status", "initialized");
 }

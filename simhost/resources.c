@@ -129,9 +129,11 @@ static bool load_root(SimResources *r, json_t *root, char *err, size_t errlen)
     json_t *images = json_object_get(root, "golden_images");
     if (images) return load_images(r, images, err, errlen);
     /* A real hostresources.json has no image list (the images are files): use
-     * the sample's. */
+     * the sample's, and show them in the document as host.resources would
+     * (hvdeploy's shim lists DiskImages\*.vhdx). */
     json_t *sample = json_loads(SAMPLE, 0, NULL);
     bool ok = load_images(r, json_object_get(sample, "golden_images"), err, errlen);
+    json_object_set(root, "golden_images", json_object_get(sample, "golden_images"));
     json_decref(sample);
     return ok;
 }
@@ -147,7 +149,7 @@ bool sim_resources_load(SimResources *r, const char *file, char *err, size_t err
         return false;
     }
     bool ok = load_root(r, root, err, errlen);
-    json_decref(root);
+    r->document = root;
     if (!ok) sim_resources_free(r);
     return ok;
 }
@@ -173,6 +175,7 @@ void sim_resources_free(SimResources *r)
     free(r->images);
     free(r->vm_path);
     free(r->images_path);
+    json_decref(r->document);
     memset(r, 0, sizeof *r);
 }
 

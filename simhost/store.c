@@ -257,7 +257,7 @@ static bool plan_append(SimStore *s, const char *file, const char *len_key, cons
     return true;
 }
 
-bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *answer_line, const char *effect_line,
+bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *answer_line, const char *effect_lines,
                       char *err, size_t errlen)
 {
     char *aline = NULL;
@@ -268,10 +268,12 @@ bool sim_store_commit(SimStore *s, const char *op, const char *key, const char *
         json_decref(a);
         ok = aline && plan_append(s, "answers.jsonl", "answers_len", "last_answer", aline, err, errlen);
     }
-    if (ok && effect_line) ok = plan_append(s, "effects.jsonl", "effects_len", "last_effect", effect_line, err, errlen);
+    /* Several effect lines are one chunk: appended, and repaired, together. */
+    if (ok && effect_lines)
+        ok = plan_append(s, "effects.jsonl", "effects_len", "last_effect", effect_lines, err, errlen);
     ok = ok && save_state(s, err, errlen);
     /* Committed: from here a crash is repaired by the next sim_store_open. */
-    if (ok && effect_line) ok = append_line(s, "effects.jsonl", effect_line, err, errlen);
+    if (ok && effect_lines) ok = append_line(s, "effects.jsonl", effect_lines, err, errlen);
     if (ok && aline) ok = append_line(s, "answers.jsonl", aline, err, errlen);
     free(aline);
     return ok;

@@ -141,6 +141,9 @@ hvd_test() {
         hvd_t_step fuzz hvd_run_script "$HVD_ROOT/tests/fuzz/run.sh" "$HVD_ROOT/build-fuzz" 20 || true
     else hvd_t_skip fuzz "build-fuzz failed"; fi
 
+    # The PowerShell host shim: a syntax check (no PowerShell here), npm parser into .state/.
+    hvd_t_step shim hvd_run_script "$HVD_ROOT/tests/shim/check.sh" || true
+
     if hvd_pg_running && hvd_rmq_running; then
         echo "[test] services already running: they stay up afterwards"
     else
