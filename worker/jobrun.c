@@ -242,6 +242,15 @@ static HvdStepFacts facts(JobRun *r, const HvdObservation *obs, bool cancel)
     return f;
 }
 
+/* Asks the host what its agent honours (profiles.c), no longer than the
+ * job's next operation may take. */
+static bool learn_caps(JobRun *r, HvdOutcome *hello, char *why, size_t whylen)
+{
+    const HvdStage *next = hvd_job_current_stage(r->rec);
+    int64_t timeout = hvd_agent_timeout_ms(&r->w->agent, next ? next->name : HVD_STAGE_VM_CREATE);
+    return profile_caps(r->w, r->job.target_host, r->rec->job_id, timeout, &r->caps, hello, why, whylen);
+}
+
 static void run(JobRun *r)
 {
     Worker *w = r->w;
@@ -253,7 +262,8 @@ static void run(JobRun *r)
         }
     bool cancel = r->rec->cancel_requested;
     char why[300];
-    if (r->job_valid) r->caps_known = profile_caps(w, r->job.target_host, r->rec->job_id, &r->caps, why, sizeof why);
+    HvdOutcome hello = HVD_OUT_SUCCESS;
+    if (r->job_valid) r->caps_known = learn_caps(r, &hello, why, sizeof why);
     if (!r->caps_known && obs.kind == HVD_OBS_IN_DOUBT) {
         /* whether the stage may be sent again depends on what the agent honours */
         hvd_stage_set(&r->rec->stages[obs.stage].message, why);
@@ -292,19 +302,22 @@ static void run(JobRun *r)
             hvd_log_info(&lc, "stage started");
             int64_t t0 = hvd_mono_ms();
             CallResult c;
+            HvdOutcome reported; /* what the host's circuit hears */
             if (!r->caps_known && hvd_op_creates(sg->name) &&
-                !(r->caps_known = profile_caps(w, r->job.target_host, r->rec->job_id, &r->caps, why, sizeof why))) {
+                !(r->caps_known = learn_caps(r, &hello, why, sizeof why))) {
                 /* not sent: a creating call waits until the agent's profile is known */
                 c = (CallResult){.outcome = HVD_OUT_NOT_SENT, .data = hvd_node_map()};
                 snprintf(c.message, sizeof c.message, "%s", why);
+                reported = hello;
             } else {
                 call_agent(r, sg->name, sg->name, sg->attempts, &c);
+                reported = c.outcome;
             }
             if (c.outcome == HVD_OUT_TIMEOUT || c.outcome == HVD_OUT_TRANSPORT || c.outcome == HVD_OUT_UNREACHABLE)
                 profile_forget(r->job.target_host);
             hvd_metric_observe(HVD_M_STAGE_DURATION, sg->name, NULL, (double)(hvd_mono_ms() - t0) / 1000.0);
-            if (c.outcome != HVD_OUT_CANCELLED)
-                breaker_report(w, r->job.target_host, c.outcome, c.agent_code, gate == HVD_HOST_TRIAL);
+            if (reported != HVD_OUT_CANCELLED)
+                breaker_report(w, r->job.target_host, reported, c.agent_code, gate == HVD_HOST_TRIAL);
             if (leases_lost(w->leases, r->rec->job_id)) {
                 hvd_log_warn(&lc, "lease lost while the agent ran: leaving the job to its new owner");
                 call_result_free(&c);

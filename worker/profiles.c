@@ -80,8 +80,10 @@ static void record(Worker *w, const char *host, const char *agent, const HvdAgen
     }
 }
 
-bool profile_caps(Worker *w, const char *host, const char *job_id, HvdAgentCaps *caps, char *why, size_t whylen)
+bool profile_caps(Worker *w, const char *host, const char *job_id, int64_t timeout_ms, HvdAgentCaps *caps,
+                  HvdOutcome *hello, char *why, size_t whylen)
 {
+    *hello = HVD_OUT_SUCCESS;
     if (hvd_plan_profile_fixed(w->cfg.agent_profile, caps)) return true;
     if (cached(host, caps)) return true;
 
@@ -99,8 +101,9 @@ bool profile_caps(Worker *w, const char *host, const char *job_id, HvdAgentCaps 
     hvd_agent_request_encode(&req, &line);
     hvd_node_free(spec);
     HvdAgentResult res;
-    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel};
+    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel, .timeout_ms = timeout_ms};
     hvd_agent_call_opts(&w->agent, &opts, host, HVD_OP_AGENT_HELLO, line.data, line.len, &res);
+    *hello = res.outcome;
     hvd_buf_free(&line);
     bool known = hvd_plan_profile_from_hello(res.outcome, res.data, caps);
     HvdLogCtx lc = {.host = host, .job_id = job_id};

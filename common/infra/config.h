@@ -33,11 +33,12 @@
  *   ERROR_NO_SYSTEM_RESOURCES     "Insufficient system resources exist to complete the requested service."
  *   ERROR_TIMEOUT (1460)          "This operation returned because the timeout period expired."
  *   ERROR_BUSY (170)              "The requested resource is in use."
- *   WinRM                         "The WinRM client cannot complete the operation within the time specified." */
+ *   WinRM                         "The WinRM client cannot complete the operation within the time specified."
+ *   WinRM quota                   "... The maximum number of concurrent operations for this user has been exceeded." */
 #define HVD_AGENT_DEFAULT_RETRYABLE_MESSAGES                                                                \
     "being used by another process,while the object is in its current state,the rpc server is unavailable," \
     "insufficient system resources,the timeout period expired,the requested resource is in use,"            \
-    "winrm client cannot complete the operation"
+    "winrm client cannot complete the operation,maximum number of concurrent operations"
 
 typedef struct {
     char **v; /* NULL when empty */

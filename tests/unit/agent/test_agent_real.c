@@ -23,7 +23,8 @@ static void set_default_messages(HvdAgentCfg *cfg)
                                            "insufficient system resources",
                                            "the timeout period expired",
                                            "the requested resource is in use",
-                                           "winrm client cannot complete the operation"};
+                                           "winrm client cannot complete the operation",
+                                           "maximum number of concurrent operations"};
     hvd_agent_cfg_set_retryable_messages(cfg, defaults, sizeof defaults / sizeof defaults[0]);
 }
 
@@ -64,6 +65,8 @@ TRANSIENT_MESSAGE(rpc_unavailable, "The RPC server is unavailable. (Exception fr
 TRANSIENT_MESSAGE(no_resources, "Insufficient system resources exist to complete the requested service.")
 TRANSIENT_MESSAGE(win32_timeout, "This operation returned because the timeout period expired.")
 TRANSIENT_MESSAGE(busy, "The requested resource is in use.")
+TRANSIENT_MESSAGE(winrm_quota, "The WS-Management service cannot process the request. The maximum number of "
+                               "concurrent operations for this user has been exceeded.")
 TRANSIENT_MESSAGE(winrm_timeout, "The WinRM client cannot complete the operation within the time specified.")
 
 Test(retryable_messages, a_real_error_stays_permanent)
