@@ -14,8 +14,10 @@
 #include "guestcfg.h"
 #include "jobrun.h"
 #include "log.h"
+#include "mask.h"
 #include "metrics.h"
 #include "model.h"
+#include "utf8.h"
 #include "worker.h"
 
 #define CONFIRM_WAIT_MS 30000
@@ -61,7 +63,7 @@ static bool dead_letter_raw(Worker *w, const HvdDelivery *d, const char *code, c
     PubMsg *m = pubmsg_new(PUB_DEAD_LETTER);
     m->exchange = hvd_xstrdup(w->dead_exchange);
     m->routing_key = hvd_xstrdup(d->routing_key ? d->routing_key : "");
-    hvd_buf_append(&m->body, d->body, d->len);
+    hvd_mask_raw_secrets(d->body, d->len, &m->body); /* as received, but the secret fields' values */
     m->content_type = hvd_xstrdup(d->content_type);
     m->message_id = hvd_xstrdup(d->message_id);
     m->correlation_id = hvd_xstrdup(d->correlation_id);
@@ -109,12 +111,19 @@ static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
                        size_t n_stages, const char *request_json)
 {
     const char *job_id = job->job_id[0] ? job->job_id : NULL;
-    const char *corr = d->correlation_id && *d->correlation_id ? d->correlation_id : job_id;
+    /* Properties that are not UTF-8 were reported by validation: what is stored and echoed is their sanitised form. */
+    char *corr_clean = d->correlation_id && *d->correlation_id
+                           ? hvd_utf8_sanitize_dup(d->correlation_id, strlen(d->correlation_id), HVD_UTF8_NUL)
+                           : NULL;
+    const char *corr = corr_clean ? corr_clean : job_id;
+    const char *reply_to = d->reply_to && hvd_utf8_valid(d->reply_to, strlen(d->reply_to)) ? d->reply_to : NULL;
     HvdBuf env = {0};
     rejection_envelope(job_id, corr, job->job_type, code, message, errs, data, stages, n_stages, ct, &env);
     HvdLogCtx lc = {.job_id = job_id, .correlation_id = corr, .host = job->target_host};
     hvd_log_kv(HVD_LOG_WARN, &lc, "job rejected", "code", code, "reason", message, NULL);
-    hvd_metric_inc(HVD_M_JOBS_TOTAL, job->job_type ? job->job_type : "unknown", "error");
+    hvd_metric_inc(HVD_M_JOBS_TOTAL,
+                   job->job_type && strcmp(job->job_type, HVD_JOB_TYPE_MANAGED) == 0 ? HVD_JOB_TYPE_MANAGED : "other",
+                   "error");
     bool ok = true;
     if (!job_id) {
         ok = answer_unstored(w, d, NULL, &env, ct);
@@ -125,7 +134,7 @@ static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
             .target_host = job->target_host,
             .vm_name = job->vm.vm_name,
             .correlation_id = corr,
-            .reply_to = answer_reply_queue(w, d->reply_to),
+            .reply_to = answer_reply_queue(w, reply_to),
             .content_type = hvd_content_type_name(ct),
             .request_json = request_json,
             .options_json = "{}",
@@ -153,6 +162,7 @@ static bool reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
         hvd_buf_free(&stored);
     }
     hvd_buf_free(&env);
+    free(corr_clean);
     return ok;
 }
 
@@ -236,6 +246,10 @@ static bool handle_job(Consumer *c, const HvdDelivery *d)
     }
     HvdNode *body = NULL;
     char why[256];
+    if (d->too_large) { /* refused by the consumer before the body was copied (only its start was kept) */
+        snprintf(why, sizeof why, "body is %zu bytes, over the %d-byte limit", d->body_size, HVD_MAX_BODY);
+        return reject_undecodable(w, d, "message_too_large", why);
+    }
     HvdDecodeStatus ds = hvd_decode(ct, d->body, d->len, &body, why, sizeof why);
     if (ds == HVD_DECODE_TOO_LARGE) return reject_undecodable(w, d, "message_too_large", why);
     if (ds != HVD_DECODE_OK) return reject_undecodable(w, d, "malformed_message", why);
@@ -257,6 +271,8 @@ static bool handle_job(Consumer *c, const HvdDelivery *d)
         .allowed_hosts = (const char *const *)w->cfg.allowed_hosts.v,
         .n_allowed_hosts = w->cfg.allowed_hosts.n,
         .message_id = d->message_id,
+        .correlation_id = d->correlation_id,
+        .reply_to = d->reply_to,
     };
     HvdJob job;
     HvdErrors errs = {0};

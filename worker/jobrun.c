@@ -427,7 +427,11 @@ static void call_agent(JobRun *r, const char *operation, const char *stage, int 
     hvd_node_free(spec);
 
     HvdAgentResult res;
-    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel};
+    const char *secrets[HVD_JOB_MAX_SECRETS];
+    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel,
+                             .secrets = secrets,
+                             .n_secrets = hvd_job_secret_values(&r->job, secrets),
+                             .correlation_id = r->rec->correlation_id};
     hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
     out->cancelled = res.outcome == HVD_AGENT_CANCELLED;
     hvd_secret_buf_free(&line);

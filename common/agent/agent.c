@@ -4,7 +4,11 @@
 #include "agent.h"
 #include "agentproto.h"
 #include "buf.h"
+#include "mask.h"
 #include "model.h"
+#include "utf8.h"
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -79,6 +85,7 @@ void hvd_agent_cfg_free(HvdAgentCfg *cfg)
     if (!cfg) return;
     free_words(cfg->argv, cfg->argc);
     free_words(cfg->retryable, cfg->n_retryable);
+    free_words(cfg->env_pass, cfg->n_env_pass);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -165,6 +172,86 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
         cfg->default_timeout_ms = tmp.default_timeout_ms;
     }
     return ok;
+}
+
+/* ---- the agent's environment ---- */
+
+/* Names that never reach the agent: the worker's own credentials and
+ * anything that looks like one. */
+static bool env_name_denied(const char *name, size_t n)
+{
+    static const char *const prefixes[] = {"HVD_PG_DSN", "HVD_AMQP_URL"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (n >= strlen(prefixes[i]) && strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return true;
+    static const char *const words[] = {"PASS", "SECRET", "KEY", "TOKEN", "CREDENTIAL"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t wl = strlen(words[i]);
+        for (size_t k = 0; k + wl <= n; k++)
+            if (strncasecmp(name + k, words[i], wl) == 0) return true;
+    }
+    return false;
+}
+
+/* Passed whenever set (HVD_SIM_* by prefix). */
+static const char *const ENV_ALWAYS[] = {"PATH",         "HOME",          "SSH_AUTH_SOCK",
+                                         "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"};
+
+bool hvd_agent_cfg_set_env_pass(HvdAgentCfg *cfg, const char *csv, char *err, size_t errlen)
+{
+    size_t n = 0;
+    char **v = split_words(csv ? csv : "", ", \t", &n);
+    for (size_t i = 0; i < n; i++) {
+        bool name_ok = isalpha((unsigned char)v[i][0]) || v[i][0] == '_';
+        for (const char *p = v[i]; *p; p++) name_ok &= isalnum((unsigned char)*p) || *p == '_';
+        const char *why = !name_ok                              ? "is not an environment variable name"
+                          : env_name_denied(v[i], strlen(v[i])) ? "may not be passed to the agent (credentials: "
+                                                                  "HVD_PG_DSN*, HVD_AMQP_URL*, names with PASS, "
+                                                                  "SECRET, KEY, TOKEN or CREDENTIAL)"
+                                                                : NULL;
+        if (why) {
+            snprintf(err, errlen, "HVD_AGENT_ENV_PASS: '%.64s' %s", v[i], why);
+            free_words(v, n);
+            return false;
+        }
+    }
+    free_words(cfg->env_pass, cfg->n_env_pass);
+    cfg->env_pass = v;
+    cfg->n_env_pass = n;
+    return true;
+}
+
+static bool env_wanted(const HvdAgentCfg *cfg, const char *entry)
+{
+    const char *eq = strchr(entry, '=');
+    if (!eq || eq == entry) return false;
+    size_t n = (size_t)(eq - entry);
+    if (env_name_denied(entry, n)) return false;
+    if (strncmp(entry, "LANG=", 5) == 0 || strncmp(entry, "LC_ALL=", 7) == 0) return false; /* set below */
+    if (n > 8 && strncmp(entry, "HVD_SIM_", 8) == 0) return true;
+    for (size_t i = 0; i < sizeof ENV_ALWAYS / sizeof ENV_ALWAYS[0]; i++)
+        if (strlen(ENV_ALWAYS[i]) == n && strncmp(entry, ENV_ALWAYS[i], n) == 0) return true;
+    for (size_t i = 0; i < cfg->n_env_pass; i++)
+        if (strlen(cfg->env_pass[i]) == n && strncmp(entry, cfg->env_pass[i], n) == 0) return true;
+    return false;
+}
+
+char **hvd_agent_env(const HvdAgentCfg *cfg)
+{
+    size_t n = 0;
+    while (environ && environ[n]) n++;
+    char **env = hvd_xcalloc(n + 4, sizeof *env);
+    size_t k = 0;
+    bool path = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!env_wanted(cfg, environ[i])) continue;
+        path |= strncmp(environ[i], "PATH=", 5) == 0;
+        env[k++] = environ[i];
+    }
+    if (!path) env[k++] = (char *)"PATH=/usr/local/bin:/usr/bin:/bin";
+    env[k++] = (char *)"LANG=C.UTF-8";
+    env[k++] = (char *)"LC_ALL=C.UTF-8";
+    env[k] = NULL;
+    return env;
 }
 
 void hvd_agent_cfg_set_retryable(HvdAgentCfg *cfg, const char *csv)
@@ -318,12 +405,14 @@ typedef struct {
     HvdBuf out;
     char *tail;
     size_t tail_len, tail_cap;
+    size_t err_total; /* stderr bytes read in all (more than tail_len: the tail was cut) */
     bool exited, timed_out, cancelled, killed, overflow, eof_kill;
     int64_t exit_seen_at, term_at;
 } Call;
 
 static void tail_append(Call *c, const char *p, size_t n)
 {
+    c->err_total += n;
     size_t cap = c->tail_cap;
     if (cap == 0) return;
     if (n >= cap) {
@@ -485,11 +574,23 @@ static void run_loop(Call *c, const HvdAgentCfg *cfg, const HvdAgentCallOpts *op
     }
 }
 
-static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAgentResult *res)
+static void classify(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *operation, Call *c,
+                     int64_t timeout_ms, HvdAgentResult *res)
 {
     HvdNode *env = NULL;
     HvdAgentParse pr = c->overflow ? HVD_AGENT_PARSE_TOO_LARGE
                                    : hvd_agent_output_parse(c->out.data ? c->out.data : "", c->out.len, &env);
+    char why[160];
+    if (pr == HVD_AGENT_PARSE_OK && env) {
+        hvd_agent_answer_clean(env, opts ? opts->secrets : NULL, opts ? opts->n_secrets : 0);
+        if (!hvd_agent_answer_check(env, operation, opts ? opts->correlation_id : NULL, why, sizeof why)) {
+            /* not an answer to this request: nothing of it is used */
+            hvd_node_free(env);
+            res->outcome = HVD_AGENT_PROTOCOL_ERROR;
+            snprintf(res->detail, sizeof res->detail, "%s", why);
+            return;
+        }
+    }
     if (pr == HVD_AGENT_PARSE_TOO_LARGE) {
         hvd_node_free(env);
         res->outcome = HVD_AGENT_PROTOCOL_ERROR;
@@ -510,11 +611,13 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
             snprintf(res->detail, sizeof res->detail, "agent answered success");
         } else if (strcmp(st, "error") == 0 || strcmp(st, "partial") == 0) {
             res->outcome = hvd_agent_code_retryable(cfg, res->code) ? HVD_AGENT_RETRYABLE : HVD_AGENT_AGENT_ERROR;
-            snprintf(res->detail, sizeof res->detail, "agent answered %s (code %s): %.160s", st,
-                     res->code ? res->code : "none", res->message ? res->message : "");
+            const char *m = res->message ? res->message : "";
+            snprintf(res->detail, sizeof res->detail, "agent answered %s (code %.40s): %.*s", st,
+                     res->code ? res->code : "none", (int)hvd_utf8_truncate(m, strlen(m), 160), m);
         } else {
             res->outcome = HVD_AGENT_PROTOCOL_ERROR;
-            snprintf(res->detail, sizeof res->detail, "agent answered an unknown status '%.40s'", st);
+            snprintf(res->detail, sizeof res->detail, "agent answered an unknown status '%.*s'",
+                     (int)hvd_utf8_truncate(st, strlen(st), 40), st);
         }
         return;
     }
@@ -540,7 +643,7 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
     }
 }
 
-static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
+static int spawn(Call *c, char **argv, char **envp, int in[2], int out[2], int err[2])
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -570,10 +673,112 @@ static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 #endif
-    if (!rc) rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, environ);
+    if (!rc) rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, envp);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     return rc;
+}
+
+/* ---- leftovers of agents (subreaper) ---- */
+
+/* Agents being run, so that the reaper leaves them alone: a spawn holds
+ * live_spawn for reading from before posix_spawn until its pid is listed; the
+ * reaper holds it for writing while it looks for and kills leftovers, so it
+ * never sees an agent that is not listed yet. Only the reaper reaps a child
+ * that is not listed, so a leftover it found stays its child until it reaps it. */
+static pthread_rwlock_t live_spawn = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *live_pids;
+static size_t live_n, live_cap;
+
+static void live_add(pid_t pid)
+{
+    pthread_mutex_lock(&live_lock);
+    if (live_n == live_cap) {
+        live_cap = live_cap ? live_cap * 2 : 16;
+        live_pids = hvd_xrealloc(live_pids, live_cap * sizeof *live_pids);
+    }
+    live_pids[live_n++] = pid;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(pid_t pid)
+{
+    pthread_mutex_lock(&live_lock);
+    for (size_t i = 0; i < live_n; i++)
+        if (live_pids[i] == pid) {
+            live_pids[i] = live_pids[--live_n];
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+}
+
+static bool live_has(pid_t pid)
+{
+    bool found = false;
+    pthread_mutex_lock(&live_lock);
+    for (size_t i = 0; i < live_n && !found; i++) found = live_pids[i] == pid;
+    pthread_mutex_unlock(&live_lock);
+    return found;
+}
+
+int hvd_agent_become_subreaper(void)
+{
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+/* Kills and reaps the children listed in one /proc/self/task/<tid>/children. */
+static int reap_listed(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    int found = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1) {
+        if (pid <= 0 || live_has((pid_t)pid)) continue;
+        found++;
+        if (getpgid((pid_t)pid) == (pid_t)pid) kill(-(pid_t)pid, SIGKILL); /* a setsid()'d leader: its group too */
+        kill((pid_t)pid, SIGKILL);
+        (void)waitpid((pid_t)pid, NULL, WNOHANG); /* a zombie by now, or at the next round */
+    }
+    fclose(f);
+    return found;
+}
+
+int hvd_agent_reap_orphans(void)
+{
+    int is_subreaper = 0;
+    if (prctl(PR_GET_CHILD_SUBREAPER, &is_subreaper, 0, 0, 0) != 0 || !is_subreaper) return 0;
+    int found = 0;
+    pthread_rwlock_wrlock(&live_spawn);
+    DIR *d = opendir("/proc/self/task");
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        found += reap_listed(path);
+    }
+    if (d) closedir(d);
+    pthread_rwlock_unlock(&live_spawn);
+    return found;
+}
+
+/* ---- making what the agent wrote safe to store ---- */
+
+/* The stderr tail: from a character boundary when it was cut, no invalid
+ * UTF-8 or NUL, the secrets masked (also one cut at the tail's start). */
+static char *clean_tail(const char *tail, size_t len, bool cut, const HvdAgentCallOpts *opts)
+{
+    size_t from = 0; /* a cut tail may begin with the rest of a character: skip it */
+    if (cut)
+        while (from < len && from < 3 && ((unsigned char)tail[from] & 0xC0) == 0x80) from++;
+    HvdBuf clean = {0}, masked = {0};
+    hvd_utf8_sanitize(tail + from, len - from, HVD_UTF8_NUL, &clean);
+    hvd_mask_secrets(clean.data, clean.len, opts ? opts->secrets : NULL, opts ? opts->n_secrets : 0,
+                     cut ? HVD_MASK_CUT_START : 0, &masked);
+    explicit_bzero(clean.data, clean.len);
+    hvd_buf_free(&clean);
+    return hvd_buf_steal(&masked);
 }
 
 HvdAgentOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
@@ -597,6 +802,7 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
     c.tail = hvd_xmalloc(c.tail_cap + 1);
 
     char **argv = hvd_agent_argv(cfg, host, why, sizeof why);
+    char **envp = NULL;
     if (!argv) {
         res->outcome = HVD_AGENT_BAD_CALL;
         snprintf(res->detail, sizeof res->detail, "%s", why);
@@ -615,7 +821,11 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
         snprintf(res->detail, sizeof res->detail, "cannot create pipes for the agent: %s", strerror(errno));
         goto unblock;
     }
-    int rc = spawn(&c, argv, in, out, err);
+    envp = hvd_agent_env(cfg);
+    pthread_rwlock_rdlock(&live_spawn); /* the reaper must not meet this agent before it is listed */
+    int rc = spawn(&c, argv, envp, in, out, err);
+    if (rc == 0) live_add(c.pid);
+    pthread_rwlock_unlock(&live_spawn);
     close_fd(&in[0]);
     close_fd(&out[1]);
     close_fd(&err[1]);
@@ -639,6 +849,7 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
 
     int status = 0;
     while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
+    live_remove(c.pid);
     if (WIFEXITED(status)) {
         res->exited = true;
         res->exit_code = WEXITSTATUS(status);
@@ -669,10 +880,14 @@ done:
     res->killed = c.killed;
     res->output_overflow = c.overflow;
     res->stdout_bytes = c.out.len;
-    c.tail[c.tail_len] = '\0';
-    res->stderr_tail = c.tail;
-    if (ran) classify(cfg, &c, timeout_ms, res);
+    res->stderr_tail = clean_tail(c.tail, c.tail_len, c.err_total > c.tail_len, opts);
+    explicit_bzero(c.tail, c.tail_len);
+    free(c.tail);
+    if (ran) classify(cfg, opts, operation, &c, timeout_ms, res);
+    if (c.out.data) explicit_bzero(c.out.data, c.out.len); /* the agent may have echoed a secret */
     hvd_buf_free(&c.out);
     hvd_agent_argv_free(argv);
+    free(envp);
+    if (ran) hvd_agent_reap_orphans();
     return res->outcome;
 }

@@ -65,6 +65,7 @@ typedef struct {
     int64_t lease_ttl;                /* HVD_LEASE_TTL seconds */
     int64_t shutdown_grace;           /* HVD_SHUTDOWN_GRACE seconds */
     HvdStrList agent_retryable_codes; /* HVD_AGENT_RETRYABLE_CODES */
+    HvdStrList agent_env_pass;        /* HVD_AGENT_ENV_PASS: more environment names given to the agent */
     HvdTimeouts agent_timeouts;       /* HVD_AGENT_TIMEOUTS; use hvd_config_agent_timeout() */
     int64_t agent_kill_grace;         /* HVD_AGENT_KILL_GRACE seconds between SIGTERM and SIGKILL */
     int64_t sweep_interval;           /* HVD_SWEEP_INTERVAL seconds */
