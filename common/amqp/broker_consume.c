@@ -185,14 +185,29 @@ static int clone_bytes(amqp_pool_t *pool, amqp_bytes_t *dst, amqp_bytes_t src)
 static int clone_properties(const amqp_basic_properties_t *src, amqp_basic_properties_t *dst, amqp_pool_t *pool)
 {
     *dst = *src;
-    amqp_bytes_t *const fields[] = {&dst->content_type, &dst->content_encoding, &dst->correlation_id, &dst->reply_to,
-                                    &dst->expiration,   &dst->message_id,       &dst->type,           &dst->user_id,
-                                    &dst->app_id,       &dst->cluster_id};
+    const struct {
+        amqp_flags_t flag;
+        amqp_bytes_t *field;
+    } fields[] = {
+        {AMQP_BASIC_CONTENT_TYPE_FLAG, &dst->content_type},
+        {AMQP_BASIC_CONTENT_ENCODING_FLAG, &dst->content_encoding},
+        {AMQP_BASIC_CORRELATION_ID_FLAG, &dst->correlation_id},
+        {AMQP_BASIC_REPLY_TO_FLAG, &dst->reply_to},
+        {AMQP_BASIC_EXPIRATION_FLAG, &dst->expiration},
+        {AMQP_BASIC_MESSAGE_ID_FLAG, &dst->message_id},
+        {AMQP_BASIC_TYPE_FLAG, &dst->type},
+        {AMQP_BASIC_USER_ID_FLAG, &dst->user_id},
+        {AMQP_BASIC_APP_ID_FLAG, &dst->app_id},
+        {AMQP_BASIC_CLUSTER_ID_FLAG, &dst->cluster_id},
+    };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        int rc = clone_bytes(pool, fields[i], *fields[i]);
+        /* a field whose flag is clear holds whatever the decoder left there */
+        int rc = (src->_flags & fields[i].flag) ? clone_bytes(pool, fields[i].field, *fields[i].field)
+                                                : (*fields[i].field = amqp_empty_bytes, AMQP_STATUS_OK);
         if (rc != AMQP_STATUS_OK) return rc;
     }
     if (src->_flags & AMQP_BASIC_HEADERS_FLAG) return amqp_table_clone(&src->headers, &dst->headers, pool);
+    dst->headers = amqp_empty_table;
     return AMQP_STATUS_OK;
 }
 

@@ -3,6 +3,7 @@
  * whole job can run against it:
  *   leak      vm.initialize fails, echoing the request's guest_la_pw in its
  *             message, its logs and on stderr (as a PowerShell stack trace does)
+ *   leaktransient  the same with the retryable code TRANSIENT
  *   cp1252    vm.create fails with its message and stderr in Windows-1252
  *             (not UTF-8), a NUL in its code
  *   longerr   like leak, with the password straddling the start of a stderr
@@ -11,6 +12,7 @@
  *   badvmid   vm.create answers success with vm_id ""
  *   env       every operation succeeds with data.env = its environment */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +59,8 @@ int main(int argc, char **argv)
         json_object_set_new(data, "env", e);
     }
 
-    if ((strcmp(mode, "leak") == 0 || strcmp(mode, "longerr") == 0) && strcmp(op, "vm.initialize") == 0 && pw) {
+    bool leaky = strcmp(mode, "leak") == 0 || strcmp(mode, "leaktransient") == 0 || strcmp(mode, "longerr") == 0;
+    if (leaky && strcmp(op, "vm.initialize") == 0 && pw) {
         if (strcmp(mode, "longerr") == 0) {
             /* the last 4096 bytes of stderr start 3 characters into the password */
             fputs("noise before ", stderr);
@@ -70,8 +73,9 @@ int main(int argc, char **argv)
         snprintf(msg, sizeof msg, "Set-LocalUser failed: the password %s does not meet the policy", pw);
         char log[512];
         snprintf(log, sizeof log, "$env:GuestLaPw = '%s'", pw);
-        answer(json_pack("{s:s, s:s, s:s, s:o, s:[s,s], s:s?}", "status", "error", "code", "OPERATION_ERROR", "message",
-                         msg, "data", data, "logs", "Starting vm.initialize", log, "correlation_id", corr));
+        const char *code = strcmp(mode, "leaktransient") == 0 ? "TRANSIENT" : "OPERATION_ERROR";
+        answer(json_pack("{s:s, s:s, s:s, s:o, s:[s,s], s:s?}", "status", "error", "code", code, "message", msg, "data",
+                         data, "logs", "Starting vm.initialize", log, "correlation_id", corr));
         json_decref(req);
         return 0;
     }
