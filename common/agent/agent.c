@@ -2,13 +2,12 @@
  * a poll loop over the child's pipes with caps and deadlines, and the §6
  * classification of what came back. */
 #include "agent.h"
+#include "agent_priv.h"
 #include "agentproto.h"
 #include "buf.h"
 #include "mask.h"
 #include "model.h"
 #include "utf8.h"
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,7 +36,7 @@ static const HvdAgentTimeout DEFAULT_TIMEOUTS[] = {
 
 /* ---- configuration ---- */
 
-static void free_words(char **v, size_t n)
+void agent_free_words(char **v, size_t n)
 {
     if (!v) return;
     for (size_t i = 0; i < n; i++) free(v[i]);
@@ -47,7 +44,7 @@ static void free_words(char **v, size_t n)
 }
 
 /* Splits s on any of seps into words; returns the count via *n. */
-static char **split_words(const char *s, const char *seps, size_t *n)
+char **agent_split_words(const char *s, const char *seps, size_t *n)
 {
     size_t cap = 4, cnt = 0;
     char **v = hvd_xcalloc(cap + 1, sizeof *v);
@@ -83,24 +80,24 @@ void hvd_agent_cfg_init(HvdAgentCfg *cfg)
 void hvd_agent_cfg_free(HvdAgentCfg *cfg)
 {
     if (!cfg) return;
-    free_words(cfg->argv, cfg->argc);
-    free_words(cfg->retryable, cfg->n_retryable);
-    free_words(cfg->env_pass, cfg->n_env_pass);
+    agent_free_words(cfg->argv, cfg->argc);
+    agent_free_words(cfg->retryable, cfg->n_retryable);
+    agent_free_words(cfg->env_pass, cfg->n_env_pass);
     memset(cfg, 0, sizeof *cfg);
 }
 
 bool hvd_agent_cfg_set_command(HvdAgentCfg *cfg, const char *tmpl, char *err, size_t errlen)
 {
     size_t n = 0;
-    char **v = tmpl ? split_words(tmpl, " \t", &n) : NULL;
+    char **v = tmpl ? agent_split_words(tmpl, " \t", &n) : NULL;
     if (n == 0) {
-        free_words(v, n);
+        agent_free_words(v, n);
         snprintf(err, errlen,
                  "the agent command is empty: set HVD_AGENT_CMD to the agent's argv, e.g. "
                  "'ssh -T {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'");
         return false;
     }
-    free_words(cfg->argv, cfg->argc);
+    agent_free_words(cfg->argv, cfg->argc);
     cfg->argv = v;
     cfg->argc = n;
     return true;
@@ -149,7 +146,7 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
 {
     HvdAgentCfg tmp = *cfg; /* shallow: only the timeout fields are touched */
     size_t n = 0;
-    char **items = split_words(list ? list : "", ", \t", &n);
+    char **items = agent_split_words(list ? list : "", ", \t", &n);
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++) {
         char *eq = strchr(items[i], '=');
@@ -165,7 +162,7 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
             ok = false;
         }
     }
-    free_words(items, n);
+    agent_free_words(items, n);
     if (ok) {
         memcpy(cfg->timeouts, tmp.timeouts, sizeof cfg->timeouts);
         cfg->n_timeouts = tmp.n_timeouts;
@@ -174,90 +171,10 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
     return ok;
 }
 
-/* ---- the agent's environment ---- */
-
-/* Names that never reach the agent: the worker's own credentials and
- * anything that looks like one. */
-static bool env_name_denied(const char *name, size_t n)
-{
-    static const char *const prefixes[] = {"HVD_PG_DSN", "HVD_AMQP_URL"};
-    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
-        if (n >= strlen(prefixes[i]) && strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return true;
-    static const char *const words[] = {"PASS", "SECRET", "KEY", "TOKEN", "CREDENTIAL"};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-        size_t wl = strlen(words[i]);
-        for (size_t k = 0; k + wl <= n; k++)
-            if (strncasecmp(name + k, words[i], wl) == 0) return true;
-    }
-    return false;
-}
-
-/* Passed whenever set (HVD_SIM_* by prefix). */
-static const char *const ENV_ALWAYS[] = {"PATH",         "HOME",          "SSH_AUTH_SOCK",
-                                         "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"};
-
-bool hvd_agent_cfg_set_env_pass(HvdAgentCfg *cfg, const char *csv, char *err, size_t errlen)
-{
-    size_t n = 0;
-    char **v = split_words(csv ? csv : "", ", \t", &n);
-    for (size_t i = 0; i < n; i++) {
-        bool name_ok = isalpha((unsigned char)v[i][0]) || v[i][0] == '_';
-        for (const char *p = v[i]; *p; p++) name_ok &= isalnum((unsigned char)*p) || *p == '_';
-        const char *why = !name_ok                              ? "is not an environment variable name"
-                          : env_name_denied(v[i], strlen(v[i])) ? "may not be passed to the agent (credentials: "
-                                                                  "HVD_PG_DSN*, HVD_AMQP_URL*, names with PASS, "
-                                                                  "SECRET, KEY, TOKEN or CREDENTIAL)"
-                                                                : NULL;
-        if (why) {
-            snprintf(err, errlen, "HVD_AGENT_ENV_PASS: '%.64s' %s", v[i], why);
-            free_words(v, n);
-            return false;
-        }
-    }
-    free_words(cfg->env_pass, cfg->n_env_pass);
-    cfg->env_pass = v;
-    cfg->n_env_pass = n;
-    return true;
-}
-
-static bool env_wanted(const HvdAgentCfg *cfg, const char *entry)
-{
-    const char *eq = strchr(entry, '=');
-    if (!eq || eq == entry) return false;
-    size_t n = (size_t)(eq - entry);
-    if (env_name_denied(entry, n)) return false;
-    if (strncmp(entry, "LANG=", 5) == 0 || strncmp(entry, "LC_ALL=", 7) == 0) return false; /* set below */
-    if (n > 8 && strncmp(entry, "HVD_SIM_", 8) == 0) return true;
-    for (size_t i = 0; i < sizeof ENV_ALWAYS / sizeof ENV_ALWAYS[0]; i++)
-        if (strlen(ENV_ALWAYS[i]) == n && strncmp(entry, ENV_ALWAYS[i], n) == 0) return true;
-    for (size_t i = 0; i < cfg->n_env_pass; i++)
-        if (strlen(cfg->env_pass[i]) == n && strncmp(entry, cfg->env_pass[i], n) == 0) return true;
-    return false;
-}
-
-char **hvd_agent_env(const HvdAgentCfg *cfg)
-{
-    size_t n = 0;
-    while (environ && environ[n]) n++;
-    char **env = hvd_xcalloc(n + 4, sizeof *env);
-    size_t k = 0;
-    bool path = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!env_wanted(cfg, environ[i])) continue;
-        path |= strncmp(environ[i], "PATH=", 5) == 0;
-        env[k++] = environ[i];
-    }
-    if (!path) env[k++] = (char *)"PATH=/usr/local/bin:/usr/bin:/bin";
-    env[k++] = (char *)"LANG=C.UTF-8";
-    env[k++] = (char *)"LC_ALL=C.UTF-8";
-    env[k] = NULL;
-    return env;
-}
-
 void hvd_agent_cfg_set_retryable(HvdAgentCfg *cfg, const char *csv)
 {
-    free_words(cfg->retryable, cfg->n_retryable);
-    cfg->retryable = split_words(csv ? csv : "", ", \t", &cfg->n_retryable);
+    agent_free_words(cfg->retryable, cfg->n_retryable);
+    cfg->retryable = agent_split_words(csv ? csv : "", ", \t", &cfg->n_retryable);
 }
 
 int64_t hvd_agent_timeout_ms(const HvdAgentCfg *cfg, const char *operation)
@@ -679,90 +596,6 @@ static int spawn(Call *c, char **argv, char **envp, int in[2], int out[2], int e
     return rc;
 }
 
-/* ---- leftovers of agents (subreaper) ---- */
-
-/* Agents being run, so that the reaper leaves them alone: a spawn holds
- * live_spawn for reading from before posix_spawn until its pid is listed; the
- * reaper holds it for writing while it looks for and kills leftovers, so it
- * never sees an agent that is not listed yet. Only the reaper reaps a child
- * that is not listed, so a leftover it found stays its child until it reaps it. */
-static pthread_rwlock_t live_spawn = PTHREAD_RWLOCK_INITIALIZER;
-static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t *live_pids;
-static size_t live_n, live_cap;
-
-static void live_add(pid_t pid)
-{
-    pthread_mutex_lock(&live_lock);
-    if (live_n == live_cap) {
-        live_cap = live_cap ? live_cap * 2 : 16;
-        live_pids = hvd_xrealloc(live_pids, live_cap * sizeof *live_pids);
-    }
-    live_pids[live_n++] = pid;
-    pthread_mutex_unlock(&live_lock);
-}
-
-static void live_remove(pid_t pid)
-{
-    pthread_mutex_lock(&live_lock);
-    for (size_t i = 0; i < live_n; i++)
-        if (live_pids[i] == pid) {
-            live_pids[i] = live_pids[--live_n];
-            break;
-        }
-    pthread_mutex_unlock(&live_lock);
-}
-
-static bool live_has(pid_t pid)
-{
-    bool found = false;
-    pthread_mutex_lock(&live_lock);
-    for (size_t i = 0; i < live_n && !found; i++) found = live_pids[i] == pid;
-    pthread_mutex_unlock(&live_lock);
-    return found;
-}
-
-int hvd_agent_become_subreaper(void)
-{
-    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-}
-
-/* Kills and reaps the children listed in one /proc/self/task/<tid>/children. */
-static int reap_listed(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) return 0;
-    int found = 0;
-    long pid;
-    while (fscanf(f, "%ld", &pid) == 1) {
-        if (pid <= 0 || live_has((pid_t)pid)) continue;
-        found++;
-        if (getpgid((pid_t)pid) == (pid_t)pid) kill(-(pid_t)pid, SIGKILL); /* a setsid()'d leader: its group too */
-        kill((pid_t)pid, SIGKILL);
-        (void)waitpid((pid_t)pid, NULL, WNOHANG); /* a zombie by now, or at the next round */
-    }
-    fclose(f);
-    return found;
-}
-
-int hvd_agent_reap_orphans(void)
-{
-    int is_subreaper = 0;
-    if (prctl(PR_GET_CHILD_SUBREAPER, &is_subreaper, 0, 0, 0) != 0 || !is_subreaper) return 0;
-    int found = 0;
-    pthread_rwlock_wrlock(&live_spawn);
-    DIR *d = opendir("/proc/self/task");
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[300];
-        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-        found += reap_listed(path);
-    }
-    if (d) closedir(d);
-    pthread_rwlock_unlock(&live_spawn);
-    return found;
-}
-
 /* ---- making what the agent wrote safe to store ---- */
 
 /* The stderr tail: from a character boundary when it was cut, no invalid
@@ -822,10 +655,9 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
         goto unblock;
     }
     envp = hvd_agent_env(cfg);
-    pthread_rwlock_rdlock(&live_spawn); /* the reaper must not meet this agent before it is listed */
+    agent_live_spawn_begin(); /* the reaper must not meet this agent before it is listed */
     int rc = spawn(&c, argv, envp, in, out, err);
-    if (rc == 0) live_add(c.pid);
-    pthread_rwlock_unlock(&live_spawn);
+    agent_live_spawn_end(rc == 0 ? c.pid : 0);
     close_fd(&in[0]);
     close_fd(&out[1]);
     close_fd(&err[1]);
@@ -849,7 +681,7 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
 
     int status = 0;
     while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
-    live_remove(c.pid);
+    agent_live_remove(c.pid);
     if (WIFEXITED(status)) {
         res->exited = true;
         res->exit_code = WEXITSTATUS(status);

@@ -201,5 +201,16 @@ Test(hardening_agent, agent_leftovers_in_their_own_session_do_not_survive)
     }
     cr_assert_eq(listed, N, "each call left one process behind");
     cr_assert_eq(alive, 0, "%zu of %zu leftovers survived", alive, N);
+    /* item 8: the worker dumps no core */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)wp_pid(k));
+    char *limits = wp_read_file(path);
+    const char *core = strstr(limits, "Max core file size");
+    cr_assert_not_null(core, "%s", limits);
+    long soft = -1, hard = -1;
+    cr_assert_eq(sscanf(core, "Max core file size %ld %ld", &soft, &hard), 2, "%.80s", core);
+    cr_assert_eq(soft, 0);
+    cr_assert_eq(hard, 0);
+    free(limits);
     cr_assert_eq(wp_stop(k, 15000), 0);
 }
