@@ -36,35 +36,6 @@ static const HvdAgentTimeout DEFAULT_TIMEOUTS[] = {
 
 /* ---- configuration ---- */
 
-void agent_free_words(char **v, size_t n)
-{
-    if (!v) return;
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
-/* Splits s on any of seps into words; returns the count via *n. */
-char **agent_split_words(const char *s, const char *seps, size_t *n)
-{
-    size_t cap = 4, cnt = 0;
-    char **v = hvd_xcalloc(cap + 1, sizeof *v);
-    const char *p = s;
-    while (p && *p) {
-        p += strspn(p, seps);
-        size_t len = strcspn(p, seps);
-        if (len == 0) break;
-        if (cnt == cap) {
-            cap *= 2;
-            v = hvd_xrealloc(v, (cap + 1) * sizeof *v);
-        }
-        v[cnt++] = hvd_xstrndup(p, len);
-        p += len;
-    }
-    v[cnt] = NULL;
-    *n = cnt;
-    return v;
-}
-
 void hvd_agent_cfg_init(HvdAgentCfg *cfg)
 {
     memset(cfg, 0, sizeof *cfg);

@@ -1,5 +1,6 @@
 /* The agent's explicit environment (agent.h says what it holds): never the
- * worker's own, which carries the database and broker URLs. */
+ * worker's own, which carries the database and broker URLs. Also the word
+ * splitting the configuration shares. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,35 @@
 #include "buf.h"
 
 extern char **environ;
+
+void agent_free_words(char **v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Splits s on any of seps into words; returns the count via *n. */
+char **agent_split_words(const char *s, const char *seps, size_t *n)
+{
+    size_t cap = 4, cnt = 0;
+    char **v = hvd_xcalloc(cap + 1, sizeof *v);
+    const char *p = s;
+    while (p && *p) {
+        p += strspn(p, seps);
+        size_t len = strcspn(p, seps);
+        if (len == 0) break;
+        if (cnt == cap) {
+            cap *= 2;
+            v = hvd_xrealloc(v, (cap + 1) * sizeof *v);
+        }
+        v[cnt++] = hvd_xstrndup(p, len);
+        p += len;
+    }
+    v[cnt] = NULL;
+    *n = cnt;
+    return v;
+}
 
 /* Names that never reach the agent: the worker's own credentials and
  * anything that looks like one. */

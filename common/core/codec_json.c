@@ -5,7 +5,8 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <math.h>
-#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,15 +20,12 @@ static void wipe_free(void *p)
     free(p);
 }
 
-static void set_allocator(void)
-{
-    json_set_alloc_funcs(malloc, wipe_free);
-}
-
+/* Set once, before the first decode: jansson blocks allocated with malloc
+ * before that are freed as well by wipe_free, so a race costs nothing. */
 static void json_wipe_allocator(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, set_allocator);
+    static atomic_bool set;
+    if (!atomic_exchange(&set, true)) json_set_alloc_funcs(malloc, wipe_free);
 }
 
 /* NULL (with why set) when a key holds a NUL byte, which node maps cannot keep. */
