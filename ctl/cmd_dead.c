@@ -13,6 +13,7 @@
 #include "codec.h"
 #include "ctl.h"
 #include "guestcfg.h"
+#include "mask.h"
 #include "model.h"
 #include "store.h"
 
@@ -21,7 +22,6 @@
 #define DEAD_DEFAULT_RATE 5
 #define DEAD_CONFIRM_MS 30000
 #define DEAD_PREVIEW_BYTES 4096 /* raw bodies shown by `show` (human) */
-#define DEAD_MASK_SPAN 512      /* bytes masked after a secret's name in a raw body */
 
 /* One dead letter, taken with basic.get and not acked: closing the connection
  * puts it back in the queue, in order. */
@@ -138,27 +138,15 @@ static void size_text(size_t n, char *out, size_t outlen)
         snprintf(out, outlen, "%.1fM", (double)n / (1024 * 1024));
 }
 
-/* Masks, in a raw body that could not be decoded, what follows the name of a
- * secret field up to the next ',', '}', ']' or newline (at most DEAD_MASK_SPAN
- * bytes): such a body is shown as received otherwise. */
-static void mask_raw_secrets(unsigned char *p, size_t len)
+/* A raw body that could not be decoded, as received but for the values of
+ * the secret fields (core/mask.c, the same masking the worker applies before
+ * dead-lettering; this covers letters from older workers). Caller frees. */
+static unsigned char *masked_raw(const DeadItem *it, size_t *len)
 {
-    for (size_t i = 0; HVD_SECRET_FIELDS[i]; i++) {
-        const char *name = HVD_SECRET_FIELDS[i];
-        size_t nl = strlen(name);
-        const unsigned char *at = p;
-        while ((at = memmem(at, len - (size_t)(at - p), name, nl)) != NULL) {
-            size_t k = (size_t)(at - p) + nl, masked = 0;
-            /* keep the closing quote of the key, a colon and spaces */
-            while (k < len && (p[k] == '"' || p[k] == ':' || p[k] == ' ') && masked < 4) k++, masked++;
-            for (masked = 0; k < len && masked < DEAD_MASK_SPAN; k++, masked++) {
-                if (p[k] == ',' || p[k] == '}' || p[k] == ']' || p[k] == '\n') break;
-                p[k] = '*';
-            }
-            at = p + k;
-            if ((size_t)(at - p) >= len) break;
-        }
-    }
+    HvdBuf b = {0};
+    hvd_mask_raw_secrets(it->d.body, it->d.len, &b);
+    *len = b.len;
+    return (unsigned char *)hvd_buf_steal(&b);
 }
 
 /* ---- reading the queue ---- */
@@ -456,12 +444,11 @@ static void show_one_human(const DeadItem *it)
         free(pretty);
         hvd_node_free(red);
     } else {
-        size_t n = it->d.len < DEAD_PREVIEW_BYTES ? it->d.len : DEAD_PREVIEW_BYTES;
-        unsigned char *copy = hvd_xmalloc(it->d.len + 1);
-        memcpy(copy, it->d.body, it->d.len);
-        mask_raw_secrets(copy, it->d.len);
+        size_t clen;
+        unsigned char *copy = masked_raw(it, &clen);
+        size_t n = clen < DEAD_PREVIEW_BYTES ? clen : DEAD_PREVIEW_BYTES;
         printf("body (could not be decoded: shown as received, %s; secret fields masked):\n",
-               n < it->d.len ? "first 4096 bytes" : "in full");
+               n < clen ? "first 4096 bytes" : "in full");
         hexdump(copy, n);
         free(copy);
     }
@@ -481,12 +468,11 @@ static HvdNode *show_one_node(const DeadItem *it)
         hvd_node_map_set(m, "body", ctlq_redact_all(it->body));
         hvd_node_map_set(m, "body_base64", hvd_node_nil());
     } else {
-        unsigned char *copy = hvd_xmalloc(it->d.len + 1);
-        memcpy(copy, it->d.body, it->d.len);
-        mask_raw_secrets(copy, it->d.len);
-        size_t blen = sodium_base64_encoded_len(it->d.len, sodium_base64_VARIANT_ORIGINAL);
+        size_t clen;
+        unsigned char *copy = masked_raw(it, &clen);
+        size_t blen = sodium_base64_encoded_len(clen, sodium_base64_VARIANT_ORIGINAL);
         char *b64 = hvd_xmalloc(blen);
-        sodium_bin2base64(b64, blen, copy, it->d.len, sodium_base64_VARIANT_ORIGINAL);
+        sodium_bin2base64(b64, blen, copy, clen, sodium_base64_VARIANT_ORIGINAL);
         hvd_node_map_set(m, "body", hvd_node_nil());
         hvd_node_map_set_str(m, "body_base64", b64);
         free(b64);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "ctl.h"
+#include "harden.h"
 
 /* Weak fallbacks: a ctl/cmd_<name>.c that defines the strong symbol replaces
  * its fallback at link time. */
@@ -62,6 +63,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    (void)hvd_harden_process(NULL, 0); /* no core dump of a decrypted secret; best effort */
     if (argc < 2) {
         usage(stderr);
         return CTL_EXIT_USAGE;

@@ -25,6 +25,8 @@ psql -q "$BASE_DSN" -c "DROP DATABASE IF EXISTS hvdeploy_demo WITH (FORCE)" -c "
 export HVD_PG_DSN="$DEMO_DSN"
 export HVD_AMQP_PREFIX=hvdeploy-demo
 export HVD_AGENT_CMD="$HVD_ROOT/deploy/demo-agent.sh {host}"
+# The agent gets an explicit environment (never the worker's credentials): pass what demo-agent.sh reads.
+export HVD_AGENT_ENV_PASS=HVD_DEMO_SIM,HVD_BIN_DIR
 export HVD_DEMO_SIM="$DEMO/sim" HVD_BIN_DIR="$BIN"
 export HVD_RETRY_DELAYS=2,5 HVD_SWEEP_INTERVAL=2 HVD_LEASE_TTL=10 HVD_LOG_LEVEL=info
 

@@ -36,5 +36,6 @@ HvdBrokerOptions worker_broker_options(const Worker *w, const char *connection_n
         .tls_key_file = unless_empty(w->cfg.amqp_key_file),
         .tls_no_verify_peer = !w->cfg.amqp_verify,
         .tls_no_verify_hostname = !w->cfg.amqp_verify,
+        .max_body = HVD_MAX_BODY, /* a larger job is refused before its body is copied */
     };
 }

@@ -12,6 +12,7 @@
 #include "intake.h"
 #include "intake_priv.h"
 #include "log.h"
+#include "mask.h"
 #include "metrics.h"
 #include "publisher.h"
 #include "runner.h"

@@ -133,8 +133,13 @@ bool intake_job(Worker *w, HvdBroker *b, const HvdDelivery *d)
         HvdRejection r = hvd_plan_reject_undecodable(false, HVD_DECODE_MALFORMED, why);
         return intake_reject_undecodable(w, d, &r);
     }
-    HvdNode *body = NULL;
     char why[256];
+    if (d->too_large) { /* refused by the consumer before the body was copied (only its start was kept) */
+        snprintf(why, sizeof why, "body is %zu bytes, over the %d-byte limit", d->body_size, HVD_MAX_BODY);
+        HvdRejection r = hvd_plan_reject_undecodable(true, HVD_DECODE_TOO_LARGE, why);
+        return intake_reject_undecodable(w, d, &r);
+    }
+    HvdNode *body = NULL;
     HvdDecodeStatus ds = hvd_decode(ct, d->body, d->len, &body, why, sizeof why);
     if (ds == HVD_DECODE_OK && body->type != HVD_MAP) {
         ds = HVD_DECODE_MALFORMED;
@@ -159,6 +164,8 @@ bool intake_job(Worker *w, HvdBroker *b, const HvdDelivery *d)
         .allowed_hosts = (const char *const *)w->cfg.allowed_hosts.v,
         .n_allowed_hosts = w->cfg.allowed_hosts.n,
         .message_id = d->message_id,
+        .correlation_id = d->correlation_id,
+        .reply_to = d->reply_to,
     };
     HvdJob job;
     HvdErrors errs = {0};

@@ -10,8 +10,10 @@
 #include "clock.h"
 #include "intake_priv.h"
 #include "log.h"
+#include "mask.h"
 #include "metrics.h"
 #include "publisher.h"
+#include "utf8.h"
 
 #define CONFIRM_WAIT_MS 30000
 
@@ -50,7 +52,7 @@ static bool dead_letter_raw(Worker *w, const HvdDelivery *d, const char *code, c
     PubMsg *m = pubmsg_new(PUB_DEAD_LETTER);
     m->exchange = hvd_xstrdup(w->dead_exchange);
     m->routing_key = hvd_xstrdup(d->routing_key ? d->routing_key : "");
-    hvd_buf_append(&m->body, d->body, d->len);
+    hvd_mask_raw_secrets(d->body, d->len, &m->body); /* as received, but the secret fields' values */
     m->content_type = hvd_xstrdup(d->content_type);
     m->message_id = hvd_xstrdup(d->message_id);
     m->correlation_id = hvd_xstrdup(d->correlation_id);
@@ -95,16 +97,24 @@ bool intake_reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
                        const char *request_json)
 {
     const char *job_id = job->job_id[0] ? job->job_id : NULL;
-    const char *corr = d->correlation_id && *d->correlation_id ? d->correlation_id : job_id;
+    /* Properties that are not UTF-8 were reported by validation: what is stored and echoed is their sanitised form. */
+    char *corr_clean = d->correlation_id && *d->correlation_id
+                           ? hvd_utf8_sanitize_dup(d->correlation_id, strlen(d->correlation_id), HVD_UTF8_NUL)
+                           : NULL;
+    const char *corr = corr_clean ? corr_clean : job_id;
+    const char *reply_to = d->reply_to && hvd_utf8_valid(d->reply_to, strlen(d->reply_to)) ? d->reply_to : NULL;
     HvdBuf env = {0};
     rejection_envelope(job_id, corr, job->job_type, why, errs, data, stages, n_stages, ct, &env);
     HvdLogCtx lc = {.job_id = job_id, .correlation_id = corr, .host = job->target_host};
     hvd_log_kv(HVD_LOG_WARN, &lc, "job rejected", "code", why->code, "reason", why->message, NULL);
-    hvd_metric_inc(HVD_M_JOBS_TOTAL, job->job_type ? job->job_type : "unknown", "error");
+    hvd_metric_inc(HVD_M_JOBS_TOTAL,
+                   job->job_type && strcmp(job->job_type, HVD_JOB_TYPE_MANAGED) == 0 ? HVD_JOB_TYPE_MANAGED : "other",
+                   "error");
     bool ok = true;
     if (!job_id) {
         ok = answer_unstored(w, d, NULL, &env, ct);
         hvd_buf_free(&env);
+        free(corr_clean);
         return ok;
     }
     HvdJobRecord nj = {0};
@@ -113,7 +123,7 @@ bool intake_reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
     nj.target_host = hvd_xstrdup(job->target_host);
     nj.vm_name = hvd_xstrdup(job->vm.vm_name);
     nj.correlation_id = hvd_xstrdup(corr);
-    nj.reply_to = hvd_xstrdup(answer_reply_queue(w, d->reply_to));
+    nj.reply_to = hvd_xstrdup(answer_reply_queue(w, reply_to));
     nj.content_type = hvd_xstrdup(hvd_content_type_name(ct));
     nj.request_json = hvd_xstrdup(request_json);
     nj.options_json = hvd_xstrdup("{}");
@@ -141,5 +151,6 @@ bool intake_reject_job(Worker *w, const HvdDelivery *d, const HvdJob *job, HvdCo
     hvd_buf_free(&stored);
     hvd_job_record_free(&nj);
     hvd_buf_free(&env);
+    free(corr_clean);
     return ok;
 }

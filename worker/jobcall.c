@@ -7,6 +7,7 @@
 #include "agent.h"
 #include "agentproto.h"
 #include "clock.h"
+#include "guestcfg.h"
 #include "jobrun_priv.h"
 #include "metrics.h"
 #include "secret.h"
@@ -67,7 +68,11 @@ static void call_spec(JobRun *r, const char *operation, HvdNode *spec, const cha
     hvd_node_free(spec);
 
     HvdAgentResult res;
-    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel};
+    const char *secrets[HVD_JOB_MAX_SECRETS];
+    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel,
+                             .secrets = secrets,
+                             .n_secrets = r->job_valid ? hvd_job_secret_values(&r->job, secrets) : 0,
+                             .correlation_id = r->rec->correlation_id};
     hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
     hvd_secret_buf_free(&line); /* vm.initialize's request holds the guest's secrets */
 

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include "broker.h"
+#include "codec.h"
+#include "harden.h"
 #include "clock.h"
 #include "context.h"
 #include "intake.h"
@@ -77,6 +79,11 @@ static int setup_agent(Worker *w, char *err, size_t len)
     hvd_agent_cfg_set_retryable_messages(&w->agent, (const char *const *)w->cfg.agent_retryable_messages.v,
                                          w->cfg.agent_retryable_messages.n);
     hvd_buf_free(&codes);
+    for (size_t i = 0; i < w->cfg.agent_env_pass.n; i++)
+        hvd_buf_printf(&codes, "%s%s", i ? "," : "", w->cfg.agent_env_pass.v[i]);
+    bool env_ok = hvd_agent_cfg_set_env_pass(&w->agent, codes.data ? codes.data : "", err, len);
+    hvd_buf_free(&codes);
+    if (!env_ok) return -1;
     w->agent.kill_grace_ms = w->cfg.agent_kill_grace * 1000;
     return 0;
 }
@@ -111,6 +118,9 @@ int main(int argc, char **argv)
         return 0;
     }
     hvd_log_init(w.cfg.log_level, w.cfg.worker_id);
+    if (!hvd_harden_process(err, sizeof err)) hvd_log_warn(NULL, "process hardening incomplete: %s", err);
+    if (hvd_agent_become_subreaper() != 0)
+        hvd_log_warn(NULL, "cannot become a child subreaper: agents' leftovers may survive");
     if (hvd_secret_keys_load_config(&w.keys, &w.cfg, err, sizeof err) != 0 || setup_agent(&w, err, sizeof err) != 0) {
         fprintf(stderr, "hvdeploy-worker: %s\n", err);
         return 2;

@@ -2,10 +2,13 @@
  * a poll loop over the child's pipes with caps and deadlines, and the §6
  * classification of what came back. */
 #include "agent.h"
+#include "agent_priv.h"
 #include "argv.h"
 #include "agentproto.h"
 #include "buf.h"
+#include "mask.h"
 #include "model.h"
+#include "utf8.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -34,35 +37,6 @@ static const HvdAgentTimeout DEFAULT_TIMEOUTS[] = {
 
 /* ---- configuration ---- */
 
-static void free_words(char **v, size_t n)
-{
-    if (!v) return;
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
-/* Splits s on any of seps into words; returns the count via *n. */
-static char **split_words(const char *s, const char *seps, size_t *n)
-{
-    size_t cap = 4, cnt = 0;
-    char **v = hvd_xcalloc(cap + 1, sizeof *v);
-    const char *p = s;
-    while (p && *p) {
-        p += strspn(p, seps);
-        size_t len = strcspn(p, seps);
-        if (len == 0) break;
-        if (cnt == cap) {
-            cap *= 2;
-            v = hvd_xrealloc(v, (cap + 1) * sizeof *v);
-        }
-        v[cnt++] = hvd_xstrndup(p, len);
-        p += len;
-    }
-    v[cnt] = NULL;
-    *n = cnt;
-    return v;
-}
-
 void hvd_agent_cfg_init(HvdAgentCfg *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -78,9 +52,10 @@ void hvd_agent_cfg_init(HvdAgentCfg *cfg)
 void hvd_agent_cfg_free(HvdAgentCfg *cfg)
 {
     if (!cfg) return;
-    free_words(cfg->argv, cfg->argc);
-    free_words(cfg->retryable, cfg->n_retryable);
-    free_words(cfg->retryable_messages, cfg->n_retryable_messages);
+    agent_free_words(cfg->argv, cfg->argc);
+    agent_free_words(cfg->retryable, cfg->n_retryable);
+    agent_free_words(cfg->retryable_messages, cfg->n_retryable_messages);
+    agent_free_words(cfg->env_pass, cfg->n_env_pass);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -94,13 +69,13 @@ bool hvd_agent_cfg_set_command(HvdAgentCfg *cfg, const char *tmpl, char *err, si
         return false;
     }
     if (n == 0) {
-        free_words(v, n);
+        agent_free_words(v, n);
         snprintf(err, errlen,
                  "the agent command is empty: set HVD_AGENT_CMD to the agent's argv, e.g. "
                  "'ssh -T {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'");
         return false;
     }
-    free_words(cfg->argv, cfg->argc);
+    agent_free_words(cfg->argv, cfg->argc);
     cfg->argv = v;
     cfg->argc = n;
     return true;
@@ -149,7 +124,7 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
 {
     HvdAgentCfg tmp = *cfg; /* shallow: only the timeout fields are touched */
     size_t n = 0;
-    char **items = split_words(list ? list : "", ", \t", &n);
+    char **items = agent_split_words(list ? list : "", ", \t", &n);
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++) {
         char *eq = strchr(items[i], '=');
@@ -165,7 +140,7 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
             ok = false;
         }
     }
-    free_words(items, n);
+    agent_free_words(items, n);
     if (ok) {
         memcpy(cfg->timeouts, tmp.timeouts, sizeof cfg->timeouts);
         cfg->n_timeouts = tmp.n_timeouts;
@@ -176,8 +151,8 @@ bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err,
 
 void hvd_agent_cfg_set_retryable(HvdAgentCfg *cfg, const char *csv)
 {
-    free_words(cfg->retryable, cfg->n_retryable);
-    cfg->retryable = split_words(csv ? csv : "", ", \t", &cfg->n_retryable);
+    agent_free_words(cfg->retryable, cfg->n_retryable);
+    cfg->retryable = agent_split_words(csv ? csv : "", ", \t", &cfg->n_retryable);
 }
 
 int64_t hvd_agent_timeout_ms(const HvdAgentCfg *cfg, const char *operation)
@@ -189,7 +164,7 @@ int64_t hvd_agent_timeout_ms(const HvdAgentCfg *cfg, const char *operation)
 
 void hvd_agent_cfg_set_retryable_messages(HvdAgentCfg *cfg, const char *const *texts, size_t n)
 {
-    free_words(cfg->retryable_messages, cfg->n_retryable_messages);
+    agent_free_words(cfg->retryable_messages, cfg->n_retryable_messages);
     cfg->retryable_messages = hvd_xcalloc(n + 1, sizeof *cfg->retryable_messages);
     for (size_t i = 0; i < n; i++) cfg->retryable_messages[i] = hvd_xstrdup(texts[i]);
     cfg->n_retryable_messages = n;
@@ -316,12 +291,14 @@ typedef struct {
     HvdBuf out;
     char *tail;
     size_t tail_len, tail_cap;
+    size_t err_total; /* stderr bytes read in all (more than tail_len: the tail was cut) */
     bool exited, timed_out, cancelled, killed, overflow, eof_kill;
     int64_t exit_seen_at, term_at;
 } Call;
 
 static void tail_append(Call *c, const char *p, size_t n)
 {
+    c->err_total += n;
     size_t cap = c->tail_cap;
     if (cap == 0) return;
     if (n >= cap) {
@@ -483,11 +460,23 @@ static void run_loop(Call *c, const HvdAgentCfg *cfg, const HvdAgentCallOpts *op
     }
 }
 
-static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAgentResult *res)
+static void classify(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *operation, Call *c,
+                     int64_t timeout_ms, HvdAgentResult *res)
 {
     HvdNode *env = NULL;
     HvdAgentParse pr = c->overflow ? HVD_AGENT_PARSE_TOO_LARGE
                                    : hvd_agent_output_parse(c->out.data ? c->out.data : "", c->out.len, &env);
+    char why[160];
+    if (pr == HVD_AGENT_PARSE_OK && env) {
+        hvd_agent_answer_clean(env, opts ? opts->secrets : NULL, opts ? opts->n_secrets : 0);
+        if (!hvd_agent_answer_check(env, operation, opts ? opts->correlation_id : NULL, why, sizeof why)) {
+            /* not an answer to this request: nothing of it is used */
+            hvd_node_free(env);
+            res->outcome = HVD_OUT_PROTOCOL_ERROR;
+            snprintf(res->detail, sizeof res->detail, "%s", why);
+            return;
+        }
+    }
     if (pr == HVD_AGENT_PARSE_TOO_LARGE) {
         hvd_node_free(env);
         res->outcome = HVD_OUT_PROTOCOL_ERROR;
@@ -509,11 +498,13 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
         } else if (strcmp(st, "error") == 0 || strcmp(st, "partial") == 0) {
             bool transient = hvd_agent_code_retryable(cfg, res->code) || hvd_agent_message_retryable(cfg, res->message);
             res->outcome = transient ? HVD_OUT_RETRYABLE : HVD_OUT_AGENT_ERROR;
-            snprintf(res->detail, sizeof res->detail, "agent answered %s (code %s): %.160s", st,
-                     res->code ? res->code : "none", res->message ? res->message : "");
+            const char *m = res->message ? res->message : "";
+            snprintf(res->detail, sizeof res->detail, "agent answered %s (code %.40s): %.*s", st,
+                     res->code ? res->code : "none", (int)hvd_utf8_truncate(m, strlen(m), 160), m);
         } else {
             res->outcome = HVD_OUT_PROTOCOL_ERROR;
-            snprintf(res->detail, sizeof res->detail, "agent answered an unknown status '%.40s'", st);
+            snprintf(res->detail, sizeof res->detail, "agent answered an unknown status '%.*s'",
+                     (int)hvd_utf8_truncate(st, strlen(st), 40), st);
         }
         return;
     }
@@ -539,7 +530,7 @@ static void classify(const HvdAgentCfg *cfg, Call *c, int64_t timeout_ms, HvdAge
     }
 }
 
-static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
+static int spawn(Call *c, char **argv, char **envp, int in[2], int out[2], int err[2])
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -569,10 +560,28 @@ static int spawn(Call *c, char **argv, int in[2], int out[2], int err[2])
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 #endif
-    if (!rc) rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, environ);
+    if (!rc) rc = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, envp);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     return rc;
+}
+
+/* ---- making what the agent wrote safe to store ---- */
+
+/* The stderr tail: from a character boundary when it was cut, no invalid
+ * UTF-8 or NUL, the secrets masked (also one cut at the tail's start). */
+static char *clean_tail(const char *tail, size_t len, bool cut, const HvdAgentCallOpts *opts)
+{
+    size_t from = 0; /* a cut tail may begin with the rest of a character: skip it */
+    if (cut)
+        while (from < len && from < 3 && ((unsigned char)tail[from] & 0xC0) == 0x80) from++;
+    HvdBuf clean = {0}, masked = {0};
+    hvd_utf8_sanitize(tail + from, len - from, HVD_UTF8_NUL, &clean);
+    hvd_mask_secrets(clean.data, clean.len, opts ? opts->secrets : NULL, opts ? opts->n_secrets : 0,
+                     cut ? HVD_MASK_CUT_START : 0, &masked);
+    explicit_bzero(clean.data, clean.len);
+    hvd_buf_free(&clean);
+    return hvd_buf_steal(&masked);
 }
 
 HvdOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *operation, const char *request,
@@ -596,6 +605,7 @@ HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *o
     c.tail = hvd_xmalloc(c.tail_cap + 1);
 
     char **argv = hvd_agent_argv(cfg, host, why, sizeof why);
+    char **envp = NULL;
     if (!argv) {
         res->outcome = HVD_OUT_BAD_CALL;
         snprintf(res->detail, sizeof res->detail, "%s", why);
@@ -614,7 +624,10 @@ HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *o
         snprintf(res->detail, sizeof res->detail, "cannot create pipes for the agent: %s", strerror(errno));
         goto unblock;
     }
-    int rc = spawn(&c, argv, in, out, err);
+    envp = hvd_agent_env(cfg);
+    agent_live_spawn_begin(); /* the reaper must not meet this agent before it is listed */
+    int rc = spawn(&c, argv, envp, in, out, err);
+    agent_live_spawn_end(rc == 0 ? c.pid : 0);
     close_fd(&in[0]);
     close_fd(&out[1]);
     close_fd(&err[1]);
@@ -638,6 +651,7 @@ HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *o
 
     int status = 0;
     while (waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
+    agent_live_remove(c.pid);
     if (WIFEXITED(status)) {
         res->exited = true;
         res->exit_code = WEXITSTATUS(status);
@@ -668,10 +682,14 @@ done:
     res->killed = c.killed;
     res->output_overflow = c.overflow;
     res->stdout_bytes = c.out.len;
-    c.tail[c.tail_len] = '\0';
-    res->stderr_tail = c.tail;
-    if (ran) classify(cfg, &c, timeout_ms, res);
+    res->stderr_tail = clean_tail(c.tail, c.tail_len, c.err_total > c.tail_len, opts);
+    explicit_bzero(c.tail, c.tail_len);
+    free(c.tail);
+    if (ran) classify(cfg, opts, operation, &c, timeout_ms, res);
+    if (c.out.data) explicit_bzero(c.out.data, c.out.len); /* the agent may have echoed a secret */
     hvd_buf_free(&c.out);
     hvd_agent_argv_free(argv);
+    free(envp);
+    if (ran) hvd_agent_reap_orphans();
     return res->outcome;
 }

@@ -6,10 +6,26 @@
  *
  * Thread safety: hvd_agent_call may run in many threads at once with the
  * same (read-only) config. It never reaps a child it did not start
- * (waitpid on its own pid only), never changes signal dispositions, and
- * blocks SIGPIPE only in the calling thread for the duration of the call.
- * Do not set SIGCHLD to SIG_IGN in a process that uses it (children would
- * be reaped by the kernel and their exit status lost). */
+ * (waitpid on its own pid only) except the leftovers of agents re-parented to
+ * a subreaper (hvd_agent_become_subreaper), never changes signal
+ * dispositions, and blocks SIGPIPE only in the calling thread for the
+ * duration of the call. Do not set SIGCHLD to SIG_IGN in a process that uses
+ * it (children would be reaped by the kernel and their exit status lost).
+ *
+ * The agent's environment is explicit, not the caller's (which holds the
+ * database and broker URLs): PATH (default /usr/local/bin:/usr/bin:/bin),
+ * HOME and SSH_AUTH_SOCK when set, LANG=C.UTF-8 and LC_ALL=C.UTF-8, every
+ * HVD_SIM_* variable (the simulated host's faults), the sanitizer runtimes'
+ * ASAN_OPTIONS, UBSAN_OPTIONS and LSAN_OPTIONS, and the names listed with
+ * hvd_agent_cfg_set_env_pass (HVD_AGENT_ENV_PASS). Never passed, even when
+ * listed: HVD_PG_DSN*, HVD_AMQP_URL* and any name containing PASS, SECRET,
+ * KEY, TOKEN or CREDENTIAL (case-insensitively).
+ *
+ * What the agent writes is made safe to store where it enters (the call's
+ * result): its answer is read even when not UTF-8 (U+FFFD), every string of
+ * it and the stderr tail hold no NUL and no invalid UTF-8, the secrets given
+ * in HvdAgentCallOpts are masked in all of them (mask.h), and the message is
+ * cut to HVD_AGENT_MESSAGE_MAX bytes on a character boundary. */
 #ifndef HVD_AGENT_H
 #define HVD_AGENT_H
 #include <stdatomic.h>
@@ -45,6 +61,8 @@ typedef struct {
     int64_t kill_grace_ms; /* after SIGTERM, before SIGKILL (0 = at once; < 0 = default) */
     int64_t eof_grace_ms;  /* after the child exited, while a grandchild holds the pipes (< 0 = default) */
     size_t stderr_cap;     /* bytes of the stderr tail kept */
+    char **env_pass;       /* more environment names given to the agent (HVD_AGENT_ENV_PASS) */
+    size_t n_env_pass;
 } HvdAgentCfg;
 
 /* Defaults: no command yet; timeouts vm.create 300 s, disk.create 1800 s,
@@ -66,6 +84,15 @@ bool hvd_agent_cfg_set_timeout(HvdAgentCfg *cfg, const char *operation, int64_t 
  * (cfg unchanged then). */
 bool hvd_agent_cfg_parse_timeouts(HvdAgentCfg *cfg, const char *list, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* Replaces the extra environment names passed to the agent with a comma list
+ * (HVD_AGENT_ENV_PASS; empty = none). Returns false with err set, cfg
+ * unchanged, when a name is not a variable name or may never be passed. */
+bool hvd_agent_cfg_set_env_pass(HvdAgentCfg *cfg, const char *csv, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The environment the agent gets, as a NULL-terminated vector of "NAME=value"
+ * (the strings borrowed from the process's environment or static; free only
+ * the vector). */
+char **hvd_agent_env(const HvdAgentCfg *cfg);
 /* Replaces the retryable codes with a comma list (empty = none). */
 void hvd_agent_cfg_set_retryable(HvdAgentCfg *cfg, const char *csv);
 /* Replaces the retryable message parts (HVD_AGENT_RETRYABLE_MESSAGES; §6a):
@@ -87,6 +114,13 @@ void hvd_agent_argv_free(char **argv);
 typedef struct {
     int64_t timeout_ms;       /* > 0 overrides the operation's timeout */
     const atomic_int *cancel; /* when non-NULL and raised, the call is stopped like a timeout */
+    /* The job's secret values, masked in everything the agent wrote (its
+     * answer's strings and the stderr tail) before the call returns. */
+    const char *const *secrets;
+    size_t n_secrets;
+    /* The request's correlation_id: an answer carrying another one is an
+     * agent_protocol_error (NULL = not checked). */
+    const char *correlation_id;
 } HvdAgentCallOpts;
 
 typedef struct {
@@ -116,5 +150,18 @@ HvdOutcome hvd_agent_call(const HvdAgentCfg *cfg, const char *host, const char *
 HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const char *host,
                                const char *operation, const char *request, size_t len, HvdAgentResult *res);
 void hvd_agent_result_free(HvdAgentResult *res); /* NULL-safe */
+
+/* Makes the calling process a child subreaper (PR_SET_CHILD_SUBREAPER): what
+ * an agent leaves running, even in its own session (setsid escapes the
+ * process-group kill), is re-parented to this process when its parent dies,
+ * and is then killed and reaped by hvd_agent_reap_orphans. Returns 0, or -1
+ * with errno. */
+int hvd_agent_become_subreaper(void);
+/* In a subreaper: kills (SIGKILL, with its process group when it leads one)
+ * and reaps every child that is not an agent a call is running: leftovers
+ * re-parented here. Returns how many it found; 0 (nothing done) when the
+ * process is not a subreaper. Every call runs it at its end; run it also now
+ * and then for leftovers whose own parent dies later. */
+int hvd_agent_reap_orphans(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* Broker connection: connect (URL, TLS, socket options, login with capabilities),
  * close, and the frame dispatcher every other broker_*.c call goes through. */
 #include "broker_int.h"
+#include "mask.h"
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
@@ -72,17 +73,7 @@ const char *hvd_confirm_name(HvdConfirm c)
 
 char *hvd_broker_mask_url(const char *url)
 {
-    if (!url) return NULL;
-    const char *auth = strstr(url, "://");
-    auth = auth ? auth + 3 : url;
-    size_t authlen = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + authlen; p++)
-        if (*p == '@') at = p; /* userinfo ends at the last '@' */
-    if (!at) return hvd_xstrdup(url);
-    const char *colon = memchr(auth, ':', (size_t)(at - auth));
-    if (!colon) return hvd_xstrdup(url);
-    return hvd_xasprintf("%.*s***%s", (int)(colon + 1 - url), url, at);
+    return hvd_mask_url_dup(url); /* the one masker, core/mask.c */
 }
 
 /* A short text for a library status, with errno where it says more. */
@@ -573,6 +564,7 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
     atomic_init(&b->fd, -1);
     atomic_init(&b->interrupted, false);
     b->confirms = o->confirms;
+    b->max_body = o->max_body;
     b->rpc_timeout_ms = o->rpc_timeout_ms > 0 ? o->rpc_timeout_ms : 15000;
     snprintf(b->desc, sizeof b->desc, "%s:%d%s%s", ci.host, ci.port, strcmp(ci.vhost, "/") == 0 ? "" : "/",
              strcmp(ci.vhost, "/") == 0 ? "" : ci.vhost);

@@ -59,6 +59,11 @@ typedef struct {
     const char *tls_key_file;
     bool tls_no_verify_peer;
     bool tls_no_verify_hostname;
+    /* Deliveries whose body is larger than this many bytes are refused before
+     * their body is copied: only its first max_body bytes are kept (the rest
+     * is read from the socket and dropped) and the delivery says too_large.
+     * 0 = no limit. */
+    size_t max_body;
 } HvdBrokerOptions;
 
 typedef enum {
@@ -146,6 +151,8 @@ typedef struct {
     int delivery_mode;      /* 2 = persistent, 0 when absent */
     bool doorbell;          /* header x-hvdeploy-doorbell is 1, "1" or true */
     int64_t delivery_count; /* header x-delivery-count (quorum queues), 0 when absent */
+    bool too_large;         /* the body was over HvdBrokerOptions.max_body: body/len hold its start only */
+    size_t body_size;       /* the body's size as sent (= len unless too_large) */
     void *priv;             /* the received message, with its full header table */
 } HvdDelivery;
 

@@ -47,7 +47,17 @@ struct HvdBroker {
     BrkSettled *done; /* settled, not yet reported */
     size_t ndone, capdone;
     bool return_pending; /* a basic.return was read: the next ack/nack is its seq */
+    size_t max_body;     /* HvdBrokerOptions.max_body */
 };
+
+/* A received message as kept in the stash and in HvdDelivery.priv: the
+ * library's envelope (first, so a pointer to it is a pointer to this) and
+ * what brk_read_content learnt of its body. */
+typedef struct {
+    amqp_envelope_t env;
+    uint64_t body_size;
+    bool too_large;
+} BrkEnvelope;
 
 /* Writes "fmt..." into err and b->last_error (b may be NULL). */
 void brk_err(HvdBroker *b, char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -72,6 +82,11 @@ HvdBrokerStatus brk_open_data_channel(HvdBroker *b);
 void brk_lose_pending(HvdBroker *b);
 /* Settles seqs: multiple = every unsettled seq <= tag, else tag alone. */
 void brk_settle(HvdBroker *b, uint64_t tag, bool multiple, HvdConfirm status);
+/* Reads the content (header and body frames) of a message on channel ch into
+ * e->env.message, as amqp_read_message does, but copies at most b->max_body
+ * bytes of its body (0 = all; the rest is read and dropped, e->too_large set).
+ * Frames of other channels met meanwhile are handled. AMQP_STATUS_OK or an error. */
+int brk_read_content(HvdBroker *b, amqp_channel_t ch, BrkEnvelope *e);
 /* Reads the rest of a basic.deliver on channel 1 and keeps it for hvd_broker_next. */
 HvdBrokerStatus brk_stash_delivery(HvdBroker *b, const amqp_basic_deliver_t *m);
 /* Copies an amqp_bytes_t into a new NUL-terminated string. */

@@ -4,6 +4,11 @@
 #include "codec.h"
 #include "envelope.h"
 #include "guestcfg.h"
+#include "mask.h"
+#include "model.h"
+#include "utf8.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static HvdNode *output_vm_id(const HvdNode *outputs)
@@ -103,13 +108,23 @@ static Span trim(Span s)
     return s;
 }
 
-/* Decodes s when it is one JSON object with a "status" key; NULL otherwise. */
+/* Decodes s when it is one JSON object with a "status" key; NULL otherwise.
+ * Bytes that are not UTF-8 (an agent writing in a Windows code page) become
+ * U+FFFD first, so such an answer is read rather than lost. */
 static HvdNode *status_object(Span s)
 {
     if (s.n < 2 || s.p[0] != '{' || s.p[s.n - 1] != '}') return NULL;
-    const HvdDecodeLimits lim = {HVD_AGENT_MAX_OUTPUT, HVD_AGENT_MAX_OUTPUT, HVD_DEPTH_CAP};
+    const size_t cap = 3 * (size_t)HVD_AGENT_MAX_OUTPUT; /* U+FFFD takes 3 bytes where a bad byte took 1 */
+    const HvdDecodeLimits lim = {cap, cap, HVD_DEPTH_CAP};
     HvdNode *n = NULL;
-    if (hvd_decode_limited(HVD_CT_JSON, s.p, s.n, &lim, &n, NULL, 0) != HVD_DECODE_OK) return NULL;
+    HvdBuf clean = {0};
+    if (!hvd_utf8_valid(s.p, s.n)) {
+        hvd_utf8_sanitize(s.p, s.n, 0, &clean);
+        s = (Span){clean.data, clean.len};
+    }
+    HvdDecodeStatus st = hvd_decode_limited(HVD_CT_JSON, s.p, s.n, &lim, &n, NULL, 0);
+    hvd_buf_free(&clean);
+    if (st != HVD_DECODE_OK) return NULL;
     if (n->type == HVD_MAP && hvd_node_get(n, "status")) return n;
     hvd_node_free(n);
     return NULL;
@@ -152,4 +167,76 @@ HvdAgentParse hvd_agent_output_parse(const char *out, size_t len, HvdNode **enve
     }
     *envelope = best;
     return best ? HVD_AGENT_PARSE_OK : HVD_AGENT_PARSE_NONE;
+}
+
+/* ---- what the worker keeps of an answer --------------------------------- */
+
+static void clean_string(HvdNode *n, const char *const *secrets, size_t ns)
+{
+    bool nul = memchr(n->u.s.ptr, '\0', n->u.s.len) != NULL;
+    HvdBuf masked = {0};
+    bool hit = hvd_mask_secrets(n->u.s.ptr, n->u.s.len, secrets, ns, 0, &masked);
+    if (!nul && !hit) {
+        hvd_buf_free(&masked);
+        return;
+    }
+    HvdBuf out = {0};
+    hvd_utf8_sanitize(masked.data, masked.len, HVD_UTF8_NUL, &out);
+    explicit_bzero(n->u.s.ptr, n->u.s.len);
+    free(n->u.s.ptr);
+    n->u.s.len = out.len;
+    n->u.s.ptr = hvd_buf_steal(&out);
+    explicit_bzero(masked.data, masked.len);
+    hvd_buf_free(&masked);
+}
+
+static void clean_tree(HvdNode *n, const char *const *secrets, size_t ns)
+{
+    if (!n) return;
+    if (n->type == HVD_STR) clean_string(n, secrets, ns);
+    if (n->type == HVD_ARRAY)
+        for (size_t i = 0; i < n->u.arr.n; i++) clean_tree(n->u.arr.items[i], secrets, ns);
+    if (n->type == HVD_MAP)
+        for (size_t i = 0; i < n->u.map.n; i++) clean_tree(n->u.map.vals[i], secrets, ns);
+}
+
+void hvd_agent_answer_clean(HvdNode *envelope, const char *const *secrets, size_t n)
+{
+    clean_tree(envelope, secrets, n);
+    HvdNode *msg = hvd_node_get_mut(envelope, "message");
+    if (msg && msg->type == HVD_STR && msg->u.s.len > HVD_AGENT_MESSAGE_MAX) {
+        size_t keep = hvd_utf8_truncate(msg->u.s.ptr, msg->u.s.len, HVD_AGENT_MESSAGE_MAX - 3);
+        memcpy(msg->u.s.ptr + keep, "...", 4);
+        msg->u.s.len = keep + 3;
+    }
+}
+
+bool hvd_agent_answer_check(const HvdNode *env, const char *operation, const char *expected_corr, char *why,
+                            size_t whylen)
+{
+    const HvdNode *corr = hvd_node_get(env, "correlation_id");
+    bool corr_given = corr && corr->type != HVD_NIL && !(corr->type == HVD_STR && corr->u.s.len == 0);
+    if (expected_corr && corr_given && (corr->type != HVD_STR || strcmp(corr->u.s.ptr, expected_corr) != 0)) {
+        snprintf(why, whylen, "the agent's answer carries another request's correlation_id");
+        return false;
+    }
+    const HvdNode *data = hvd_node_get(env, "data");
+    const char *status = hvd_node_get_str(env, "status");
+    if (operation && strcmp(operation, HVD_STAGE_VM_CREATE) == 0 && status && strcmp(status, "success") == 0) {
+        const HvdNode *id = hvd_node_get(data, "vm_id");
+        if (!id || id->type != HVD_STR || !hvd_uuid_valid(id->u.s.ptr, id->u.s.len)) {
+            snprintf(why, whylen,
+                     "vm.create answered success without a GUID in data.vm_id (36 hex digits and hyphens)");
+            return false;
+        }
+    }
+    static const char *const ids[] = {"disk_id", "nic_id"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        const HvdNode *v = hvd_node_get(data, ids[i]);
+        if (v && v->type != HVD_NIL && (v->type != HVD_STR || v->u.s.len == 0)) {
+            snprintf(why, whylen, "the agent's answer has an empty or non-string data.%s", ids[i]);
+            return false;
+        }
+    }
+    return true;
 }

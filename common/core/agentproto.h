@@ -2,6 +2,7 @@
  * agent's stdin and the parser of its stdout. The process side is agent.h. */
 #ifndef HVD_AGENTPROTO_H
 #define HVD_AGENTPROTO_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "buf.h"
@@ -39,7 +40,26 @@ typedef enum {
 /* Parses agent stdout: tolerates a UTF-8 BOM, CRLF, blank lines, PowerShell
  * CLIXML blocks ("#< CLIXML" ... "</Objs>") and any other non-JSON lines;
  * the answer is the last line that parses as a JSON object with a "status"
- * key. */
+ * key. A line that is not UTF-8 (a Windows code page) is read with U+FFFD in
+ * place of each invalid byte. */
 HvdAgentParse hvd_agent_output_parse(const char *out, size_t len, HvdNode **envelope);
+
+/* The longest message kept from an answer, in bytes (cut on a character
+ * boundary, "..." appended): what the envelope and job_stages keep. */
+#define HVD_AGENT_MESSAGE_MAX 511
+
+/* Makes a parsed answer safe to store, in place: in every string (message,
+ * code, logs, data...) NUL becomes U+FFFD and each of secrets[0..n) is masked
+ * (mask.h's rule); then the message is cut to HVD_AGENT_MESSAGE_MAX bytes. */
+void hvd_agent_answer_clean(HvdNode *envelope, const char *const *secrets, size_t n);
+
+/* Whether a parsed answer belongs to the request it answers (issue 12): a
+ * correlation_id, when present (not nil, not ""), must equal the request's
+ * (expected_corr, NULL = not checked); a successful vm.create must carry
+ * data.vm_id as a GUID (36 characters, hex and hyphens); data.disk_id and
+ * data.nic_id, when present, must be non-empty strings. Returns false with
+ * one sentence in why when not: the call is then an agent_protocol_error. */
+bool hvd_agent_answer_check(const HvdNode *envelope, const char *operation, const char *expected_corr, char *why,
+                            size_t whylen);
 
 #endif

@@ -1,5 +1,5 @@
 /* Wire codec front door: content types, limit checks, dispatch to the
- * msgpack and JSON halves, and helpers they share (UTF-8, map building). */
+ * msgpack and JSON halves, and the map building they share. */
 #include "codec.h"
 #include "codec_priv.h"
 #include <ctype.h>
@@ -98,138 +98,65 @@ char *hvd_node_to_json(const HvdNode *node)
     return hvd_buf_steal(&b);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len), or 0 when it is invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
+/* ---- map building ---------------------------------------------------- */
+
+#define KEY_SORT_FROM 16 /* below this many keys comparing every pair is cheaper */
+
+void hvd_codec_map_push(HvdNode *map, char *key, HvdNode *val)
 {
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else
-        return 0;
-    if (len < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return 0;
-    if (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return 0;
-    return n;
-}
-
-bool hvd_codec_utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = utf8_seq(s + i, len - i);
-        if (n == 0) return false;
-        i += n;
-    }
-    return true;
-}
-
-void hvd_codec_utf8_sanitize(const unsigned char *s, size_t len, HvdBuf *out)
-{
-    size_t i = 0, run = 0; /* run: start of the pending valid bytes */
-    while (i < len) {
-        size_t n = s[i] < 0x80 ? 1 : utf8_seq(s + i, len - i);
-        if (n) {
-            i += n;
-            continue;
-        }
-        hvd_buf_append(out, s + run, i - run);
-        hvd_buf_append(out, "\xEF\xBF\xBD", 3);
-        run = ++i;
-    }
-    hvd_buf_append(out, s + run, len - run);
-}
-
-/* ---- map building with a key index ------------------------------------ */
-
-#define KEY_INDEX_FROM 16 /* below this many keys a linear scan is cheaper */
-
-static uint64_t key_hash(const char *k)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-    return h;
-}
-
-static void index_insert(HvdKeyIndex *ix, const HvdNode *map, size_t at)
-{
-    size_t mask = ix->cap - 1;
-    size_t s = (size_t)key_hash(map->u.map.keys[at]) & mask;
-    while (ix->slots[s]) s = (s + 1) & mask;
-    ix->slots[s] = at + 1;
-}
-
-static void index_rebuild(HvdKeyIndex *ix, const HvdNode *map, size_t cap)
-{
-    free(ix->slots);
-    ix->slots = hvd_xcalloc(cap, sizeof(*ix->slots));
-    ix->cap = cap;
-    for (size_t i = 0; i < map->u.map.n; i++) index_insert(ix, map, i);
-}
-
-static long index_find(const HvdKeyIndex *ix, const HvdNode *map, const char *key)
-{
-    size_t mask = ix->cap - 1;
-    for (size_t s = (size_t)key_hash(key) & mask; ix->slots[s]; s = (s + 1) & mask)
-        if (strcmp(map->u.map.keys[ix->slots[s] - 1], key) == 0) return (long)(ix->slots[s] - 1);
-    return -1;
-}
-
-void hvd_codec_map_put(HvdNode *map, HvdKeyIndex *seen, char *key, HvdNode *val)
-{
-    long at = -1;
-    if (seen->cap) {
-        at = index_find(seen, map, key);
-    } else {
-        for (size_t i = 0; i < map->u.map.n; i++)
-            if (strcmp(map->u.map.keys[i], key) == 0) {
-                at = (long)i;
-                break;
-            }
-    }
-    if (at >= 0) {
-        free(key);
-        hvd_node_free(map->u.map.vals[at]);
-        map->u.map.vals[at] = val;
-        return;
-    }
     if (map->u.map.n == map->u.map.cap) {
         size_t cap = map->u.map.cap ? map->u.map.cap * 2 : 8;
         map->u.map.keys = hvd_xrealloc(map->u.map.keys, cap * sizeof(*map->u.map.keys));
         map->u.map.vals = hvd_xrealloc(map->u.map.vals, cap * sizeof(*map->u.map.vals));
         map->u.map.cap = cap;
     }
-    size_t idx = map->u.map.n++;
-    map->u.map.keys[idx] = key;
-    map->u.map.vals[idx] = val;
-    if (seen->cap == 0 && map->u.map.n >= KEY_INDEX_FROM)
-        index_rebuild(seen, map, 64);
-    else if (seen->cap && map->u.map.n * 2 > seen->cap)
-        index_rebuild(seen, map, seen->cap * 2);
-    else if (seen->cap)
-        index_insert(seen, map, idx);
+    map->u.map.keys[map->u.map.n] = key;
+    map->u.map.vals[map->u.map.n] = val;
+    map->u.map.n++;
 }
 
-void hvd_codec_key_index_free(HvdKeyIndex *seen)
+/* Merge sort of the indexes ix[0..n) by key, then by position (so equal keys
+ * stay in map order); tmp has room for n. */
+static void sort_keys(char *const *keys, size_t *ix, size_t *tmp, size_t n)
 {
-    free(seen->slots);
-    seen->slots = NULL;
-    seen->cap = 0;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t a = lo, b = mid, k = lo;
+            while (a < mid && b < hi) tmp[k++] = strcmp(keys[ix[a]], keys[ix[b]]) <= 0 ? ix[a++] : ix[b++];
+            while (a < mid) tmp[k++] = ix[a++];
+            while (b < hi) tmp[k++] = ix[b++];
+        }
+        memcpy(ix, tmp, n * sizeof *ix);
+    }
+}
+
+long hvd_codec_map_dup(const HvdNode *map)
+{
+    size_t n = map->u.map.n;
+    char *const *keys = map->u.map.keys;
+    if (n < KEY_SORT_FROM) {
+        for (size_t j = 1; j < n; j++)
+            for (size_t i = 0; i < j; i++)
+                if (strcmp(keys[i], keys[j]) == 0) return (long)j;
+        return -1;
+    }
+    size_t *ix = hvd_xmalloc(n * sizeof *ix), *tmp = hvd_xmalloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) ix[i] = i;
+    sort_keys(keys, ix, tmp, n);
+    long best = -1;
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(keys[ix[k - 1]], keys[ix[k]]) == 0 && (best < 0 || ix[k] < (size_t)best)) best = (long)ix[k];
+    free(ix);
+    free(tmp);
+    return best;
+}
+
+void hvd_codec_dup_why(char *why, size_t whylen, const char *prefix, const char *key)
+{
+    char shown[65];
+    size_t n = hvd_utf8_truncate(key, strlen(key), sizeof shown - 1);
+    for (size_t i = 0; i < n; i++) shown[i] = (unsigned char)key[i] < 0x20 ? '?' : key[i];
+    shown[n] = '\0';
+    hvd_codec_why(why, whylen, "%sduplicate key '%s'%s", prefix, shown, n < strlen(key) ? "..." : "");
 }

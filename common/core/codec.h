@@ -64,12 +64,15 @@ HvdDecodeStatus hvd_decode_limited(HvdContentType ct, const void *buf, size_t le
                                    HvdNode **out, char *why, size_t whylen);
 
 /* Notes on both formats: strings must be valid UTF-8 (else MALFORMED); a map
- * key holding a NUL byte is MALFORMED; a duplicate key keeps its first
- * position and its last value (as a Python dict does); JSON integers decode
- * as INT (beyond int64 is MALFORMED) and numbers with a fraction or exponent
- * ("4.0", "1e3") as FLOAT. Encoding never fails: invalid UTF-8 in a string
- * built by the program is written with U+FFFD in its place, and a NaN or
- * infinite FLOAT is JSON null. JSON floats use the shortest text that reads
- * back to the same double. */
+ * key holding a NUL byte is MALFORMED; a map holding a key twice is MALFORMED
+ * with why naming the key ("duplicate key 'target_host'": last-wins here and
+ * first-wins upstream could disagree on what was asked); integers outside
+ * int64 are MALFORMED ("too big integer", in both formats); JSON integers
+ * decode as INT and numbers with a fraction or exponent ("4.0", "1e3") as
+ * FLOAT. Checking for repeated keys sorts them (O(n log n) whatever the keys),
+ * so crafted keys cannot slow the decoder down. Encoding never fails: invalid
+ * UTF-8 in a string built by the program is written with U+FFFD in its place,
+ * and a NaN or infinite FLOAT is JSON null. JSON floats use the shortest text
+ * that reads back to the same double. */
 
 #endif

@@ -3,10 +3,30 @@
 #include "codec_priv.h"
 #include <inttypes.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* jansson's copies of decoded strings (a job's passwords among them) are wiped
+ * before they are freed: a free() that clears the whole allocation first. */
+static void wipe_free(void *p)
+{
+    if (!p) return;
+    explicit_bzero(p, malloc_usable_size(p));
+    free(p);
+}
+
+/* Set once, before the first decode: jansson blocks allocated with malloc
+ * before that are freed as well by wipe_free, so a race costs nothing. */
+static void json_wipe_allocator(void)
+{
+    static atomic_bool set;
+    if (!atomic_exchange(&set, true)) json_set_alloc_funcs(malloc, wipe_free);
+}
 
 /* NULL (with why set) when a key holds a NUL byte, which node maps cannot keep. */
 static HvdNode *from_json(const json_t *j, char *why, size_t whylen)
@@ -32,26 +52,23 @@ static HvdNode *from_json(const json_t *j, char *why, size_t whylen)
         return arr;
     }
     case JSON_OBJECT: {
+        /* jansson refused repeated keys (JSON_REJECT_DUPLICATES): push straight in */
         HvdNode *map = hvd_node_map();
-        HvdKeyIndex seen = {0}; /* jansson already merged duplicates; kept for uniformity */
         for (void *it = json_object_iter((json_t *)j); it; it = json_object_iter_next((json_t *)j, it)) {
             const char *key = json_object_iter_key(it);
             size_t klen = json_object_iter_key_len(it);
             if (memchr(key, '\0', klen)) {
                 hvd_codec_why(why, whylen, "invalid JSON: a map key contains a NUL character");
-                hvd_codec_key_index_free(&seen);
                 hvd_node_free(map);
                 return NULL;
             }
             HvdNode *v = from_json(json_object_iter_value(it), why, whylen);
             if (!v) {
-                hvd_codec_key_index_free(&seen);
                 hvd_node_free(map);
                 return NULL;
             }
-            hvd_codec_map_put(map, &seen, hvd_xstrndup(key, klen), v);
+            hvd_codec_map_push(map, hvd_xstrndup(key, klen), v);
         }
-        hvd_codec_key_index_free(&seen);
         return map;
     }
     }
@@ -61,13 +78,31 @@ static HvdNode *from_json(const json_t *j, char *why, size_t whylen)
 HvdDecodeStatus hvd_json_decode(const void *buf, size_t len, HvdNode **out, char *why, size_t whylen)
 {
     json_error_t err;
-    json_t *root = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    json_wipe_allocator();
+    json_t *root = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &err);
     if (!root) {
         /* jansson quotes the text it stopped at (" near '...'"): that could be a
-         * piece of a password, and this sentence reaches envelopes and logs. */
+         * piece of a password, and this sentence reaches envelopes and logs.
+         * Only a repeated key is named, as the msgpack decoder names it. */
         char *near = strstr(err.text, " near '");
+        char at[64];
+        snprintf(at, sizeof at, "invalid JSON at line %d column %d: ", err.line, err.column);
+        if (json_error_code(&err) == json_error_duplicate_key && near) {
+            char *key = near + strlen(" near '");
+            size_t klen = strlen(key);
+            if (klen && key[klen - 1] == '\'') key[--klen] = '\0';
+            if (klen >= 2 && key[0] == '"' && key[klen - 1] == '"') {
+                key[klen - 1] = '\0';
+                key++;
+            }
+            hvd_codec_dup_why(why, whylen, at, key);
+            return HVD_DECODE_MALFORMED;
+        }
         if (near) *near = '\0';
-        hvd_codec_why(why, whylen, "invalid JSON at line %d column %d: %s", err.line, err.column, err.text);
+        if (json_error_code(&err) == json_error_numeric_overflow)
+            hvd_codec_why(why, whylen, "%stoo big integer (%s)", at, HVD_CODEC_INT_RANGE);
+        else
+            hvd_codec_why(why, whylen, "%s%s", at, err.text);
         return HVD_DECODE_MALFORMED;
     }
     HvdNode *n = from_json(root, why, whylen);
@@ -109,12 +144,12 @@ static void put_escaped(HvdBuf *out, const unsigned char *s, size_t n)
 
 static void put_text(HvdBuf *out, const char *s, size_t n)
 {
-    if (hvd_codec_utf8_valid((const unsigned char *)s, n)) {
+    if (hvd_utf8_valid(s, n)) {
         put_escaped(out, (const unsigned char *)s, n);
         return;
     }
     HvdBuf clean = {0};
-    hvd_codec_utf8_sanitize((const unsigned char *)s, n, &clean);
+    hvd_utf8_sanitize(s, n, 0, &clean);
     put_escaped(out, (const unsigned char *)clean.data, clean.len);
     hvd_buf_free(&clean);
 }

@@ -5,12 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static HvdNode *from_object(const msgpack_object *o)
+/* NULL (with why set) when a map holds a key twice. */
+static HvdNode *from_object(const msgpack_object *o, char *why, size_t whylen)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL: return hvd_node_nil();
     case MSGPACK_OBJECT_BOOLEAN: return hvd_node_bool(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: /* above INT64_MAX: refused by the pre-scan */
         return hvd_node_int(o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)o->via.u64);
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: return hvd_node_int(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
@@ -23,22 +24,38 @@ static HvdNode *from_object(const msgpack_object *o)
             arr->u.arr.items = hvd_xmalloc(o->via.array.size * sizeof(*arr->u.arr.items));
             arr->u.arr.cap = o->via.array.size;
         }
-        for (uint32_t i = 0; i < o->via.array.size; i++)
-            arr->u.arr.items[arr->u.arr.n++] = from_object(&o->via.array.ptr[i]);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            HvdNode *v = from_object(&o->via.array.ptr[i], why, whylen);
+            if (!v) {
+                hvd_node_free(arr);
+                return NULL;
+            }
+            arr->u.arr.items[arr->u.arr.n++] = v;
+        }
         return arr;
     }
     case MSGPACK_OBJECT_MAP: {
         HvdNode *map = hvd_node_map();
-        HvdKeyIndex seen = {0};
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR) continue; /* node maps have string keys only */
+            HvdNode *v = from_object(&kv->val, why, whylen);
+            if (!v) {
+                hvd_node_free(map);
+                return NULL;
+            }
             /* msgpack-c leaves ptr NULL for an empty string */
             char *key =
                 kv->key.via.str.size ? hvd_xstrndup(kv->key.via.str.ptr, kv->key.via.str.size) : hvd_xstrdup("");
-            hvd_codec_map_put(map, &seen, key, from_object(&kv->val));
+            hvd_codec_map_push(map, key, v);
         }
-        hvd_codec_key_index_free(&seen);
+        long dup = hvd_codec_map_dup(map);
+        if (dup >= 0) {
+            /* last-wins here and first-wins elsewhere could disagree on what was asked */
+            hvd_codec_dup_why(why, whylen, "invalid msgpack: ", map->u.map.keys[dup]);
+            hvd_node_free(map);
+            return NULL;
+        }
         return map;
     }
     default: /* EXT: refused by the pre-scan */ return hvd_node_nil();
@@ -61,8 +78,8 @@ HvdDecodeStatus hvd_msgpack_decode(const void *buf, size_t len, HvdNode **out, c
                       off);
         goto out;
     }
-    *out = from_object(&msg.data);
-    st = HVD_DECODE_OK;
+    *out = from_object(&msg.data, why, whylen);
+    if (*out) st = HVD_DECODE_OK;
 out:
     msgpack_unpacked_destroy(&msg);
     return st;
@@ -76,13 +93,13 @@ static int buf_write(void *data, const char *p, size_t n)
 
 static void pack_text(msgpack_packer *pk, const char *s, size_t n)
 {
-    if (hvd_codec_utf8_valid((const unsigned char *)s, n)) {
+    if (hvd_utf8_valid(s, n)) {
         msgpack_pack_str(pk, n);
         msgpack_pack_str_body(pk, s, n);
         return;
     }
     HvdBuf clean = {0};
-    hvd_codec_utf8_sanitize((const unsigned char *)s, n, &clean);
+    hvd_utf8_sanitize(s, n, 0, &clean);
     msgpack_pack_str(pk, clean.len);
     msgpack_pack_str_body(pk, clean.data, clean.len);
     hvd_buf_free(&clean);

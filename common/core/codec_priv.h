@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "codec.h"
+#include "utf8.h"
 
 /* Pre-scans: walk the raw bytes without allocating and check every limit of
  * lim (except max_body, checked by the caller), that declared lengths fit in
@@ -22,20 +23,17 @@ HvdDecodeStatus hvd_json_decode(const void *buf, size_t len, HvdNode **out, char
 void hvd_msgpack_encode(const HvdNode *node, HvdBuf *out);
 void hvd_json_encode(const HvdNode *node, HvdBuf *out);
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-bool hvd_codec_utf8_valid(const unsigned char *s, size_t len);
-/* s with every invalid UTF-8 sequence replaced by U+FFFD, appended to out. */
-void hvd_codec_utf8_sanitize(const unsigned char *s, size_t len, HvdBuf *out);
+/* What both decoders say of an integer outside int64. */
+#define HVD_CODEC_INT_RANGE "integers must be within -9223372036854775808..9223372036854775807"
 
-/* Appends key/val to a map being decoded. The map holds a key at most once
- * (a repeated key keeps its first position, takes the last value); seen is a
- * hash index that keeps this linear for large maps. */
-typedef struct {
-    size_t *slots; /* index + 1 into map's entries, 0 = empty */
-    size_t cap;    /* power of two, 0 until the map grows past a few keys */
-} HvdKeyIndex;
-void hvd_codec_map_put(HvdNode *map, HvdKeyIndex *seen, char *key, HvdNode *val); /* takes key and val */
-void hvd_codec_key_index_free(HvdKeyIndex *seen);
+/* Appends key/val to a map being decoded (takes both; no check for repeats). */
+void hvd_codec_map_push(HvdNode *map, char *key, HvdNode *val);
+/* A key that occurs more than once in map: the index of its second occurrence
+ * (the earliest such in the map's order), or -1. O(n log n) whatever the keys
+ * are (a merge sort, not a hash table that crafted keys could degrade). */
+long hvd_codec_map_dup(const HvdNode *map);
+/* "duplicate key 'name'" for why, the name cut to 64 bytes and made printable. */
+void hvd_codec_dup_why(char *why, size_t whylen, const char *prefix, const char *key);
 
 void hvd_codec_why(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -1,7 +1,9 @@
 /* Guest configuration keys and OS family (contract §7), and the one place
  * that knows which request fields are secrets: redaction and extraction. */
 #include "guestcfg.h"
+#include <stdlib.h>
 #include <string.h>
+#include "utf8.h"
 
 /* §7: an image whose name contains one of these (case-insensitively) is linux. */
 static const char *const LINUX_MARKERS[] = {
@@ -81,6 +83,16 @@ HvdNode *hvd_guest_config_key_names(const HvdJob *job)
     return build(job, true);
 }
 
+size_t hvd_job_secret_values(const HvdJob *job, const char *out[HVD_JOB_MAX_SECRETS])
+{
+    size_t n = 0;
+    if (!job) return 0;
+    const char *const v[] = {job->guest.guest_la_pw, job->guest.guest_domain_join_pw, job->guest.cnf_ansible_ssh_key};
+    for (size_t i = 0; i < HVD_JOB_MAX_SECRETS; i++)
+        if (v[i] && *v[i]) out[n++] = v[i];
+    return n;
+}
+
 bool hvd_is_secret_field(const char *key)
 {
     if (!key) return false;
@@ -102,6 +114,15 @@ static bool has_content(const HvdNode *n)
 static void redact_in_place(HvdNode *n)
 {
     if (!n) return;
+    if (n->type == HVD_STR && memchr(n->u.s.ptr, '\0', n->u.s.len)) {
+        /* An invalid body is stored for the record: jsonb cannot hold \u0000. */
+        HvdBuf clean = {0};
+        hvd_utf8_sanitize(n->u.s.ptr, n->u.s.len, HVD_UTF8_NUL, &clean);
+        free(n->u.s.ptr);
+        n->u.s.len = clean.len;
+        n->u.s.ptr = hvd_buf_steal(&clean);
+        return;
+    }
     if (n->type == HVD_ARRAY) {
         for (size_t i = 0; i < n->u.arr.n; i++) redact_in_place(n->u.arr.items[i]);
         return;

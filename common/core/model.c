@@ -10,111 +10,13 @@
 #include <strings.h>
 #include "buf.h"
 #include "guestcfg.h"
+#include "textcheck.h"
+#include "utf8.h"
 
 /* Longest dotted loc we build: "request.guest_config.guest_domain_join_target". */
 #define LOC_MAX 128
 
-/* ---------------------------------------------------------------- errors */
-
-void hvd_errors_add(HvdErrors *e, const char *loc, const char *type, const char *fmt, ...)
-{
-    if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 8;
-        e->items = hvd_xrealloc(e->items, e->cap * sizeof(*e->items));
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0) msg = hvd_xstrdup("(message unavailable)");
-    va_end(ap);
-    HvdError *it = &e->items[e->n++];
-    it->loc = hvd_xstrdup(loc ? loc : "");
-    it->type = hvd_xstrdup(type ? type : "value_error");
-    it->msg = msg;
-}
-
-void hvd_errors_free(HvdErrors *e)
-{
-    if (!e) return;
-    for (size_t i = 0; i < e->n; i++) {
-        free(e->items[i].loc);
-        free(e->items[i].msg);
-        free(e->items[i].type);
-    }
-    free(e->items);
-    e->items = NULL;
-    e->n = e->cap = 0;
-}
-
-HvdNode *hvd_errors_to_node(const HvdErrors *e)
-{
-    HvdNode *arr = hvd_node_array();
-    for (size_t i = 0; e && i < e->n; i++) {
-        HvdNode *m = hvd_node_map();
-        hvd_node_map_set_str(m, "loc", e->items[i].loc);
-        hvd_node_map_set_str(m, "msg", e->items[i].msg);
-        hvd_node_map_set_str(m, "type", e->items[i].type);
-        hvd_node_array_push(arr, m);
-    }
-    return arr;
-}
-
 /* ---------------------------------------------------------------- helpers */
-
-/* Decodes one UTF-8 sequence at s[0..n); returns its length (0 when invalid)
- * and the code point. Rejects overlong forms, surrogates and > U+10FFFF. */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    if (n == 0) return 0;
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1F;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0F;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else
-        return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-    *cp = v;
-    return len;
-}
-
-size_t hvd_utf8_length(const char *s, size_t bytes, bool *valid)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t count = 0, i = 0;
-    bool ok = true;
-    while (p && i < bytes) {
-        uint32_t cp;
-        size_t l = utf8_decode(p + i, bytes - i, &cp);
-        if (l == 0) {
-            ok = false;
-            l = 1; /* count a bad byte as one character and go on */
-        }
-        i += l;
-        count++;
-    }
-    if (valid) *valid = ok;
-    return count;
-}
 
 bool hvd_uuid_valid(const char *s, size_t len)
 {
@@ -196,20 +98,20 @@ const char *hvd_name_problem(const char *s, size_t max_chars)
     if (!s || !*s) return "must not be empty";
     size_t bytes = strlen(s);
     bool valid;
-    size_t chars = hvd_utf8_length(s, bytes, &valid);
+    size_t chars = hvd_utf8_count(s, bytes, &valid);
     if (!valid) return "must be valid UTF-8";
     if (chars > max_chars) return "is too long";
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < bytes;) {
         uint32_t cp = 0;
-        size_t l = utf8_decode(p + i, bytes - i, &cp);
+        size_t l = hvd_utf8_decode(p + i, bytes - i, &cp);
         if (is_control(cp)) return "must not contain control characters";
         i += l;
     }
     if (strpbrk(s, "/\\:*?\"<>|")) return "must not contain any of / \\ : * ? \" < > |";
     if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return "must not be \".\" or \"..\"";
     if (s[0] == ' ' || s[bytes - 1] == ' ') return "must not begin or end with a space";
-    return NULL;
+    return hvd_windows_name_problem(s);
 }
 
 size_t hvd_hosts_parse(const char *csv, char ***out)
@@ -320,7 +222,7 @@ static FieldState read_str(Val *v, const HvdNode *map, const char *prefix, const
         return F_BAD;
     }
     bool valid;
-    size_t chars = hvd_utf8_length(n->u.s.ptr, n->u.s.len, &valid);
+    size_t chars = hvd_utf8_count(n->u.s.ptr, n->u.s.len, &valid);
     if (!valid) {
         field_err(v, prefix, key, "string_unicode",
                   "Input should be a valid string, unable to parse raw data as a unicode string");
@@ -690,6 +592,8 @@ bool hvd_job_validate(const HvdNode *body, const HvdValidateOpts *opts, HvdJob *
         check_target_host(&v, req, job);
     }
     check_options(&v, body, job);
+    hvd_check_no_nul(body, errs);
+    if (opts) hvd_check_properties(opts->message_id, opts->correlation_id, opts->reply_to, errs);
 
     /* Defaults for what was absent (or invalid) so the struct is usable either way. */
     if (job->disk.present && !job->disk.disk_type) job->disk.disk_type = hvd_xstrdup("Dynamic");

@@ -82,6 +82,10 @@ typedef struct {
     const char *const *allowed_hosts; /* NULL or empty list = any valid host */
     size_t n_allowed_hosts;
     const char *message_id; /* AMQP message_id property, NULL when absent */
+    /* More AMQP properties, NULL when absent: like message_id, each must be
+     * UTF-8 (an error at "properties.<name>" otherwise). */
+    const char *correlation_id;
+    const char *reply_to;
 } HvdValidateOpts;
 
 /* Validates a decoded body against §3 and fills job. Returns true when there
@@ -97,7 +101,6 @@ bool hvd_hostname_valid(const char *s);         /* RFC 1123 hostname or dotted-q
 bool hvd_ipv4_valid(const char *s);             /* dotted quad, each 0-255, no leading zeros */
 /* NULL when the name is acceptable (§3 hardening), else the reason. */
 const char *hvd_name_problem(const char *s, size_t max_chars);
-size_t hvd_utf8_length(const char *s, size_t bytes, bool *valid); /* code points */
 /* Splits a comma list (HVD_ALLOWED_HOSTS) into trimmed, non-empty, lower-cased
  * names: returns the count and sets *out to a new array (NULL when 0). */
 size_t hvd_hosts_parse(const char *csv, char ***out);

@@ -84,7 +84,9 @@ void hvd_node_array_push(HvdNode *arr, HvdNode *val)
 }
 
 /* Index of key in map, or -1. Maps are small (a request has a dozen keys),
- * so a linear scan is the simplest correct choice. */
+ * so a linear scan is the simplest correct choice; a decoded map (which may
+ * be large) is built by the codecs without lookups and checked for repeated
+ * keys by sorting (codec.c), so nothing here degrades on crafted keys. */
 static long map_find(const HvdNode *map, const char *key)
 {
     for (size_t i = 0; i < map->u.map.n; i++)
@@ -240,15 +242,21 @@ bool hvd_node_equal(const HvdNode *a, const HvdNode *b)
 void hvd_node_free(HvdNode *n)
 {
     if (!n) return;
+    /* Strings are wiped before they are freed: a decoded job holds its
+     * passwords, and freed memory is not cleared by free(). */
     switch (n->type) {
     case HVD_STR:
-    case HVD_BIN: free(n->u.s.ptr); break;
+    case HVD_BIN:
+        explicit_bzero(n->u.s.ptr, n->u.s.len);
+        free(n->u.s.ptr);
+        break;
     case HVD_ARRAY:
         for (size_t i = 0; i < n->u.arr.n; i++) hvd_node_free(n->u.arr.items[i]);
         free(n->u.arr.items);
         break;
     case HVD_MAP:
         for (size_t i = 0; i < n->u.map.n; i++) {
+            explicit_bzero(n->u.map.keys[i], strlen(n->u.map.keys[i]));
             free(n->u.map.keys[i]);
             hvd_node_free(n->u.map.vals[i]);
         }

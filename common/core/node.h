@@ -3,7 +3,8 @@
  * this tree, so one code path serves both content types.
  *
  * Ownership: a node owns its children and its strings; hvd_node_free frees
- * the whole tree. Map entries keep insertion order, which makes encoding
+ * the whole tree, wiping every string and key first (a decoded job holds
+ * passwords). Map entries keep insertion order, which makes encoding
  * deterministic (the same tree always encodes to the same bytes). */
 #ifndef HVD_NODE_H
 #define HVD_NODE_H
@@ -15,7 +16,7 @@
 typedef enum {
     HVD_NIL,
     HVD_BOOL,
-    HVD_INT, /* integers; msgpack uint64 above INT64_MAX saturates to INT64_MAX */
+    HVD_INT, /* integers (int64; a decoder refuses anything outside) */
     HVD_FLOAT,
     HVD_STR, /* UTF-8 text (may contain NUL when decoded from msgpack: use len) */
     HVD_BIN, /* msgpack bin; JSON has none */

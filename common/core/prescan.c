@@ -126,6 +126,12 @@ HvdDecodeStatus hvd_prescan_msgpack(const unsigned char *p, size_t len, const Hv
         switch (kind) {
         case SCALAR:
             if (n > rest) goto truncated;
+            if (t == 0xcf && be_read(p + pos, 8) > (uint64_t)INT64_MAX) {
+                /* the tree holds int64: refuse what JSON refuses, in the same words */
+                hvd_codec_why(why, whylen, "invalid msgpack: too big integer at byte %zu (%s)", start,
+                              HVD_CODEC_INT_RANGE);
+                return HVD_DECODE_MALFORMED;
+            }
             pos += (size_t)n;
             break;
         case STR:
@@ -139,7 +145,7 @@ HvdDecodeStatus hvd_prescan_msgpack(const unsigned char *p, size_t len, const Hv
                 return HVD_DECODE_TOO_LARGE;
             }
             if (n > rest) goto truncated;
-            if (kind == STR && !hvd_codec_utf8_valid(p + pos, (size_t)n)) {
+            if (kind == STR && !hvd_utf8_valid((const char *)p + pos, (size_t)n)) {
                 hvd_codec_why(why, whylen, "invalid msgpack: the string at byte %zu is not valid UTF-8", start);
                 return HVD_DECODE_MALFORMED;
             }

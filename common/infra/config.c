@@ -2,6 +2,7 @@
  * with one-line errors, --help, --print-config and password masking. */
 #include "config.h"
 #include "buf.h"
+#include "mask.h"
 #include <amqp.h>
 #include <ctype.h>
 #include <errno.h>
@@ -86,6 +87,8 @@ static const CfgRow rows[] = {
     {"HVD_AGENT_PROFILE", CT_PROFILE, OFF(agent_profile), "auto", 0, 0, 0, "auto|raw|hvdeploy",
      "what the agents honour: auto asks each host (agent.hello), raw = no capabilities (Aether-V's script), "
      "hvdeploy = idempotency, probe, session and output"},
+    {"HVD_AGENT_ENV_PASS", CT_CODELIST, OFF(agent_env_pass), "", 0, 0, 0, "NAME,...",
+     "environment variables passed to the agent besides PATH, HOME, SSH_AUTH_SOCK, HVD_SIM_* (never credentials)"},
     {"HVD_CONCURRENCY", CT_INT, OFF(concurrency), "8", 1, 1024, 0, "N", "jobs in flight per worker process"},
     {"HVD_HOST_CONCURRENCY", CT_INT, OFF(host_concurrency), "1", 1, 1024, 0, "N",
      "jobs running per Hyper-V host across the whole fleet"},
@@ -430,122 +433,20 @@ static bool timeouts_apply(HvdTimeouts *t, const char *s, char **bad)
     return good;
 }
 
-/* ---- password masking ---- */
-
-static bool ends_with_password(const char *k, size_t n)
-{
-    return n >= 8 && strncasecmp(k + n - 8, "password", 8) == 0;
-}
-
-static void mask_query(HvdBuf *o, const char *q)
-{
-    /* q starts at '?'; params split on '&', a key ending in password masked */
-    hvd_buf_append(o, q, 1);
-    const char *p = q + 1;
-    while (*p) {
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', n);
-        if (eq && ends_with_password(p, (size_t)(eq - p))) {
-            hvd_buf_append(o, p, (size_t)(eq - p) + 1);
-            hvd_buf_puts(o, "***");
-        } else {
-            hvd_buf_append(o, p, n);
-        }
-        if (!amp) break;
-        hvd_buf_puts(o, "&");
-        p = amp + 1;
-    }
-}
-
-static void mask_url_into(HvdBuf *o, const char *url)
-{
-    const char *sep = strstr(url, "://");
-    bool is_url = sep && sep > url;
-    for (const char *p = url; is_url && p < sep; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("+.-", *p)) is_url = false;
-    if (is_url) {
-        const char *rest = sep + 3;
-        const char *q = rest + strcspn(rest, "?#");
-        const char *at = NULL;
-        for (const char *p = rest; p < q; p++)
-            if (*p == '@') at = p;
-        const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
-        const char *tail = rest;
-        if (colon) {
-            hvd_buf_append(o, url, (size_t)(colon + 1 - url));
-            hvd_buf_puts(o, "***");
-            tail = at;
-        } else {
-            hvd_buf_append(o, url, (size_t)(rest - url));
-        }
-        hvd_buf_append(o, tail, (size_t)(q - tail));
-        if (*q == '?') {
-            const char *hash = strchr(q, '#');
-            char *query = hash ? hvd_xstrndup(q, (size_t)(hash - q)) : hvd_xstrdup(q);
-            mask_query(o, query);
-            free(query);
-            if (hash) hvd_buf_puts(o, hash);
-        } else {
-            hvd_buf_puts(o, q);
-        }
-        return;
-    }
-    /* libpq key=value: key [ws] = [ws] value, value bare or 'quoted' with \ escapes */
-    const char *p = url;
-    while (*p) {
-        const char *ws = p;
-        while (isspace((unsigned char)*p)) p++;
-        hvd_buf_append(o, ws, (size_t)(p - ws));
-        if (!*p) break;
-        const char *k = p;
-        while (*p && *p != '=' && !isspace((unsigned char)*p)) p++;
-        size_t kl = (size_t)(p - k);
-        while (isspace((unsigned char)*p)) p++;
-        if (*p != '=' || kl == 0) {
-            hvd_buf_puts(o, "***"); /* not key=value: show nothing of the rest */
-            return;
-        }
-        p++;
-        while (isspace((unsigned char)*p)) p++;
-        const char *v = p;
-        if (*p == '\'') {
-            p++;
-            while (*p && *p != '\'') {
-                if (*p == '\\' && p[1]) p++;
-                p++;
-            }
-            if (*p == '\'') p++;
-        } else {
-            while (*p && !isspace((unsigned char)*p)) {
-                if (*p == '\\' && p[1]) p++;
-                p++;
-            }
-        }
-        hvd_buf_append(o, k, (size_t)(v - k));
-        if (ends_with_password(k, kl))
-            hvd_buf_puts(o, "***");
-        else
-            hvd_buf_append(o, v, (size_t)(p - v));
-    }
-}
+/* ---- password masking (core/mask.c is the one masker) ---- */
 
 void hvd_mask_url(const char *url, char *out, size_t outlen)
 {
     if (!out || outlen == 0) return;
     HvdBuf o = {0};
-    hvd_buf_puts(&o, "");
-    if (url) mask_url_into(&o, url);
+    hvd_mask_url_into(&o, url);
     snprintf(out, outlen, "%s", o.data);
     hvd_buf_free(&o);
 }
 
 static char *mask_dup(const char *url)
 {
-    HvdBuf o = {0};
-    hvd_buf_puts(&o, "");
-    mask_url_into(&o, url);
-    return hvd_buf_steal(&o);
+    return hvd_mask_url_dup(url ? url : "");
 }
 
 /* ---- assigning a value to a row ---- */
@@ -1173,7 +1074,7 @@ void hvd_config_print(FILE *out, const HvdConfig *cfg)
         case CT_AMQP_URL:
         case CT_PG_DSN: {
             const char *s = *(char *const *)f;
-            if (s) mask_url_into(&b, s);
+            if (s) hvd_mask_url_into(&b, s);
             break;
         }
         case CT_INT:

@@ -80,6 +80,7 @@ typedef struct {
     int64_t lease_ttl;                   /* HVD_LEASE_TTL seconds */
     int64_t shutdown_grace;              /* HVD_SHUTDOWN_GRACE seconds */
     HvdStrList agent_retryable_codes;    /* HVD_AGENT_RETRYABLE_CODES */
+    HvdStrList agent_env_pass;           /* HVD_AGENT_ENV_PASS: more environment names given to the agent */
     HvdStrList agent_retryable_messages; /* HVD_AGENT_RETRYABLE_MESSAGES, as given */
     char *agent_profile;                 /* HVD_AGENT_PROFILE: auto, raw or hvdeploy */
     HvdTimeouts agent_timeouts;          /* HVD_AGENT_TIMEOUTS; use hvd_config_agent_timeout() */

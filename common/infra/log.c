@@ -1,6 +1,8 @@
 /* JSON-lines logger: levels, per-job context, JSON escaping, secret guard. */
 #include "log.h"
 #include "clock.h"
+#include "mask.h"
+#include "utf8.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,7 +13,6 @@
 #include <unistd.h>
 
 #define LOG_MAX_VALUE (32 * 1024) /* bytes of one string value before it is cut */
-#define LOG_MASK "***"
 
 typedef struct {
     char *raw; /* the value as registered */
@@ -29,6 +30,22 @@ static atomic_uint log_nsecrets; /* distinct registered values */
 static char *log_worker;
 static LogSecret *log_secrets; /* sorted by raw_len, longest first */
 static size_t log_secrets_cap;
+static const char **log_forms; /* every raw and escaped form, for hvd_mask_secrets */
+static size_t log_nforms, log_forms_cap;
+
+/* Rebuilds log_forms from log_secrets (log_lock held). */
+static void forms_rebuild(unsigned n)
+{
+    if (log_forms_cap < 2 * (size_t)n) {
+        log_forms_cap = 2 * (size_t)n;
+        log_forms = hvd_xrealloc(log_forms, log_forms_cap * sizeof *log_forms);
+    }
+    log_nforms = 0;
+    for (unsigned i = 0; i < n; i++) {
+        log_forms[log_nforms++] = log_secrets[i].raw;
+        if (log_secrets[i].esc) log_forms[log_nforms++] = log_secrets[i].esc;
+    }
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -86,34 +103,6 @@ const char *hvd_log_level_name(HvdLogLevel level)
 
 /* ---- JSON escaping ---- */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else
-        return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 void hvd_json_escape(HvdBuf *out, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -145,7 +134,7 @@ void hvd_json_escape(HvdBuf *out, const char *s, size_t len)
             ubuf[6] = '\0';
             rep = ubuf;
         } else if (c >= 0x80) {
-            adv = utf8_seq(p + i, len - i);
+            adv = hvd_utf8_decode(p + i, len - i, NULL);
             if (adv == 0) {
                 rep = "\xEF\xBF\xBD"; /* U+FFFD for one bad byte */
                 adv = 1;
@@ -189,6 +178,7 @@ void hvd_log_register_secret(const char *value)
     while (at < n && log_secrets[at].raw_len >= s.raw_len) at++;
     memmove(&log_secrets[at + 1], &log_secrets[at], (n - at) * sizeof *log_secrets);
     log_secrets[at] = s;
+    forms_rebuild(n + 1);
     atomic_store(&log_nsecrets, n + 1);
 out:
     pthread_mutex_unlock(&log_lock);
@@ -213,6 +203,7 @@ void hvd_log_unregister_secret(const char *value)
             wipe_free(log_secrets[i].raw);
             wipe_free(log_secrets[i].esc);
             memmove(&log_secrets[i], &log_secrets[i + 1], (n - i - 1) * sizeof *log_secrets);
+            forms_rebuild(n - 1);
             atomic_store(&log_nsecrets, n - 1);
         }
         break;
@@ -223,25 +214,6 @@ void hvd_log_unregister_secret(const char *value)
 unsigned hvd_log_secret_count(void)
 {
     return atomic_load(&log_nsecrets);
-}
-
-/* Replaces every occurrence of needle in *s (a heap string in tmp or the
- * caller's) by the mask. Returns the string to use from now on. */
-static const char *mask_one(const char *s, const char *needle, HvdBuf *tmp)
-{
-    const char *hit = strstr(s, needle);
-    if (!hit) return s;
-    HvdBuf out = {0};
-    size_t nl = strlen(needle);
-    const char *p = s;
-    for (; hit; p = hit + nl, hit = strstr(p, needle)) {
-        hvd_buf_append(&out, p, (size_t)(hit - p));
-        hvd_buf_puts(&out, LOG_MASK);
-    }
-    hvd_buf_puts(&out, p);
-    hvd_buf_free(tmp);
-    *tmp = out;
-    return tmp->data;
 }
 
 /* Appends "key":"value" (value masked, escaped and cut at LOG_MAX_VALUE).
@@ -257,16 +229,15 @@ static void put_str(HvdBuf *line, const char *key, const char *value)
     }
     HvdBuf tmp = {0};
     const char *v = value;
-    unsigned n = atomic_load(&log_nsecrets);
-    for (unsigned i = 0; i < n; i++) {
-        v = mask_one(v, log_secrets[i].raw, &tmp);
-        if (log_secrets[i].esc) v = mask_one(v, log_secrets[i].esc, &tmp);
-    }
+    /* the one masker (core/mask.c): a short secret only as a whole token */
+    if (atomic_load(&log_nsecrets) && hvd_mask_secrets(value, strlen(value), log_forms, log_nforms, 0, &tmp))
+        v = tmp.data;
     size_t len = strlen(v);
     hvd_buf_puts(line, "\"");
     if (len > LOG_MAX_VALUE) {
-        hvd_json_escape(line, v, LOG_MAX_VALUE);
-        hvd_buf_printf(line, "...[%zu bytes cut]", len - LOG_MAX_VALUE);
+        size_t keep = hvd_utf8_truncate(v, len, LOG_MAX_VALUE);
+        hvd_json_escape(line, v, keep);
+        hvd_buf_printf(line, "...[%zu bytes cut]", len - keep);
     } else {
         hvd_json_escape(line, v, len);
     }

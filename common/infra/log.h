@@ -65,7 +65,10 @@ void hvd_log_kv(HvdLogLevel level, const HvdLogCtx *ctx, const char *msg, ...) _
 #define hvd_log_error(ctx, ...) hvd_log(HVD_LOG_ERROR, (ctx), __VA_ARGS__)
 
 /* The secret guard. While a value is registered, any log line in which it
- * occurs (as is, or as it would look JSON-escaped) gets it replaced by ***.
+ * occurs (as is, or as it would look JSON-escaped) gets it replaced by ***,
+ * by hvd_mask_secrets' rule (mask.h): a value shorter than
+ * HVD_MASK_MIN_ANYWHERE characters only where it stands as a whole token, so
+ * a one-letter password does not garble every line holding that letter.
  * Registration is counted: a value registered twice stays masked until it is
  * unregistered twice (two jobs may share a password). Empty and NULL values
  * are ignored. Thread-safe; costs one atomic load per line while nothing is

@@ -1,20 +1,17 @@
-/* Metrics registry, Prometheus text rendering and the /metrics + /healthz
- * HTTP endpoint (libmicrohttpd, one internal polling thread). */
+/* Metrics registry and Prometheus text rendering (the HTTP endpoint is
+ * metrics_http.c). Label values come only from fixed sets: a value outside a
+ * label's set is counted as "other", and a metric without sets keeps at most
+ * HVD_METRIC_MAX_SERIES series (the rest go to "other") — a label fed from a
+ * message body cannot grow the registry without bound. */
 #include "metrics.h"
-#include "config.h"
 #include "log.h"
-#include <errno.h>
 #include <math.h>
-#include <microhttpd.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 const double hvd_metric_default_buckets[] = {
@@ -38,6 +35,8 @@ typedef struct Metric {
     double bounds[HVD_METRIC_MAX_BUCKETS];
     size_t nbounds;
     Series *series, **tail;
+    size_t nseries;
+    const char *const *allowed[2]; /* per label: the fixed set of values (NULL-terminated), or NULL */
     struct Metric *next;
 } Metric;
 
@@ -75,11 +74,32 @@ static bool same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The value a series is kept under: v when the label has no fixed set or v
+ * is in it, else "other". */
+static const char *bounded(const Metric *m, int label, const char *v)
+{
+    const char *const *set = m->allowed[label];
+    if (!set) return v;
+    for (size_t i = 0; set[i]; i++)
+        if (strcmp(set[i], v) == 0) return v;
+    return HVD_METRIC_OTHER;
+}
+
 static Series *series_locked(Metric *m, const char *lv1, const char *lv2)
 {
-    const char *lv[2] = {m->nlabels > 0 ? (lv1 ? lv1 : "") : NULL, m->nlabels > 1 ? (lv2 ? lv2 : "") : NULL};
+    const char *lv[2] = {m->nlabels > 0 ? bounded(m, 0, lv1 ? lv1 : "") : NULL,
+                         m->nlabels > 1 ? bounded(m, 1, lv2 ? lv2 : "") : NULL};
     for (Series *s = m->series; s; s = s->next)
         if (same_str(s->lv[0], lv[0]) && same_str(s->lv[1], lv[1])) return s;
+    if (m->nseries >= HVD_METRIC_MAX_SERIES && m->nlabels > 0) {
+        /* full: whatever is new is counted together */
+        const char *other[2] = {HVD_METRIC_OTHER, m->nlabels > 1 ? HVD_METRIC_OTHER : NULL};
+        for (Series *s = m->series; s; s = s->next)
+            if (same_str(s->lv[0], other[0]) && same_str(s->lv[1], other[1])) return s;
+        lv[0] = other[0];
+        lv[1] = other[1];
+    }
+    m->nseries++;
     Series *s = hvd_xcalloc(1, sizeof *s);
     s->lv[0] = hvd_xstrdup(lv[0]);
     s->lv[1] = hvd_xstrdup(lv[1]);
@@ -132,31 +152,80 @@ out:
     return rc;
 }
 
+int hvd_metric_limit_values(const char *name, int label, const char *const *values)
+{
+    if (!name || label < 0 || label > 1) return -1;
+    int rc = -1;
+    pthread_mutex_lock(&m_lock);
+    Metric *m = find_locked(name);
+    if (m && label < m->nlabels) {
+        m->allowed[label] = values;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&m_lock);
+    return rc;
+}
+
+/* The fixed sets of the worker's labels ("other" is always a value too). */
+static const char *const JOB_TYPES[] = {"managed_deployment", HVD_METRIC_OTHER, NULL};
+static const char *const JOB_STATUSES[] = {"success", "partial", "error", HVD_METRIC_OTHER, NULL};
+static const char *const STAGES[] = {"vm.create", "disk.create",    "nic.create", "vm.initialize",
+                                     "vm.delete", HVD_METRIC_OTHER, NULL};
+static const char *const CODES[] = {"validation_error",
+                                    "malformed_message",
+                                    "unsupported_content_type",
+                                    "unsupported_job_type",
+                                    "message_too_large",
+                                    "host_not_allowed",
+                                    "duplicate_vm_name",
+                                    "agent_error",
+                                    "agent_protocol_error",
+                                    "agent_timeout",
+                                    "retries_exhausted",
+                                    "deadline_exceeded",
+                                    "cancelled",
+                                    "internal_error",
+                                    "outcome_unknown",
+                                    HVD_METRIC_OTHER,
+                                    NULL};
+static const char *const TARGETS[] = {"amqp", "postgres", HVD_METRIC_OTHER, NULL};
+static const char *const AMQP_OPS[] = {"consume", "cancel", "ack", "publish", HVD_METRIC_OTHER, NULL};
+
 void hvd_metrics_register_worker(void)
 {
     static const struct {
         const char *name;
         HvdMetricType type;
         const char *l1, *l2, *help;
+        const char *const *v1, *const *v2;
     } w[] = {
-        {HVD_M_JOBS_TOTAL, HVD_METRIC_COUNTER, "job_type", "status", "Jobs finished, by job type and final status."},
-        {HVD_M_STAGE_DURATION, HVD_METRIC_HISTOGRAM, "stage", NULL, "Duration of stage runs in seconds, by stage."},
+        {HVD_M_JOBS_TOTAL, HVD_METRIC_COUNTER, "job_type", "status", "Jobs finished, by job type and final status.",
+         JOB_TYPES, JOB_STATUSES},
+        {HVD_M_STAGE_DURATION, HVD_METRIC_HISTOGRAM, "stage", NULL, "Duration of stage runs in seconds, by stage.",
+         STAGES, NULL},
         {HVD_M_AGENT_CALL_DURATION, HVD_METRIC_HISTOGRAM, "stage", NULL,
-         "Duration of host agent calls in seconds, by stage."},
-        {HVD_M_RETRIES_TOTAL, HVD_METRIC_COUNTER, "stage", NULL, "Stage retries scheduled after a transient failure."},
-        {HVD_M_DEAD_LETTERS_TOTAL, HVD_METRIC_COUNTER, "reason", NULL, "Messages dead-lettered, by reason."},
+         "Duration of host agent calls in seconds, by stage.", STAGES, NULL},
+        {HVD_M_RETRIES_TOTAL, HVD_METRIC_COUNTER, "stage", NULL, "Stage retries scheduled after a transient failure.",
+         STAGES, NULL},
+        {HVD_M_DEAD_LETTERS_TOTAL, HVD_METRIC_COUNTER, "reason", NULL, "Messages dead-lettered, by reason.", CODES,
+         NULL},
         {HVD_M_LEASE_TAKEOVERS_TOTAL, HVD_METRIC_COUNTER, NULL, NULL,
-         "Jobs taken over from a worker whose lease expired."},
-        {HVD_M_RECONNECTS_TOTAL, HVD_METRIC_COUNTER, "target", NULL, "Reconnections, by target (amqp or postgres)."},
-        {HVD_M_JOBS_IN_FLIGHT, HVD_METRIC_GAUGE, NULL, NULL, "Jobs this worker is running now."},
+         "Jobs taken over from a worker whose lease expired.", NULL, NULL},
+        {HVD_M_RECONNECTS_TOTAL, HVD_METRIC_COUNTER, "target", NULL, "Reconnections, by target (amqp or postgres).",
+         TARGETS, NULL},
+        {HVD_M_JOBS_IN_FLIGHT, HVD_METRIC_GAUGE, NULL, NULL, "Jobs this worker is running now.", NULL, NULL},
         {HVD_M_CONSUMER_UTILISATION, HVD_METRIC_GAUGE, NULL, NULL,
-         "Jobs in flight divided by HVD_CONCURRENCY (0 to 1)."},
-        {HVD_M_ENVELOPES_PUBLISHED, HVD_METRIC_COUNTER, NULL, NULL, "Result envelopes published and confirmed."},
-        {HVD_M_PG_TRANSACTIONS, HVD_METRIC_COUNTER, NULL, NULL, "PostgreSQL transactions committed."},
-        {HVD_M_AMQP_OPERATIONS, HVD_METRIC_COUNTER, "op", NULL, "Broker operations, by operation."},
+         "Jobs in flight divided by HVD_CONCURRENCY (0 to 1).", NULL, NULL},
+        {HVD_M_ENVELOPES_PUBLISHED, HVD_METRIC_COUNTER, NULL, NULL, "Result envelopes published and confirmed.", NULL,
+         NULL},
+        {HVD_M_PG_TRANSACTIONS, HVD_METRIC_COUNTER, NULL, NULL, "PostgreSQL transactions committed.", NULL, NULL},
+        {HVD_M_AMQP_OPERATIONS, HVD_METRIC_COUNTER, "op", NULL, "Broker operations, by operation.", AMQP_OPS, NULL},
     };
-    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         (void)hvd_metric_register(w[i].name, w[i].type, w[i].help, w[i].l1, w[i].l2, NULL, 0);
+        if (w[i].v1) (void)hvd_metric_limit_values(w[i].name, 0, w[i].v1);
+        if (w[i].v2) (void)hvd_metric_limit_values(w[i].name, 1, w[i].v2);
+    }
 }
 
 /* Runs fn on the named metric under the lock; warns once for an unknown one. */
@@ -236,7 +305,8 @@ double hvd_metric_value(const char *name, const char *lv1, const char *lv2)
     pthread_mutex_lock(&m_lock);
     Metric *m = name ? find_locked(name) : NULL;
     if (m) {
-        const char *lv[2] = {m->nlabels > 0 ? (lv1 ? lv1 : "") : NULL, m->nlabels > 1 ? (lv2 ? lv2 : "") : NULL};
+        const char *lv[2] = {m->nlabels > 0 ? bounded(m, 0, lv1 ? lv1 : "") : NULL,
+                             m->nlabels > 1 ? bounded(m, 1, lv2 ? lv2 : "") : NULL};
         for (Series *s = m->series; s; s = s->next)
             if (same_str(s->lv[0], lv[0]) && same_str(s->lv[1], lv[1]))
                 v = m->type == HVD_METRIC_HISTOGRAM ? (double)s->count : s->value;
@@ -396,145 +466,4 @@ void hvd_metrics_render(HvdBuf *b)
     }
     pthread_mutex_unlock(&m_lock);
     render_process(b);
-}
-
-/* ---- HTTP ---- */
-
-struct HvdMetricsServer {
-    struct MHD_Daemon *daemon;
-    HvdReadyFn ready;
-    void *arg;
-    int port;
-};
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body, size_t len)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
-{
-    HvdMetricsServer *srv = cls;
-    (void)version;
-    (void)upload_data;
-    /* a request body is ignored: swallow it, answer once it is read */
-    if (*upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    (void)con_cls;
-    bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0;
-    if (!known) return reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n", 10);
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n", 19);
-    if (strcmp(url, "/metrics") == 0) {
-        HvdBuf b = {0};
-        hvd_metrics_render(&b);
-        enum MHD_Result r = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
-        hvd_buf_free(&b);
-        return r;
-    }
-    char reason[256] = "";
-    bool ok = srv->ready ? srv->ready(srv->arg, reason, sizeof reason) : true;
-    if (ok) return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n", 3);
-    if (!reason[0]) snprintf(reason, sizeof reason, "not ready");
-    char body[300];
-    int n = snprintf(body, sizeof body, "%s\n", reason);
-    return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body,
-                 n < 0                      ? 0
-                 : (size_t)n >= sizeof body ? sizeof body - 1
-                                            : (size_t)n);
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    hvd_log_kv(HVD_LOG_WARN, NULL, "metrics http server", "detail", msg, NULL);
-}
-
-HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err, size_t errlen)
-{
-    char host[256], port_s[8];
-    int port = 0, fd = -1;
-    HvdMetricsServer *srv = NULL;
-    struct addrinfo hints = {0}, *res = NULL;
-    if (!addr || !hvd_parse_host_port(addr, host, sizeof host, &port, true)) {
-        snprintf(err, errlen, "HVD_METRICS_ADDR '%s': expected HOST:PORT", addr ? addr : "");
-        goto fail;
-    }
-    snprintf(port_s, sizeof port_s, "%d", port);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    int gai = getaddrinfo(host, port_s, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot resolve %s: %s", addr, host, gai_strerror(gai));
-        goto fail;
-    }
-    int saved = 0;
-    struct addrinfo *ai;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) break;
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    if (fd < 0) {
-        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot bind: %s", addr, strerror(saved));
-        goto fail;
-    }
-    bool v6 = ai->ai_family == AF_INET6;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
-    srv = hvd_xcalloc(1, sizeof *srv);
-    srv->ready = ready;
-    srv->arg = arg;
-    srv->port = port;
-    srv->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
-                         0, NULL, NULL, handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* must come first */
-                         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
-                         64u, MHD_OPTION_END);
-    if (!srv->daemon) {
-        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot start the HTTP server", addr);
-        goto fail;
-    }
-    freeaddrinfo(res);
-    return srv;
-fail:
-    if (fd >= 0) close(fd);
-    if (res) freeaddrinfo(res);
-    free(srv);
-    return NULL;
-}
-
-int hvd_metrics_server_port(const HvdMetricsServer *s)
-{
-    return s ? s->port : 0;
-}
-
-void hvd_metrics_server_stop(HvdMetricsServer *s)
-{
-    if (!s) return;
-    MHD_stop_daemon(s->daemon); /* closes the listening socket too */
-    free(s);
 }

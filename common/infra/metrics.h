@@ -10,7 +10,12 @@
  * Label values are given in the order of the label names at registration
  * (NULL for unused). Updating a name that is not registered does nothing
  * (and logs one warning per name). A label value series is created on first
- * use. All functions are safe from any thread.
+ * use. Label values come only from fixed sets (issue 12: a job_type from a
+ * message body became a label, and 4 000 values cost 128 MB): a label limited
+ * with hvd_metric_limit_values counts a value outside its set as "other", and
+ * a metric keeps at most HVD_METRIC_MAX_SERIES series, the rest counted
+ * together as "other". Every label of the worker's metrics has its set. All
+ * functions are safe from any thread.
  *
  * The worker's metrics (hvd_metrics_register_worker):
  *   hvdeploy_jobs_total{job_type,status}                counter, jobs by final status
@@ -54,6 +59,8 @@ typedef enum {
 } HvdMetricType;
 
 #define HVD_METRIC_MAX_BUCKETS 32
+#define HVD_METRIC_MAX_SERIES 64 /* series per metric; more are counted under "other" */
+#define HVD_METRIC_OTHER "other" /* the label value of what is outside a label's set */
 
 /* Default histogram buckets, seconds from 1 ms to 1 h (21 bounds + +Inf). */
 extern const double hvd_metric_default_buckets[];
@@ -66,7 +73,12 @@ extern const size_t hvd_metric_default_nbuckets;
  * a name or label that is not a valid Prometheus name. */
 int hvd_metric_register(const char *name, HvdMetricType type, const char *help, const char *label1, const char *label2,
                         const double *buckets, size_t nbuckets);
-/* Registers the worker's metrics listed above. Idempotent. */
+/* Limits label 0 or 1 of a registered metric to values (NULL-terminated,
+ * static storage; "other" need not be listed): anything else is counted as
+ * "other". -1 when the metric or label does not exist. */
+int hvd_metric_limit_values(const char *name, int label, const char *const *values);
+/* Registers the worker's metrics listed above, each label limited to its
+ * fixed set (job types, statuses, stages, envelope codes, targets, ops). Idempotent. */
 void hvd_metrics_register_worker(void);
 
 void hvd_metric_inc(const char *name, const char *lv1, const char *lv2); /* counter += 1 */
@@ -89,13 +101,18 @@ void hvd_metrics_render(HvdBuf *out);
 /* Forgets every metric (tests). */
 void hvd_metrics_reset(void);
 
-/* ---- HTTP ---- */
+/* ---- HTTP (metrics_http.c) ---- */
 
 /* Readiness: return true when ready; otherwise false with a short reason in
  * reason (e.g. "broker not connected"). Called from the HTTP thread. */
 typedef bool (*HvdReadyFn)(void *arg, char *reason, size_t reasonlen);
 
 typedef struct HvdMetricsServer HvdMetricsServer;
+
+/* Bounds against slow clients (metrics_http.c). */
+#define HVD_METRICS_CONN_MAX_MS 5000 /* a connection's whole life, whatever it sends */
+#define HVD_METRICS_PER_IP 8         /* connections one client address may hold */
+#define HVD_METRICS_CONN_LIMIT 256   /* connections in all */
 
 /* Serves GET /metrics (text/plain; version=0.0.4) and GET /healthz (200 "ok"
  * or 503 with the reason; ready == NULL means always ready) on addr

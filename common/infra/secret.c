@@ -78,11 +78,21 @@ static int load_key(const char *what, const char *path, HvdSecretKey *key, char 
         snprintf(err, errlen, "%s %s: expected 32 bytes of base64, got %zu", what, path, binlen);
         goto out;
     }
+    /* The fleet's key opens every job's secrets: a file others (or another
+     * group) can read is refused. One exception, with a warning: group read
+     * when the group is this process's own, which is how Kubernetes mounts a
+     * Secret for a non-root pod (defaultMode 0440 with fsGroup). */
+    if ((st.st_mode & S_IRWXO) || (st.st_mode & (S_IWGRP | S_IXGRP)) ||
+        ((st.st_mode & S_IRGRP) && st.st_gid != getegid())) {
+        snprintf(err, errlen, "%s %s: mode %04o lets other users read or change the key: chmod 600 it", what, path,
+                 (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
     memcpy(key->key, bin, sizeof key->key);
     hvd_secret_key_id(key);
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        hvd_log_kv(HVD_LOG_WARN, NULL, "secret key file is readable by group or others; chmod 600 it", "setting", what,
-                   "file", path, NULL);
+    if (st.st_mode & S_IRGRP)
+        hvd_log_kv(HVD_LOG_WARN, NULL, "secret key file is readable by its group (this process's own); chmod 600 it",
+                   "setting", what, "file", path, NULL);
     rc = 0;
 out:
     if (fd >= 0) close(fd);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "store_priv.h"
+#include "mask.h"
 
 /* Connections idle inside a transaction longer than this are ended by the
  * server: a worker frozen mid-transaction (SIGSTOP, a debugger) must not
@@ -64,70 +65,10 @@ static void one_line(char *dst, size_t dstlen, const char *msg)
 
 void hvd_store_mask_dsn(const char *dsn, char *out, size_t outlen)
 {
-    HvdBuf b = {0};
-    const char *p = dsn ? dsn : "";
     if (outlen == 0) return;
-    if (strncmp(p, "postgresql://", 13) == 0 || strncmp(p, "postgres://", 11) == 0) {
-        /* URI: scheme://user:password@host... -> scheme://user:***@host... */
-        const char *auth = strstr(p, "://") + 3;
-        const char *at = strchr(auth, '@');
-        const char *slash = strchr(auth, '/');
-        const char *colon = strchr(auth, ':');
-        if (at && (!slash || at < slash) && colon && colon < at) {
-            hvd_buf_append(&b, p, (size_t)(colon + 1 - p));
-            hvd_buf_puts(&b, "***");
-            p = at;
-        }
-        /* a password=... query parameter */
-        const char *q = strchr(p, '?');
-        if (q) {
-            hvd_buf_append(&b, p, (size_t)(q - p));
-            p = q;
-            while (*p) {
-                const char *amp = strchr(p + 1, '&');
-                size_t n = amp ? (size_t)(amp - p) : strlen(p);
-                if (strncmp(p + 1, "password=", 9) == 0) {
-                    hvd_buf_append(&b, p, 10);
-                    hvd_buf_puts(&b, "***");
-                } else {
-                    hvd_buf_append(&b, p, n);
-                }
-                p += n;
-            }
-        }
-        hvd_buf_puts(&b, p);
-    } else {
-        /* key = value pairs; values may be quoted */
-        while (*p) {
-            const char *k = p;
-            while (*p && *p != '=' && !isspace((unsigned char)*p)) p++;
-            size_t klen = (size_t)(p - k);
-            while (isspace((unsigned char)*p)) p++;
-            if (*p != '=') {
-                hvd_buf_append(&b, k, (size_t)(p - k));
-                if (*p) hvd_buf_append(&b, p++, 1);
-                continue;
-            }
-            p++;
-            while (isspace((unsigned char)*p)) p++;
-            const char *v = p;
-            if (*p == '\'') {
-                for (p++; *p && *p != '\''; p++)
-                    if (*p == '\\' && p[1]) p++;
-                if (*p) p++;
-            } else {
-                while (*p && !isspace((unsigned char)*p)) p++;
-            }
-            hvd_buf_append(&b, k, klen);
-            hvd_buf_puts(&b, "=");
-            if (klen == 8 && strncmp(k, "password", 8) == 0)
-                hvd_buf_puts(&b, "***");
-            else
-                hvd_buf_append(&b, v, (size_t)(p - v));
-            while (isspace((unsigned char)*p)) hvd_buf_append(&b, p++, 1);
-        }
-    }
-    snprintf(out, outlen, "%s", b.data ? b.data : "");
+    HvdBuf b = {0};
+    hvd_mask_url_into(&b, dsn ? dsn : ""); /* the one masker, core/mask.c */
+    snprintf(out, outlen, "%s", b.data);
     hvd_buf_free(&b);
 }
 

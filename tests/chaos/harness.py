@@ -350,6 +350,7 @@ class Fleet:
             "HVD_HEARTBEAT": "10",
             "HVD_WORKER_ID": w.worker_id,
             "HVD_SIM_LATENCY_MS": "*=50-200",
+            "HVD_AGENT_ENV_PASS": "CHAOS_CRASH_P",  # agent-wrap.sh reads it; the agent's env is explicit
         })
         env.update(self.env_extra)
         return env

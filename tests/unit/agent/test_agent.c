@@ -18,6 +18,8 @@
 #include "agent.h"
 #include "agentproto.h"
 #include "buf.h"
+#include "codec.h"
+#include "utf8.h"
 
 static const char REQ[] = "{\"operation\":\"noop-test\",\"resource_spec\":{},\"correlation_id\":\"corr-1\","
                           "\"metadata\":{\"host\":\"hv01\",\"attempt\":1,\"idempotency_key\":\"k:noop-test\"}}\n";
@@ -584,4 +586,243 @@ Test(agent_call, the_agent_inherits_only_stdio_and_default_sigpipe)
     cr_assert(sp && sp->type == HVD_BOOL && sp->u.b, "SIGPIPE must be default and unblocked in the agent");
     hvd_agent_result_free(&res);
     close(leaky);
+}
+
+/* ---- issue 12 ---- */
+
+static char *leaky_cmd(const char *mode)
+{
+    char *path = agent_path("agent_leaky");
+    char *cmd = hvd_xasprintf("%s %s", path, mode);
+    free(path);
+    return cmd;
+}
+
+static const char INIT_REQ[] = "{\"operation\":\"vm.initialize\",\"resource_spec\":{\"guest_la_pw\":\"S3cret!pw\"},"
+                               "\"correlation_id\":\"corr-1\",\"metadata\":{\"attempt\":1}}\n";
+
+static HvdOutcome call_leaky(const char *mode, const char *op, const char *req, const HvdAgentCallOpts *opts,
+                                  HvdAgentResult *res)
+{
+    HvdAgentCfg cfg;
+    char err[256];
+    hvd_agent_cfg_init(&cfg);
+    char *cmd = leaky_cmd(mode);
+    cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err), "%s", err);
+    HvdOutcome o = hvd_agent_call_opts(&cfg, opts, "hv01", op, req, strlen(req), res);
+    free(cmd);
+    hvd_agent_cfg_free(&cfg);
+    return o;
+}
+
+static bool node_contains(const HvdNode *n, const char *needle)
+{
+    char *j = hvd_node_to_json(n);
+    bool hit = strstr(j, needle) != NULL;
+    free(j);
+    return hit;
+}
+
+/* Item 4: the agent's message, logs and stderr tail went unmasked into
+ * envelopes, events, job_stages, dead letters and headers. They are masked
+ * where they enter: the call's result. */
+Test(agent_issue12, secrets_in_agent_output_are_masked_at_the_call)
+{
+    const char *const secrets[] = {"S3cret!pw"};
+    HvdAgentCallOpts opts = {.secrets = secrets, .n_secrets = 1};
+    HvdAgentResult res;
+    call_leaky("leak", "vm.initialize", INIT_REQ, &opts, &res);
+    ASSERT_OUTCOME(res, HVD_OUT_AGENT_ERROR);
+    cr_assert_str_eq(res.message, "Set-LocalUser failed: the password *** does not meet the policy");
+    cr_assert_not(node_contains(res.envelope, "S3cret"), "the answer still holds the password");
+    cr_assert(node_contains(res.logs, "$env:GuestLaPw = '***'"));
+    cr_assert_null(strstr(res.stderr_tail, "S3cret"), "stderr: %s", res.stderr_tail);
+    cr_assert_not_null(strstr(res.stderr_tail, "$env:GuestLaPw = '***'"), "stderr: %s", res.stderr_tail);
+    cr_assert_null(strstr(res.detail, "S3cret"), "%s", res.detail);
+    hvd_agent_result_free(&res);
+    /* without the secrets given nothing is masked: the masking is the call's */
+    call_leaky("leak", "vm.initialize", INIT_REQ, NULL, &res);
+    cr_assert_str_eq(res.message, "Set-LocalUser failed: the password S3cret!pw does not meet the policy");
+    hvd_agent_result_free(&res);
+}
+
+/* The stderr tail is the last bytes: a password cut by its start is masked too. */
+Test(agent_issue12, a_secret_cut_by_the_stderr_tail_is_masked)
+{
+    const char *const secrets[] = {"S3cret!pw"};
+    HvdAgentCallOpts opts = {.secrets = secrets, .n_secrets = 1};
+    HvdAgentResult res;
+    call_leaky("longerr", "vm.initialize", INIT_REQ, &opts, &res);
+    cr_assert_eq(strncmp(res.stderr_tail, "***...", 6), 0, "tail starts: %.20s", res.stderr_tail);
+    cr_assert_null(strstr(res.stderr_tail, "ret!pw"), "a piece of the password leaked");
+    hvd_agent_result_free(&res);
+}
+
+/* Item 1: stderr in a Windows code page and a message that is not UTF-8 (or
+ * holds NUL) reached text columns (22021); the answer itself was lost. */
+Test(agent_issue12, output_not_in_utf8_is_read_and_made_utf8)
+{
+    HvdAgentResult res;
+    const char req[] = "{\"operation\":\"vm.create\",\"resource_spec\":{},\"correlation_id\":\"c\"}\n";
+    call_leaky("cp1252", "vm.create", req, NULL, &res);
+    ASSERT_OUTCOME(res, HVD_OUT_AGENT_ERROR);
+    cr_assert_str_eq(res.message, "Acc\xef\xbf\xbds refus\xef\xbf\xbd \xef\xbf\xbd New-VM");
+    cr_assert_str_eq(res.code,
+                     "OPERATION_\xef\xbf\xbd"
+                     "ERROR",
+                     "NUL replaced");
+    cr_assert(hvd_utf8_valid(res.stderr_tail, strlen(res.stderr_tail)), "stderr: %s", res.stderr_tail);
+    cr_assert_not_null(strstr(res.stderr_tail, "\xef\xbf\xbd"
+                                               "chec: acc\xef\xbf\xbds"),
+                       "%s", res.stderr_tail);
+    cr_assert(hvd_utf8_valid(res.detail, strlen(res.detail)));
+    hvd_agent_result_free(&res);
+}
+
+/* Item 10: an answer for another request, or a vm.create without a GUID. */
+Test(agent_issue12, answers_are_bound_to_their_request)
+{
+    const char req[] = "{\"operation\":\"vm.create\",\"resource_spec\":{},\"correlation_id\":\"corr-1\"}\n";
+    HvdAgentCallOpts opts = {.correlation_id = "corr-1"};
+    HvdAgentResult res;
+    call_leaky("leak", "vm.create", req, &opts, &res);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
+    hvd_agent_result_free(&res);
+    call_leaky("wrongcorr", "vm.create", req, &opts, &res);
+    ASSERT_OUTCOME(res, HVD_OUT_PROTOCOL_ERROR);
+    cr_assert_str_eq(res.detail, "the agent's answer carries another request's correlation_id");
+    cr_assert_null(res.envelope, "nothing of it is used");
+    hvd_agent_result_free(&res);
+    call_leaky("badvmid", "vm.create", req, &opts, &res);
+    ASSERT_OUTCOME(res, HVD_OUT_PROTOCOL_ERROR);
+    cr_assert_not_null(strstr(res.detail, "GUID in data.vm_id"), "%s", res.detail);
+    hvd_agent_result_free(&res);
+}
+
+static const char *env_value(const HvdNode *env, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; env && i < env->u.arr.n; i++) {
+        const char *e = env->u.arr.items[i]->u.s.ptr;
+        if (strncmp(e, name, nl) == 0 && e[nl] == '=') return e + nl + 1;
+    }
+    return NULL;
+}
+
+/* Item 8: the agent inherited the worker's whole environment, database and
+ * broker passwords included. */
+Test(agent_issue12, the_agent_gets_an_explicit_environment)
+{
+    setenv("HVD_PG_DSN", "postgresql://app:dbpass@db/hvdeploy", 1);
+    setenv("HVD_AMQP_URL", "amqp://u:mqpass@mq/", 1);
+    setenv("HVD_AMQP_URL_FILE", "/run/secrets/url", 1);
+    setenv("PGPASSWORD", "pgpass", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "aws", 1);
+    setenv("SOME_OTHER", "x", 1);
+    setenv("MY_TOOL_HOME", "/opt/tool", 1);
+    setenv("HVD_SIM_LATENCY_MS", "*=1", 1);
+    setenv("HOME", "/home/hv", 1);
+    setenv("SSH_AUTH_SOCK", "/run/ssh.sock", 1);
+    setenv("LANG", "de_DE.ISO-8859-1", 1);
+    HvdAgentCfg cfg;
+    char err[256];
+    hvd_agent_cfg_init(&cfg);
+    char *cmd = leaky_cmd("env");
+    cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err), "%s", err);
+    cr_assert(hvd_agent_cfg_set_env_pass(&cfg, "MY_TOOL_HOME", err, sizeof err), "%s", err);
+    static const char *const refused[] = {"HVD_PG_DSN",   "HVD_AMQP_URL_FILE", "PGPASSWORD", "MY_API_TOKEN",
+                                          "SSH_KEY_PATH", "A_SECRET",          "bad-name",   "1X"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        cr_assert_not(hvd_agent_cfg_set_env_pass(&cfg, refused[i], err, sizeof err), "%s was accepted", refused[i]);
+    cr_assert_not(hvd_agent_cfg_set_env_pass(&cfg, "MY_TOOL_HOME,HVD_PG_DSN", err, sizeof err));
+    cr_assert_str_eq(err, "HVD_AGENT_ENV_PASS: 'HVD_PG_DSN' may not be passed to the agent (credentials: HVD_PG_DSN*, "
+                          "HVD_AMQP_URL*, names with PASS, SECRET, KEY, TOKEN or CREDENTIAL)");
+    HvdAgentResult res;
+    hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), &res);
+    ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
+    const HvdNode *env = hvd_node_get(res.data, "env");
+    cr_assert(env && env->type == HVD_ARRAY);
+    cr_assert_not_null(env_value(env, "PATH"));
+    cr_assert_str_eq(env_value(env, "HOME"), "/home/hv");
+    cr_assert_str_eq(env_value(env, "SSH_AUTH_SOCK"), "/run/ssh.sock");
+    cr_assert_str_eq(env_value(env, "LANG"), "C.UTF-8");
+    cr_assert_str_eq(env_value(env, "LC_ALL"), "C.UTF-8");
+    cr_assert_str_eq(env_value(env, "HVD_SIM_LATENCY_MS"), "*=1");
+    cr_assert_str_eq(env_value(env, "MY_TOOL_HOME"), "/opt/tool", "listed in HVD_AGENT_ENV_PASS");
+    static const char *const absent[] = {"HVD_PG_DSN", "HVD_AMQP_URL",          "HVD_AMQP_URL_FILE",
+                                         "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "SOME_OTHER"};
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+        cr_assert_null(env_value(env, absent[i]), "%s reached the agent", absent[i]);
+    cr_assert_not(node_contains(env, "dbpass") || node_contains(env, "mqpass"));
+    hvd_agent_result_free(&res);
+    free(cmd);
+    hvd_agent_cfg_free(&cfg);
+}
+
+/* "setsid" agent leftovers, from PIDFILE; counts those still running. */
+static int survivors(const char *pidfile, int *n_listed)
+{
+    FILE *f = fopen(pidfile, "r");
+    int pid, alive = 0, n = 0;
+    while (f && fscanf(f, "%d", &pid) == 1) {
+        n++;
+        alive += pid_alive(pid);
+    }
+    if (f) fclose(f);
+    *n_listed = n;
+    return alive;
+}
+
+static int run_orphans(int calls, char *pidfile)
+{
+    int fd = mkstemp(pidfile);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    HvdAgentCfg cfg;
+    char err[256];
+    hvd_agent_cfg_init(&cfg);
+    char *path = agent_path("agent_orphan");
+    char *cmd = hvd_xasprintf("%s %s setsid", path, pidfile);
+    cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err), "%s", err);
+    for (int i = 0; i < calls; i++) {
+        HvdAgentResult res;
+        hvd_agent_call(&cfg, "hv01", "noop-test", REQ, strlen(REQ), &res);
+        ASSERT_OUTCOME(res, HVD_OUT_SUCCESS);
+        hvd_agent_result_free(&res);
+    }
+    free(cmd);
+    free(path);
+    hvd_agent_cfg_free(&cfg);
+    int listed = 0, alive = 0;
+    for (int i = 0; i < 100 && (alive = survivors(pidfile, &listed)) > 0; i++) {
+        usleep(20 * 1000);
+        hvd_agent_reap_orphans();
+    }
+    cr_assert_eq(listed, calls, "each call left one process behind");
+    return alive;
+}
+
+/* The problem, as it was: a child in its own session outlives the group kill. */
+Test(agent_issue12, without_a_subreaper_setsid_leftovers_survive)
+{
+    char pidfile[] = "/tmp/hvd-orphans-XXXXXX";
+    int alive = run_orphans(4, pidfile);
+    int listed;
+    FILE *f = fopen(pidfile, "r");
+    for (int pid; f && fscanf(f, "%d", &pid) == 1;) kill(pid, SIGKILL); /* clean up */
+    if (f) fclose(f);
+    (void)survivors(pidfile, &listed);
+    unlink(pidfile);
+    cr_assert_eq(alive, 4, "%d of 4 survived", alive);
+}
+
+/* The fix: as a subreaper the leftovers come back to us and are killed. */
+Test(agent_issue12, a_subreaper_leaves_no_survivor)
+{
+    cr_assert_eq(hvd_agent_become_subreaper(), 0);
+    char pidfile[] = "/tmp/hvd-orphans-XXXXXX";
+    int alive = run_orphans(8, pidfile);
+    unlink(pidfile);
+    cr_assert_eq(alive, 0, "%d of 8 leftovers survived", alive);
+    cr_assert_eq(hvd_agent_reap_orphans(), 0, "nothing left to reap");
 }

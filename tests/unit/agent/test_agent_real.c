@@ -99,8 +99,9 @@ Test(quoted_argv, a_path_with_a_space_is_one_word)
     char *cmd = hvd_xasprintf("\"%s\" '{host}' \"two words\"", script);
     cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err), "%s", err);
     cr_assert_eq(cfg.argc, 3);
+    static const char noop[] = "{\"operation\":\"noop-test\",\"resource_spec\":{},\"metadata\":{}}\n";
     HvdAgentResult res;
-    hvd_agent_call(&cfg, "hv01", "vm.create", REQ, strlen(REQ), &res);
+    hvd_agent_call(&cfg, "hv01", "noop-test", noop, strlen(noop), &res);
     cr_assert_eq(res.outcome, HVD_OUT_SUCCESS, "%s", res.detail);
     cr_assert_str_eq(res.message, "hv01|two words", "the host placeholder inside quotes is replaced too");
     hvd_agent_result_free(&res);

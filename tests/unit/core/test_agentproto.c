@@ -7,6 +7,7 @@
 #include "agentproto.h"
 #include "codec.h"
 #include "envelope.h"
+#include "utf8.h"
 
 static HvdJob job;
 
@@ -269,4 +270,107 @@ Test(agent_output, many_lines, .fini = fini_env)
     cr_assert(hvd_node_get_int(env, "n", &v));
     cr_assert_eq(v, 19999);
     hvd_buf_free(&b);
+}
+
+/* ---- issue 12: what the worker keeps of an answer ----------------------- */
+
+/* An answer in a Windows code page was lost (jansson refuses invalid UTF-8):
+ * it is read, with U+FFFD for each byte that is not UTF-8. */
+Test(agent_output, an_answer_not_in_utf8_is_read, .fini = fini_env)
+{
+    cr_assert_eq(parse("{\"status\":\"error\",\"code\":\"OPERATION_ERROR\",\"message\":\"Acc\xe8s refus\xe9\"}\r\n"),
+                 HVD_AGENT_PARSE_OK);
+    cr_assert_str_eq(hvd_node_get_str(env, "message"), "Acc\xef\xbf\xbds refus\xef\xbf\xbd");
+}
+
+Test(agent_answer, clean_masks_secrets_and_nul_and_cuts_the_message, .fini = fini_env)
+{
+    HvdBuf line = {0};
+    hvd_buf_puts(&line, "{\"status\":\"error\",\"message\":\"set S3cret!pw for Administrator\\u0000\",");
+    hvd_buf_puts(&line, "\"logs\":[\"$env:GuestLaPw = 'S3cret!pw'\",\"ok\"],\"data\":{\"note\":\"pw a\"},");
+    hvd_buf_puts(&line, "\"code\":\"BAD\\u0000CODE\"}");
+    cr_assert_eq(parse(line.data), HVD_AGENT_PARSE_OK);
+    hvd_buf_free(&line);
+    const char *const secrets[] = {"S3cret!pw", "a"};
+    hvd_agent_answer_clean(env, secrets, 2);
+    cr_assert_str_eq(hvd_node_get_str(env, "message"), "set *** for Administrator\xef\xbf\xbd");
+    const HvdNode *logs = hvd_node_get(env, "logs");
+    cr_assert_str_eq(logs->u.arr.items[0]->u.s.ptr, "$env:GuestLaPw = '***'");
+    cr_assert_str_eq(logs->u.arr.items[1]->u.s.ptr, "ok");
+    cr_assert_str_eq(hvd_node_get_str(hvd_node_get(env, "data"), "note"), "pw ***");
+    cr_assert_str_eq(hvd_node_get_str(env, "code"), "BAD\xef\xbf\xbd"
+                                                    "CODE");
+    cr_assert_null(memchr(hvd_node_get(env, "code")->u.s.ptr, '\0', hvd_node_get(env, "code")->u.s.len));
+
+    /* a long message, a multi-byte character straddling the cut */
+    HvdBuf msg = {0};
+    hvd_buf_puts(&msg, "{\"status\":\"error\",\"message\":\"");
+    for (int i = 0; i < HVD_AGENT_MESSAGE_MAX - 4; i++) hvd_buf_puts(&msg, "x");
+    for (int i = 0; i < 100; i++) hvd_buf_puts(&msg, "\xe2\x82\xac");
+    hvd_buf_puts(&msg, "\"}");
+    cr_assert_eq(parse(msg.data), HVD_AGENT_PARSE_OK);
+    hvd_buf_free(&msg);
+    hvd_agent_answer_clean(env, NULL, 0);
+    const HvdNode *mn = hvd_node_get(env, "message");
+    cr_assert_leq(mn->u.s.len, HVD_AGENT_MESSAGE_MAX);
+    cr_assert_eq(strlen(mn->u.s.ptr), mn->u.s.len);
+    cr_assert(hvd_utf8_valid(mn->u.s.ptr, mn->u.s.len));
+    cr_assert_eq(memcmp(mn->u.s.ptr + mn->u.s.len - 3, "...", 3), 0);
+}
+
+static bool check(const char *json, const char *op, const char *corr, char *why)
+{
+    cr_assert_eq(parse(json), HVD_AGENT_PARSE_OK, "%s", json);
+    return hvd_agent_answer_check(env, op, corr, why, 160);
+}
+
+/* Item 10: the answer's correlation_id was parsed but never compared, and a
+ * vm_id of "" or a non-GUID reached rollback's vm.delete. */
+Test(agent_answer, bound_to_its_request, .fini = fini_env)
+{
+    char why[160];
+    const char *C = "corr-1";
+    const char *G = "\"vm_id\":\"0b5e2c8e-6a1f-4b1e-9c3d-7e2f1a0b9c8d\"";
+    char ok[256];
+    snprintf(ok, sizeof ok, "{\"status\":\"success\",\"correlation_id\":\"corr-1\",\"data\":{%s}}", G);
+    cr_assert(check(ok, "vm.create", C, why), "%s", why);
+    snprintf(ok, sizeof ok, "{\"status\":\"success\",\"data\":{%s}}", G);
+    cr_assert(check(ok, "vm.create", C, why), "no correlation_id (Aether-V omits it): %s", why);
+    snprintf(ok, sizeof ok, "{\"status\":\"success\",\"correlation_id\":\"\",\"data\":{%s}}", G);
+    cr_assert(check(ok, "vm.create", C, why), "an empty one counts as absent: %s", why);
+    snprintf(ok, sizeof ok, "{\"status\":\"success\",\"correlation_id\":null,\"data\":{%s}}", G);
+    cr_assert(check(ok, "vm.create", C, why), "%s", why);
+
+    snprintf(ok, sizeof ok, "{\"status\":\"success\",\"correlation_id\":\"corr-2\",\"data\":{%s}}", G);
+    cr_assert_not(check(ok, "vm.create", C, why));
+    cr_assert_str_eq(why, "the agent's answer carries another request's correlation_id");
+    cr_assert_not(check("{\"status\":\"error\",\"correlation_id\":\"other\"}", "disk.create", C, why),
+                  "an error answer too");
+    cr_assert_not(check("{\"status\":\"success\",\"correlation_id\":7}", "disk.create", C, why));
+    cr_assert(check("{\"status\":\"success\",\"correlation_id\":\"x\"}", "disk.create", NULL, why), "not checked");
+
+    static const char *const bad_ids[] = {"\"\"",
+                                          "\"vm-1\"",
+                                          "\"0b5e2c8e-6a1f-4b1e-9c3d-7e2f1a0b9c8\"",
+                                          "\"{0b5e2c8e-6a1f-4b1e-9c3d-7e2f1a0b9c8d}\"",
+                                          "\"0b5e2c8e_6a1f_4b1e_9c3d_7e2f1a0b9c8d\"",
+                                          "\"0b5e2c8e-6a1f-4b1e-9c3d-7e2f1a0b9cXd\"",
+                                          "42",
+                                          "null"};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        char j[256];
+        snprintf(j, sizeof j, "{\"status\":\"success\",\"data\":{\"vm_id\":%s}}", bad_ids[i]);
+        cr_assert_not(check(j, "vm.create", C, why), "vm_id %s", bad_ids[i]);
+        cr_assert_str_eq(why, "vm.create answered success without a GUID in data.vm_id (36 hex digits and hyphens)");
+    }
+    cr_assert_not(check("{\"status\":\"success\",\"data\":{}}", "vm.create", C, why));
+    cr_assert(check("{\"status\":\"error\",\"data\":{}}", "vm.create", C, why), "an error needs no vm_id");
+    cr_assert(check("{\"status\":\"success\",\"data\":{\"disk_id\":\"d-1\",\"disk_path\":\"C:/x.vhdx\"}}",
+                    "disk.create", C, why),
+              "%s", why);
+    cr_assert_not(check("{\"status\":\"success\",\"data\":{\"disk_id\":\"\"}}", "disk.create", C, why));
+    cr_assert_str_eq(why, "the agent's answer has an empty or non-string data.disk_id");
+    cr_assert_not(check("{\"status\":\"success\",\"data\":{\"nic_id\":\"\"}}", "nic.create", C, why));
+    cr_assert_not(check("{\"status\":\"success\",\"data\":{\"nic_id\":5}}", "nic.create", C, why));
+    cr_assert(check("{\"status\":\"success\",\"data\":{\"nic_id\":null}}", "nic.create", C, why), "absent");
 }

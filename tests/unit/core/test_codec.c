@@ -228,52 +228,68 @@ Test(codec, json_integers_and_top_level_values)
     hvd_node_free(n);
 }
 
-Test(codec, duplicate_keys_keep_first_position_last_value)
+/* Issue 12: a repeated key is refused, naming it, in both formats (last-wins
+ * here and first-wins upstream could disagree on what was asked). */
+Test(codec, duplicate_keys_are_refused_naming_the_key)
 {
     HvdNode *n = NULL;
-    cr_assert_eq(dec_json("{\"a\":1,\"b\":2,\"a\":3}", &n), HVD_DECODE_OK, "%s", why);
-    cr_assert_eq(n->u.map.n, 2);
-    cr_assert_str_eq(n->u.map.keys[0], "a");
-    cr_assert_eq(n->u.map.vals[0]->u.i, 3);
-    hvd_node_free(n);
+    cr_assert_eq(dec_json("{\"a\":1,\"target_host\":\"h1\",\"b\":2,\"target_host\":\"h2\"}", &n), HVD_DECODE_MALFORMED);
+    cr_assert_null(n);
+    cr_assert(strstr(why, "invalid JSON at line 1 column") && strstr(why, "duplicate key 'target_host'"), "%s", why);
+    cr_assert_null(strstr(why, "h2"), "the value is not quoted: %s", why);
+    /* nested maps too */
+    cr_assert_eq(dec_json("{\"request\":{\"vm_spec\":{\"x\":1,\"x\":2}}}", &n), HVD_DECODE_MALFORMED);
+    cr_assert(strstr(why, "duplicate key 'x'"), "%s", why);
 
     Mp m;
     mp_init(&m);
     msgpack_pack_map(&m.pk, 3);
-    mp_cstr(&m, "a");
-    msgpack_pack_int(&m.pk, 1);
+    mp_cstr(&m, "target_host");
+    mp_cstr(&m, "h1");
     mp_cstr(&m, "b");
     msgpack_pack_int(&m.pk, 2);
-    mp_cstr(&m, "a");
-    msgpack_pack_int(&m.pk, 3);
-    cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_OK, "%s", why);
-    cr_assert_eq(n->u.map.n, 2);
-    cr_assert_str_eq(n->u.map.keys[0], "a");
-    cr_assert_eq(n->u.map.vals[0]->u.i, 3);
-    hvd_node_free(n);
+    mp_cstr(&m, "target_host");
+    mp_cstr(&m, "h2");
+    cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_MALFORMED);
+    cr_assert_null(n);
+    cr_assert_str_eq(why, "invalid msgpack: duplicate key 'target_host'");
     msgpack_sbuffer_destroy(&m.sb);
+    /* distinct keys are fine */
+    cr_assert_eq(dec_json("{\"a\":1,\"A\":2,\"aa\":3}", &n), HVD_DECODE_OK, "%s", why);
+    cr_assert_eq(n->u.map.n, 3);
+    hvd_node_free(n);
 }
 
 Test(codec, large_map_with_duplicates)
 {
+    /* past the sort threshold: the earliest repeat is the one named */
     Mp m;
     mp_init(&m);
     msgpack_pack_map(&m.pk, 3000);
     char key[16];
     for (int i = 0; i < 3000; i++) {
-        snprintf(key, sizeof(key), "k%d", i % 2000); /* the last 1000 repeat */
+        snprintf(key, sizeof(key), "k%d", i < 2000 ? i : 3999 - i); /* k1999, k1998, ... repeat */
         mp_cstr(&m, key);
         msgpack_pack_int(&m.pk, i);
     }
     HvdNode *n = NULL;
+    cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_MALFORMED);
+    cr_assert_str_eq(why, "invalid msgpack: duplicate key 'k1999'");
+    msgpack_sbuffer_destroy(&m.sb);
+    /* 3000 distinct keys decode, in order */
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 3000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        mp_cstr(&m, key);
+        msgpack_pack_int(&m.pk, i);
+    }
     cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_OK, "%s", why);
-    cr_assert_eq(n->u.map.n, 2000);
+    cr_assert_eq(n->u.map.n, 3000);
     cr_assert_str_eq(n->u.map.keys[5], "k5");
     int64_t v;
-    cr_assert(hvd_node_get_int(n, "k5", &v));
-    cr_assert_eq(v, 2005);
-    cr_assert(hvd_node_get_int(n, "k1999", &v));
-    cr_assert_eq(v, 1999);
+    cr_assert(hvd_node_get_int(n, "k2999", &v));
+    cr_assert_eq(v, 2999);
     hvd_node_free(n);
     msgpack_sbuffer_destroy(&m.sb);
 }
@@ -360,11 +376,11 @@ Test(codec, msgpack_integers_use_smallest_encoding)
 
 Test(codec, msgpack_scalars)
 {
-    /* uint64 above INT64_MAX saturates; float32 widens; bin stays bin */
+    /* uint64 up to INT64_MAX fits; float32 widens; bin stays bin */
     Mp m;
     mp_init(&m);
     msgpack_pack_array(&m.pk, 4);
-    msgpack_pack_uint64(&m.pk, UINT64_MAX);
+    msgpack_pack_uint64(&m.pk, (uint64_t)INT64_MAX);
     msgpack_pack_float(&m.pk, 1.5f);
     msgpack_pack_bin(&m.pk, 3);
     msgpack_pack_bin_body(&m.pk, "\x00\x01\x02", 3);
@@ -379,6 +395,30 @@ Test(codec, msgpack_scalars)
     cr_assert_eq(n->u.arr.items[3]->type, HVD_BOOL);
     hvd_node_free(n);
     msgpack_sbuffer_destroy(&m.sb);
+}
+
+/* Issue 12: a msgpack uint64 above INT64_MAX was clamped while JSON refused
+ * it; now both refuse it in the same words. */
+Test(codec, too_big_integer_is_the_same_error_in_both_formats)
+{
+    Mp m;
+    mp_init(&m);
+    msgpack_pack_map(&m.pk, 1);
+    mp_cstr(&m, "gb_ram");
+    msgpack_pack_uint64(&m.pk, (uint64_t)INT64_MAX + 1);
+    HvdNode *n = NULL;
+    cr_assert_eq(dec(HVD_CT_MSGPACK, m.sb.data, m.sb.size, &n), HVD_DECODE_MALFORMED);
+    cr_assert_null(n);
+    char mp_why[512];
+    snprintf(mp_why, sizeof mp_why, "%s", why);
+    msgpack_sbuffer_destroy(&m.sb);
+    cr_assert_eq(dec_json("{\"gb_ram\":9223372036854775808}", &n), HVD_DECODE_MALFORMED);
+    const char *tail = "too big integer";
+    cr_assert(strstr(mp_why, tail) && strstr(why, tail), "msgpack: %s / JSON: %s", mp_why, why);
+    const char *range = "(integers must be within -9223372036854775808..9223372036854775807)";
+    cr_assert(strstr(mp_why, range) && strstr(why, range), "msgpack: %s / JSON: %s", mp_why, why);
+    cr_assert_str_eq(mp_why, "invalid msgpack: too big integer at byte 8 "
+                             "(integers must be within -9223372036854775808..9223372036854775807)");
 }
 
 Test(codec, msgpack_non_string_keys_are_dropped)

@@ -7,6 +7,7 @@
 #include "codec.h"
 #include "timefmt.h"
 #include "model.h"
+#include "utf8.h"
 
 #define JOB_ID "6f1c2b1e-8d4a-4c57-9a53-2f0e4d7b9c11"
 
@@ -500,7 +501,7 @@ static void name_rules(const char *path, const char *key, size_t max)
     }
     expect_err(with(full_body(), path, key, hvd_node_str(".")), loc, "value_error", NULL);
     expect_err(with(full_body(), path, key, hvd_node_str("..")), loc, "value_error", NULL);
-    expect_ok(with(full_body(), path, key, hvd_node_str("...")));
+    expect_err(with(full_body(), path, key, hvd_node_str("...")), loc, "value_error", NULL); /* ends with a dot */
     expect_ok(with(full_body(), path, key, hvd_node_str("web.01")));
     expect_ok(with(full_body(), path, key, hvd_node_str(".hidden")));
     expect_err(with(full_body(), path, key, hvd_node_str(" web")), loc, "value_error", NULL);
@@ -514,9 +515,74 @@ static void name_rules(const char *path, const char *key, size_t max)
     expect_ok(with(full_body(), path, key, hvd_node_str("Server-\xc3\xa9t\xc3\xa9_2022 (v1)")));
 }
 
+/* Issue 12 (hardening): names Windows treats specially. "web." is "web" on
+ * NTFS (the uniqueness index would miss it), CON is a device, and invisible or
+ * direction-changing characters make one name look like another. */
+static void windows_name_rules(const char *path, const char *key)
+{
+    char loc[128], msg[256];
+    snprintf(loc, sizeof(loc), "%s.%s", path, key);
+    static const char *const devices[] = {"CON",  "con",       "Prn",  "AUX",  "NUL",    "nul.txt",
+                                          "COM1", "com9.vhdx", "LPT1", "lpt9", "CON .x", "Aux.tar.gz"};
+    snprintf(msg, sizeof(msg), "Value error, %s must not be a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9)",
+             key);
+    for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
+        expect_err(with(full_body(), path, key, hvd_node_str(devices[i])), loc, "value_error", msg);
+    static const char *const fine[] = {"CONSOLE", "con-01", "COM10", "COM0", "LPT", "xcon", "Nul1", "web.01"};
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++)
+        expect_ok(with(full_body(), path, key, hvd_node_str(fine[i])));
+    snprintf(msg, sizeof(msg), "Value error, %s must not end with a dot (Windows drops it)", key);
+    expect_err(with(full_body(), path, key, hvd_node_str("web.")), loc, "value_error", msg);
+    static const char *const invisible[] = {
+        "web\xc2\xa0"
+        "01", /* U+00A0 no-break space */
+        "web\xe2\x80\xa8"
+        "01", /* U+2028 line separator */
+        "web\xe2\x80\xa9"
+        "01", /* U+2029 paragraph separator */
+        "web\xe2\x80\x8b"
+        "01", /* U+200B zero width space */
+        "web\xe2\x80\x8c"
+        "01", /* U+200C ZWNJ */
+        "web\xe2\x80\x8d"
+        "01", /* U+200D ZWJ */
+        "web\xef\xbb\xbf"
+        "01", /* U+FEFF */
+        "web\xe2\x81\xa0"
+        "01", /* U+2060 word joiner */
+        "web\xe2\x80\xaa"
+        "01", /* U+202A LRE */
+        "web\xe2\x80\xae"
+        "01", /* U+202E RLO */
+        "web\xe2\x81\xa6"
+        "01", /* U+2066 LRI */
+        "web\xe2\x81\xa9"
+        "01", /* U+2069 PDI */
+        "web\xe2\x80\x8f"
+        "01", /* U+200F RLM */
+    };
+    snprintf(msg, sizeof(msg),
+             "Value error, %s must not contain invisible or direction-changing characters (no-break space, "
+             "zero-width, line/paragraph separator, bidi controls)",
+             key);
+    for (size_t i = 0; i < sizeof(invisible) / sizeof(invisible[0]); i++)
+        expect_err(with(full_body(), path, key, hvd_node_str(invisible[i])), loc, "value_error", msg);
+    expect_ok(with(full_body(), path, key,
+                   hvd_node_str("web\xe2\x80\x94"
+                                "01"))); /* an em dash is visible */
+}
+
 Test(validate, vm_name_rules)
 {
     name_rules("request.vm_spec", "vm_name", 64);
+}
+Test(validate, vm_name_windows_rules)
+{
+    windows_name_rules("request.vm_spec", "vm_name");
+}
+Test(validate, image_name_windows_rules)
+{
+    windows_name_rules("request.disk_spec", "image_name");
 }
 Test(validate, image_name_rules)
 {
@@ -1079,15 +1145,15 @@ Test(validate, errors_helpers)
 Test(validate, helpers)
 {
     bool valid;
-    cr_assert_eq(hvd_utf8_length("h\xc3\xa9llo", 6, &valid), 5);
+    cr_assert_eq(hvd_utf8_count("h\xc3\xa9llo", 6, &valid), 5);
     cr_assert(valid);
-    cr_assert_eq(hvd_utf8_length("\xf0\x9f\x96\xa5", 4, &valid), 1);
+    cr_assert_eq(hvd_utf8_count("\xf0\x9f\x96\xa5", 4, &valid), 1);
     cr_assert(valid);
-    hvd_utf8_length("\xe2\x82", 2, &valid);
+    hvd_utf8_count("\xe2\x82", 2, &valid);
     cr_assert_not(valid, "truncated sequence");
-    hvd_utf8_length("\xf4\x90\x80\x80", 4, &valid);
+    hvd_utf8_count("\xf4\x90\x80\x80", 4, &valid);
     cr_assert_not(valid, "above U+10FFFF");
-    cr_assert_eq(hvd_utf8_length("abc", 3, NULL), 3);
+    cr_assert_eq(hvd_utf8_count("abc", 3, NULL), 3);
     cr_assert_null(hvd_name_problem("web-01", 64));
     cr_assert_not_null(hvd_name_problem("", 64));
     cr_assert_not_null(hvd_name_problem(NULL, 64));
@@ -1305,4 +1371,65 @@ Test(ctl_validate, usage_and_exit_codes)
     cr_assert(strstr(out, "job_id: Value error, job_id does not match the message_id property [value_error]"), "%s",
               out);
     free(out);
+}
+
+/* ---------------------------------------------------------------- issue 12: text the database cannot take */
+
+/* A \u0000 anywhere in the body (also in a key validation ignores) failed the
+ * jsonb insert (22P05) and the message was never acked: it is a validation
+ * error at that string's loc. */
+Test(validate, nul_anywhere_in_the_body_is_a_validation_error)
+{
+    expect_err(with(full_body(), "request.vm_spec", "notes", hvd_node_strn("a\0b", 3)), "request.vm_spec.notes",
+               "value_error", "Value error, strings must not contain NUL characters (\\u0000)");
+    HvdNode *tags = hvd_node_array();
+    hvd_node_array_push(tags, hvd_node_str("ok"));
+    hvd_node_array_push(tags, hvd_node_strn("\0", 1));
+    expect_err(with(full_body(), "request", "tags", tags), "request.tags.1", "value_error", NULL);
+    expect_err(with(full_body(), "", "extra", hvd_node_strn("x\0", 2)), "extra", "value_error", NULL);
+    /* a known field reports it once, in its own words */
+    expect_err(with(full_body(), "request.vm_spec", "vm_name", hvd_node_strn("web\0", 4)), "request.vm_spec.vm_name",
+               "value_error", "Value error, vm_name must not contain NUL characters");
+}
+
+Test(validate, many_nul_strings_are_counted_not_listed)
+{
+    HvdNode *b = full_body();
+    HvdNode *arr = hvd_node_array();
+    for (int i = 0; i < 30; i++) hvd_node_array_push(arr, hvd_node_strn("\0", 1));
+    hvd_node_map_set(at(b, "request"), "junk", arr);
+    HvdJob job;
+    HvdErrors errs = {0};
+    cr_assert_not(hvd_job_validate(b, NULL, &job, &errs));
+    cr_assert_eq(errs.n, 11, "10 listed + one count, got %zu", errs.n);
+    cr_assert_str_eq(errs.items[10].loc, "body");
+    cr_assert_str_eq(errs.items[10].msg, "Value error, 20 more strings contain NUL characters (\\u0000)");
+    hvd_errors_free(&errs);
+    hvd_job_free(&job);
+    hvd_node_free(b);
+}
+
+/* A correlation_id, reply_to or message_id property that is not UTF-8 failed a
+ * text insert (22021): a validation error naming the property. */
+Test(validate, properties_must_be_utf8)
+{
+    HvdValidateOpts o = {.correlation_id = "corr-\xff\xfe"};
+    expect_err_opts(full_body(), &o, "properties.correlation_id", "string_unicode",
+                    "Input should be a valid string, unable to parse raw data as a unicode string");
+    o = (HvdValidateOpts){.reply_to = "replies.\xe9t\xe9"};
+    expect_err_opts(full_body(), &o, "properties.reply_to", "string_unicode", NULL);
+    o = (HvdValidateOpts){.correlation_id = "caf\xc3\xa9", .reply_to = "amq.gen-abc"};
+    expect_ok_opts(full_body(), &o, NULL);
+    /* a message_id that is not UTF-8 cannot equal the job id either: both say so */
+    o = (HvdValidateOpts){.message_id = "\xff"};
+    HvdJob job;
+    HvdErrors errs = {0};
+    HvdNode *b = full_body();
+    cr_assert_not(hvd_job_validate(b, &o, &job, &errs));
+    bool prop = false;
+    for (size_t i = 0; i < errs.n; i++) prop |= strcmp(errs.items[i].loc, "properties.message_id") == 0;
+    cr_assert(prop);
+    hvd_errors_free(&errs);
+    hvd_job_free(&job);
+    hvd_node_free(b);
 }

@@ -364,3 +364,38 @@ Test(clock, clocks)
     cr_assert_geq(b - a, 15);
     cr_assert(llabs(hvd_now_ms() / 1000 - (int64_t)time(NULL)) <= 1);
 }
+
+/* Issue 12, item 9: a one-letter guest_la_pw was masked wherever that letter
+ * appeared in any job's log line. The guard uses core/mask.c's rule: a short
+ * secret is masked only where it stands as a whole token. */
+Test(log, a_short_secret_does_not_garble_unrelated_lines)
+{
+    hvd_log_register_secret("a");
+    hvd_log_register_secret("S3cret!pw");
+    hvd_log_info(NULL, "stage vm.create started on hv01.lab.example (attempt 1)");
+    hvd_log_info(NULL, "agent said: password a rejected; pw=S3cret!pw");
+    hvd_log_kv(HVD_LOG_INFO, NULL, "kv", "request", "{\"guest_la_pw\":\"a\",\"vm_name\":\"alpha\"}", NULL);
+    json_t *l[3];
+    cr_assert_eq(read_lines(l, 3), 3);
+    cr_assert_str_eq(str(l[0], "msg"), "stage vm.create started on hv01.lab.example (attempt 1)");
+    cr_assert_str_eq(str(l[1], "msg"), "agent said: password *** rejected; pw=***");
+    cr_assert_str_eq(str(l[2], "request"), "{\"guest_la_pw\":\"***\",\"vm_name\":\"alpha\"}");
+    for (int i = 0; i < 3; i++) json_decref(l[i]);
+    hvd_log_unregister_secret("a");
+    hvd_log_unregister_secret("S3cret!pw");
+}
+
+/* A value cut at the line limit is cut on a character boundary. */
+Test(log, long_value_is_cut_on_a_character_boundary)
+{
+    HvdBuf b = {0};
+    hvd_buf_puts(&b, "x");
+    for (int i = 0; i < 20000; i++) hvd_buf_puts(&b, "\xe2\x82\xac");
+    hvd_log_info(NULL, "%s", b.data);
+    hvd_buf_free(&b);
+    json_t *l = only_line();
+    const char *msg = str(l, "msg");
+    cr_assert_null(strstr(msg, "\xef\xbf\xbd"), "a character was split into U+FFFD");
+    cr_assert_not_null(strstr(msg, "bytes cut]"));
+    json_decref(l);
+}

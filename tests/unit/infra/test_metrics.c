@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "log.h"
 #include "metrics.h"
@@ -453,4 +454,186 @@ Test(metrics, http_bad_addresses)
     cr_assert_str_eq(err, "HVD_METRICS_ADDR 'nonsense': expected HOST:PORT");
     cr_assert_null(hvd_metrics_server_start("192.0.2.1:9464", NULL, NULL, err, sizeof err));
     cr_assert_str_eq(err, "HVD_METRICS_ADDR 192.0.2.1:9464: cannot bind: Cannot assign requested address");
+}
+
+/* ---- issue 12: labels only from fixed sets ---- */
+
+static size_t series_of(const Parsed *p, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n; i++) n += strcmp(p->s[i].name, name) == 0;
+    return n;
+}
+
+/* 4 000 distinct job_type values (from message bodies) added 128 MB and a
+ * 65 MB /metrics: now they are one series, "other". */
+Test(metrics, labels_come_only_from_fixed_sets)
+{
+    hvd_metrics_register_worker();
+    char jt[64];
+    for (int i = 0; i < 4000; i++) {
+        snprintf(jt, sizeof jt, "job-type-%d", i);
+        hvd_metric_inc(HVD_M_JOBS_TOTAL, jt, "error");
+        hvd_metric_inc(HVD_M_DEAD_LETTERS_TOTAL, jt, NULL);
+        hvd_metric_observe(HVD_M_STAGE_DURATION, jt, NULL, 1);
+    }
+    hvd_metric_inc(HVD_M_JOBS_TOTAL, "managed_deployment", "success");
+    hvd_metric_inc(HVD_M_JOBS_TOTAL, "managed_deployment", "weird-status");
+    HvdBuf b = {0};
+    hvd_metrics_render(&b);
+    cr_assert_lt(b.len, 16 * 1024, "/metrics is %zu bytes", b.len);
+    cr_assert_null(strstr(b.data, "job-type-"), "a body's value became a label");
+    parse_text(b.data, &P);
+    hvd_buf_free(&b);
+    cr_assert_eq(series_of(&P, "hvdeploy_jobs_total"), 3);
+    cr_assert_eq(find(&P, "hvdeploy_jobs_total", "job_type", "other", "status", "error"), 4000);
+    cr_assert_eq(find(&P, "hvdeploy_jobs_total", "job_type", "managed_deployment", "status", "other"), 1);
+    cr_assert_eq(find(&P, "hvdeploy_dead_letters_total", "reason", "other", NULL, NULL), 4000);
+    cr_assert_eq(hvd_metric_value(HVD_M_STAGE_DURATION, "other", NULL), 4000);
+    cr_assert_eq(hvd_metric_value(HVD_M_JOBS_TOTAL, "job-type-7", "error"), 4000, "looked up the same way");
+}
+
+/* A metric without sets keeps HVD_METRIC_MAX_SERIES series; the rest is "other". */
+Test(metrics, series_per_metric_are_capped)
+{
+    cr_assert_eq(hvd_metric_register("free_total", HVD_METRIC_COUNTER, "h", "k", NULL, NULL, 0), 0);
+    char v[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(v, sizeof v, "v%d", i);
+        hvd_metric_inc("free_total", v, NULL);
+    }
+    render_parse(&P);
+    cr_assert_eq(series_of(&P, "free_total"), HVD_METRIC_MAX_SERIES + 1);
+    cr_assert_eq(find(&P, "free_total", "k", "v0", NULL, NULL), 1);
+    cr_assert_eq(find(&P, "free_total", "k", "other", NULL, NULL), 1000 - HVD_METRIC_MAX_SERIES);
+    cr_assert_eq(hvd_metric_limit_values("free_total", 1, NULL), -1, "no second label");
+    cr_assert_eq(hvd_metric_limit_values("nope_total", 0, NULL), -1);
+}
+
+/* ---- issue 12: slow clients ---- */
+
+/* A connection from src (127.x.y.z) to port; -1 when refused. */
+static int connect_from(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &me.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&me, sizeof me), 0, "bind %s: %s", src, strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+typedef struct {
+    int fds[80];
+    int n;
+    int interval_ms;
+    atomic_bool stop;
+} Trickle;
+
+/* Sends one byte of a never-ending request header on every connection each interval. */
+static void *trickle(void *arg)
+{
+    Trickle *t = arg;
+    static const char req[] =
+        "GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for (size_t k = 0; !atomic_load(&t->stop); k++) {
+        for (int i = 0; i < t->n; i++)
+            if (t->fds[i] >= 0) (void)send(t->fds[i], req + (k % (sizeof req - 1)), 1, MSG_NOSIGNAL);
+        for (int ms = 0; ms < t->interval_ms && !atomic_load(&t->stop); ms += 10) usleep(10 * 1000);
+    }
+    return NULL;
+}
+
+/* 70 connections trickling a byte a second (from another client address, as
+ * another pod would) kept /healthz unanswered: the 64 connections of the old
+ * global limit were all taken and each byte renewed the idle timeout. */
+Test(metrics, health_answers_under_70_trickling_connections, .timeout = 30)
+{
+    char err[256] = "";
+    HvdMetricsServer *s = hvd_metrics_server_start("127.0.0.1:0", NULL, NULL, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    int port = hvd_metrics_server_port(s);
+    Trickle *t = calloc(1, sizeof *t);
+    t->interval_ms = 1000;
+    for (int i = 0; i < 70; i++) t->fds[t->n++] = connect_from("127.0.0.2", port);
+    pthread_t th;
+    pthread_create(&th, NULL, trickle, t);
+    usleep(1500 * 1000); /* the server has taken in what it will */
+    struct timespec a, z;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    Resp r = http("127.0.0.1", port, "GET", "/healthz");
+    clock_gettime(CLOCK_MONOTONIC, &z);
+    double took = (double)(z.tv_sec - a.tv_sec) + (double)(z.tv_nsec - a.tv_nsec) / 1e9;
+    cr_assert_eq(r.status, 200);
+    cr_assert_lt(took, 1.0, "/healthz took %.2f s under 70 slow connections", took);
+    free(r.body);
+    atomic_store(&t->stop, true);
+    pthread_join(th, NULL);
+    for (int i = 0; i < t->n; i++)
+        if (t->fds[i] >= 0) close(t->fds[i]);
+    free(t);
+    hvd_metrics_server_stop(s);
+}
+
+/* Each byte renewed the idle timeout, so a trickling connection lived for
+ * ever: now it is closed HVD_METRICS_CONN_MAX_MS after it was accepted. */
+Test(metrics, connection_life_is_bounded_whatever_it_sends, .timeout = 30)
+{
+    char err[256] = "";
+    HvdMetricsServer *s = hvd_metrics_server_start("127.0.0.1:0", NULL, NULL, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    Trickle *t = calloc(1, sizeof *t);
+    t->interval_ms = 300;
+    t->fds[t->n++] = connect_from("127.0.0.3", hvd_metrics_server_port(s));
+    cr_assert_geq(t->fds[0], 0);
+    int fd = t->fds[0];
+    struct timeval tv = {0, 200 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    pthread_t th;
+    pthread_create(&th, NULL, trickle, t);
+    struct timespec a, z;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    double took = 0;
+    bool closed = false;
+    while (!closed && took < 3 * HVD_METRICS_CONN_MAX_MS / 1000.0) {
+        char c;
+        ssize_t n = recv(fd, &c, 1, 0);
+        closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+        clock_gettime(CLOCK_MONOTONIC, &z);
+        took = (double)(z.tv_sec - a.tv_sec) + (double)(z.tv_nsec - a.tv_nsec) / 1e9;
+    }
+    atomic_store(&t->stop, true);
+    pthread_join(th, NULL);
+    close(fd);
+    free(t);
+    hvd_metrics_server_stop(s);
+    cr_assert(closed, "the trickling connection was still open after %.1f s", took);
+    cr_assert_lt(took, HVD_METRICS_CONN_MAX_MS / 1000.0 + 1.5, "closed after %.1f s", took);
+}
+
+/* One client address holds at most HVD_METRICS_PER_IP connections. */
+Test(metrics, one_client_holds_few_connections, .timeout = 30)
+{
+    char err[256] = "";
+    HvdMetricsServer *s = hvd_metrics_server_start("127.0.0.1:0", NULL, NULL, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    int port = hvd_metrics_server_port(s), fds[20];
+    for (int i = 0; i < 20; i++) fds[i] = connect_from("127.0.0.4", port);
+    usleep(500 * 1000);
+    int open_ = 0;
+    for (int i = 0; i < 20; i++) {
+        if (fds[i] < 0) continue;
+        char c;
+        ssize_t n = recv(fds[i], &c, 1, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) open_++; /* still held by the server */
+        close(fds[i]);
+    }
+    hvd_metrics_server_stop(s);
+    cr_assert_eq(open_, HVD_METRICS_PER_IP, "%d connections of one client were kept", open_);
 }

@@ -132,22 +132,51 @@ Test(secret, key_file_forms_and_errors)
     cr_assert_str_eq(err, want);
 }
 
-Test(secret, world_readable_key_warns_but_loads)
+/* Issue 12: a key file others can read is an error, not a warning. */
+Test(secret, world_readable_key_is_refused)
+{
+    new_key_file("k");
+    HvdSecretKey k;
+    static const mode_t bad[] = {0644, 0604, 0606, 0660, 0620, 0610, 0666, 0777};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        chmod(in_dir("k"), bad[i]);
+        cr_assert_eq(hvd_secret_load_key(in_dir("k"), &k, err, sizeof err), -1, "mode %04o was accepted",
+                     (unsigned)bad[i]);
+        char want[512];
+        snprintf(want, sizeof want,
+                 "HVD_SECRET_KEY_FILE %s: mode %04o lets other users read or change the key: chmod 600 it", in_dir("k"),
+                 (unsigned)bad[i]);
+        cr_assert_str_eq(err, want);
+    }
+    chmod(in_dir("k"), 0400);
+    cr_assert_eq(hvd_secret_load_key(in_dir("k"), &k, err, sizeof err), 0, "%s", err);
+}
+
+/* Group-readable by another group is refused; by this process's own group
+ * (Kubernetes' fsGroup mounts) it loads with a warning. */
+Test(secret, group_readable_key_only_for_our_own_group)
 {
     char logpath[] = "/tmp/hvd-test-secret-log-XXXXXX";
     int lfd = mkstemp(logpath);
     hvd_log_set_fd(lfd);
     new_key_file("k");
-    chmod(in_dir("k"), 0644);
     HvdSecretKey k;
+    cr_assert_eq(chown(in_dir("k"), (uid_t)-1, getegid()), 0);
+    chmod(in_dir("k"), 0640);
     cr_assert_eq(hvd_secret_load_key(in_dir("k"), &k, err, sizeof err), 0, "%s", err);
     char buf[1024] = {0};
     cr_assert(pread(lfd, buf, sizeof buf - 1, 0) > 0);
     cr_assert_not_null(strstr(buf, "\"level\":\"warn\""));
-    cr_assert_not_null(strstr(buf, "readable by group or others"));
+    cr_assert_not_null(strstr(buf, "readable by its group"));
     hvd_log_set_fd(2);
     close(lfd);
     unlink(logpath);
+    if (geteuid() == 0) { /* only root can hand the file to another group */
+        gid_t other = getegid() == 0 ? 1 : 0;
+        cr_assert_eq(chown(in_dir("k"), (uid_t)-1, other), 0);
+        cr_assert_eq(hvd_secret_load_key(in_dir("k"), &k, err, sizeof err), -1, "another group may read it");
+        cr_assert_not_null(strstr(err, "mode 0640 lets other users read or change the key"), "%s", err);
+    }
 }
 
 static HvdSecretKeys ring_of(const char *current, const char *old)
