@@ -15,6 +15,7 @@
 #include "jobrun.h"
 #include "log.h"
 #include "metrics.h"
+#include "output.h"
 #include "plan.h"
 
 #define MAX_STAGES 4
@@ -427,8 +428,11 @@ static void call_agent(JobRun *r, const char *operation, const char *stage, int 
     hvd_node_free(spec);
 
     HvdAgentResult res;
-    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel};
+    HvdAgentCallOpts opts = {.cancel = &w->agent_cancel, .on_line = output_line};
+    opts.line_arg = output_begin(w, r->rec->job_id, r->rec->correlation_id, r->rec->content_type, stage, attempt,
+                                 r->secrets, r->n_secrets);
     hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
+    output_flush(opts.line_arg);
     out->cancelled = res.outcome == HVD_AGENT_CANCELLED;
     hvd_secret_buf_free(&line);
 

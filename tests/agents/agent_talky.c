@@ -2,7 +2,8 @@
  * reads the request, prints HVD_TEST_LINES lines (default 5) on stdout, every
  * HVD_TEST_LINE_MS milliseconds (default 200; 0 = as fast as it can), every
  * HVD_TEST_STDERR_EVERY-th one on stderr instead (default 0 = none), each
- * "<operation> line N" followed by HVD_TEST_LINE_TEXT when set. With
+ * "<operation> line N" followed by HVD_TEST_LINE_TEXT when set (HVD_TEST_RATE
+ * = lines a second instead, in bursts every 10 ms). With
  * HVD_TEST_ECHO_SECRET=1 it also prints the guest_la_pw of a vm.initialize
  * request (the worker must mask it). Then, when it was given a command
  * (argv[1]...), it runs that command with the request on its stdin (e.g. the
@@ -43,13 +44,24 @@ int main(int argc, char **argv)
 
     long lines = talk ? env_long("HVD_TEST_LINES", 5) : 0;
     long every_ms = env_long("HVD_TEST_LINE_MS", 200), err_every = env_long("HVD_TEST_STDERR_EVERY", 0);
+    long rate = env_long("HVD_TEST_RATE", 0); /* lines a second, in bursts every 10 ms (overrides LINE_MS) */
     const char *text = getenv("HVD_TEST_LINE_TEXT");
     for (long i = 1; i <= lines; i++) {
         FILE *f = err_every > 0 && i % err_every == 0 ? stderr : stdout;
         fprintf(f, "%s line %ld%s%s\n", op, i, text ? " " : "", text ? text : "");
+        if (rate > 0) {
+            if (i % (rate / 100 > 0 ? rate / 100 : 1) == 0) {
+                fflush(stdout);
+                fflush(stderr);
+                sleep_ms(10);
+            }
+            continue;
+        }
         fflush(f);
         if (every_ms > 0 && i < lines) sleep_ms(every_ms);
     }
+    fflush(stdout);
+    fflush(stderr);
     if (talk && env_long("HVD_TEST_ECHO_SECRET", 0) == 1) {
         const char *pw = json_string_value(json_object_get(json_object_get(req, "resource_spec"), "guest_la_pw"));
         if (pw) {
