@@ -548,37 +548,9 @@ static bool open_store(DeadCtx *c)
     return true;
 }
 
-/* Publishes the job's doorbell to <prefix>.jobs. False (with err) when it went nowhere:
- * the fleet's sweep still finds the job, only later. */
 static bool ring_doorbell(DeadCtx *c, const char *job_id, const char *job_type, char *err, size_t errlen)
 {
-    HvdNode *n = hvd_node_map();
-    hvd_node_map_set_str(n, "job_id", job_id);
-    hvd_node_map_set_str(n, "job_type", job_type && *job_type ? job_type : HVD_JOB_TYPE_MANAGED);
-    hvd_node_map_set_bool(n, "doorbell", true);
-    HvdBuf body = {0};
-    hvd_encode(HVD_CT_MSGPACK, n, &body);
-    hvd_node_free(n);
-    HvdHeader h = {.key = HVD_BROKER_DOORBELL_HEADER, .i = 1};
-    HvdPublish p = {
-        .exchange = c->jobs_exchange,
-        .routing_key = HVD_BROKER_JOB_KEY,
-        .body = body.data,
-        .len = body.len,
-        .content_type = hvd_content_type_name(HVD_CT_MSGPACK),
-        .message_id = job_id,
-        .persistent = true,
-        .mandatory = true,
-        .headers = &h,
-        .n_headers = 1,
-    };
-    HvdConfirm cf = ctlq_publish_wait(c->b, &p, DEAD_CONFIRM_MS, err, errlen);
-    hvd_buf_free(&body);
-    if (cf == HVD_CONFIRM_RETURNED)
-        snprintf(err, errlen, "no queue is bound to %s for doorbells", c->jobs_exchange);
-    else if (cf == HVD_CONFIRM_NACKED)
-        snprintf(err, errlen, "RabbitMQ refused the doorbell");
-    return cf == HVD_CONFIRM_ACKED;
+    return ctlq_ring_doorbell(c->b, c->jobs_exchange, job_id, job_type, DEAD_CONFIRM_MS, err, errlen);
 }
 
 /* Headers worth keeping on a republished message: not the dead-lettering's own. */

@@ -8,7 +8,8 @@
  * request (the worker must mask it). Then, when it was given a command
  * (argv[1]...), it runs that command with the request on its stdin (e.g. the
  * simhost, which answers); else it answers success itself, with a vm_id for
- * vm.create. HVD_TEST_ONLY_OP limits the talking to one operation. */
+ * vm.create. HVD_TEST_ONLY_OP limits the talking to one operation; while the
+ * file HVD_TEST_FAIL_WHILE exists, HVD_TEST_FAIL_OP answers a permanent error. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -69,6 +70,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "debug: {\"guest_la_pw\": \"%s\"}\n", pw);
             fflush(stdout);
         }
+    }
+    /* an injected permanent failure of one operation while a file exists */
+    const char *fail_op = getenv("HVD_TEST_FAIL_OP"), *fail_while = getenv("HVD_TEST_FAIL_WHILE");
+    if (fail_op && fail_while && strcmp(fail_op, op) == 0 && access(fail_while, F_OK) == 0) {
+        printf("{\"status\":\"error\",\"message\":\"injected failure\",\"code\":\"INJECTED\",\"data\":{},"
+               "\"logs\":[]}\n");
+        json_decref(req);
+        return 0;
     }
     if (argc > 1) {
         /* the request goes to the real agent through a pipe (it fits in the pipe's buffer) */
