@@ -132,11 +132,16 @@ void auth_csrf_token(const WebReq *r, char out[65])
     sodium_bin2hex(out, 65, mac, sizeof mac);
 }
 
-/* An Origin header, when the browser sent one, names this very server. */
+/* An Origin header, when the browser sent one, names this very server; a
+ * browser that sent none (or "null") says through Sec-Fetch-Site whether the
+ * request came from one of our pages. */
 static bool origin_ok(const WebReq *r)
 {
     const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
-    if (!origin || strcmp(origin, "null") == 0) return origin == NULL;
+    if (!origin || strcmp(origin, "null") == 0) {
+        const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+        return !site || strcmp(site, "same-origin") == 0;
+    }
     const char *host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host");
     if (!host) return false;
     const char *p = strstr(origin, "://");

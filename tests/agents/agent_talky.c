@@ -9,7 +9,9 @@
  * (argv[1]...), it runs that command with the request on its stdin (e.g. the
  * simhost, which answers); else it answers success itself, with a vm_id for
  * vm.create. HVD_TEST_ONLY_OP limits the talking to one operation; while the
- * file HVD_TEST_FAIL_WHILE exists, HVD_TEST_FAIL_OP answers a permanent error. */
+ * file HVD_TEST_FAIL_WHILE exists (or for the host HVD_TEST_FAIL_HOST),
+ * HVD_TEST_FAIL_OP answers an error with code HVD_TEST_FAIL_CODE (default
+ * INJECTED, permanent). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -73,9 +75,13 @@ int main(int argc, char **argv)
     }
     /* an injected permanent failure of one operation while a file exists */
     const char *fail_op = getenv("HVD_TEST_FAIL_OP"), *fail_while = getenv("HVD_TEST_FAIL_WHILE");
-    if (fail_op && fail_while && strcmp(fail_op, op) == 0 && access(fail_while, F_OK) == 0) {
-        printf("{\"status\":\"error\",\"message\":\"injected failure\",\"code\":\"INJECTED\",\"data\":{},"
-               "\"logs\":[]}\n");
+    const char *fail_host = getenv("HVD_TEST_FAIL_HOST"), *fail_code = getenv("HVD_TEST_FAIL_CODE");
+    const char *host = json_string_value(json_object_get(json_object_get(req, "metadata"), "host"));
+    bool fail_here = fail_host ? host && strcmp(fail_host, host) == 0 : fail_while && access(fail_while, F_OK) == 0;
+    if (fail_op && strcmp(fail_op, op) == 0 && fail_here) {
+        printf("{\"status\":\"error\",\"message\":\"injected failure\",\"code\":\"%s\",\"data\":{},"
+               "\"logs\":[]}\n",
+               fail_code && *fail_code ? fail_code : "INJECTED");
         json_decref(req);
         return 0;
     }
