@@ -257,6 +257,7 @@ static bool handle_job(Consumer *c, const HvdDelivery *d)
         .allowed_hosts = (const char *const *)w->cfg.allowed_hosts.v,
         .n_allowed_hosts = w->cfg.allowed_hosts.n,
         .message_id = d->message_id,
+        .reply_to = d->reply_to,
     };
     HvdJob job;
     HvdErrors errs = {0};
@@ -280,6 +281,10 @@ static bool handle_job(Consumer *c, const HvdDelivery *d)
             snprintf(msg, sizeof msg, "Job type '%s' is not handled by this fleet.", job.job_type);
         else if (strcmp(code, "host_not_allowed") == 0)
             snprintf(msg, sizeof msg, "Target host '%s' is not in this fleet's allowed hosts.", job.target_host);
+        else if (errs.n == 1 && strcmp(errs.items[0].loc, "reply_to") == 0)
+            snprintf(msg, sizeof msg,
+                     "Refused: reply_to is RabbitMQ's direct reply-to, which cannot carry the "
+                     "envelope of a job this long; use a durable named queue.");
         else
             snprintf(msg, sizeof msg, "The request is invalid: %zu validation error%s.", errs.n,
                      errs.n == 1 ? "" : "s");

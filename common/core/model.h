@@ -82,7 +82,15 @@ typedef struct {
     const char *const *allowed_hosts; /* NULL or empty list = any valid host */
     size_t n_allowed_hosts;
     const char *message_id; /* AMQP message_id property, NULL when absent */
+    const char *reply_to;   /* (v1.1) AMQP reply_to property: RabbitMQ's direct reply-to is refused */
 } HvdValidateOpts;
+
+/* RabbitMQ's direct reply-to pseudo-queue (amq.rabbitmq.reply-to and the
+ * amq.rabbitmq.reply-to.<token> names it hands out): it lives only as long
+ * as the requesting channel, so a job that runs for minutes or hours cannot
+ * be answered on it. */
+#define HVD_DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
+bool hvd_reply_to_is_direct(const char *reply_to);
 
 /* Validates a decoded body against §3 and fills job. Returns true when there
  * are no errors; otherwise every error is appended to errs and job holds what
