@@ -25,7 +25,11 @@ import uuid
 
 import aio_pika.exceptions
 
-from hvdeploy_client import Client, JobNotRoutedError, JobRefusedError
+try:
+    from hvdeploy_client import Client, JobNotRoutedError, JobRefusedError
+except ImportError:  # run from a checkout without installing the package
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
+    from hvdeploy_client import Client, JobNotRoutedError, JobRefusedError
 
 
 def build_request(host, vm_name, guest_password):
