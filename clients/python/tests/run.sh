@@ -12,8 +12,13 @@ VENV="$ROOT/.state/pyclient-venv"
 "$PY" -c 'import aio_pika, msgpack, pika' 2>/dev/null ||
     { echo "python-client: $PY lacks aio_pika, msgpack or pika (apt-get install python3-aio-pika python3-msgpack python3-pika)"; exit 1; }
 [ -x "$VENV/bin/pip" ] || "$PY" -m venv --system-site-packages "$VENV"
-# offline: the build backend (setuptools) and the dependencies are Debian's
-"$VENV/bin/pip" install --quiet --no-build-isolation --no-index --force-reinstall --no-deps "$ROOT/clients/python"
+# offline: the build backend (setuptools) and the dependencies are Debian's; built
+# from a copy, since setuptools writes build/ and *.egg-info beside the sources
+PKG="$(mktemp -d)"
+cp -r "$ROOT/clients/python/." "$PKG/"
+rm -rf "$PKG/build" "$PKG"/*.egg-info
+"$VENV/bin/pip" install --quiet --no-build-isolation --no-index --force-reinstall --no-deps "$PKG"
+rm -rf "$PKG"
 "$VENV/bin/python" -c 'import hvdeploy_client, sys; print("python-client: hvdeploy_client", hvdeploy_client.__version__, "from", hvdeploy_client.__file__)'
 
 trap world_free EXIT
