@@ -5,9 +5,6 @@
  * that trickle a request or read an answer slowly cannot hold the server.
  * Routes requests, reads small form bodies, and adds the security headers
  * (a strict Content-Security-Policy, no caching, no framing) to every answer. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "clock.h"
+#include "listen.h"
 #include "log.h"
 #include "web.h"
 
@@ -297,46 +295,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 struct WebServer *web_server_start(Web *w, char *err, size_t errlen)
 {
-    char host[256], port_s[8];
-    int port = 0, fd = -1;
-    struct addrinfo hints = {0}, *res = NULL, *ai = NULL;
-    if (!hvd_parse_host_port(w->listen, host, sizeof host, &port, true)) {
-        snprintf(err, errlen, "--listen '%s': expected HOST:PORT", w->listen);
-        return NULL;
-    }
-    snprintf(port_s, sizeof port_s, "%d", port);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    int gai = getaddrinfo(host, port_s, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "--listen %s: cannot resolve %s: %s", w->listen, host, gai_strerror(gai));
-        return NULL;
-    }
-    int saved = 0;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) break;
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    if (fd < 0) {
-        snprintf(err, errlen, "--listen %s: cannot bind: %s", w->listen, strerror(saved));
-        freeaddrinfo(res);
-        return NULL;
-    }
-    bool v6 = ai->ai_family == AF_INET6;
-    freeaddrinfo(res);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    int port = 0;
+    bool v6 = false;
+    int fd = hvd_listen_tcp(w->listen, "--listen", &port, &v6, err, errlen);
+    if (fd < 0) return NULL;
     struct WebServer *s = hvd_xcalloc(1, sizeof *s);
     s->web = w;
     s->port = port;

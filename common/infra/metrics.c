@@ -1,6 +1,7 @@
 /* Metrics registry, Prometheus text rendering and the /metrics + /healthz
  * HTTP endpoint (libmicrohttpd, one internal polling thread). */
 #include "metrics.h"
+#include "listen.h"
 #include "config.h"
 #include "log.h"
 #include <errno.h>
@@ -465,46 +466,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err, size_t errlen)
 {
-    char host[256], port_s[8];
-    int port = 0, fd = -1;
+    int port = 0;
+    bool v6 = false;
     HvdMetricsServer *srv = NULL;
-    struct addrinfo hints = {0}, *res = NULL;
-    if (!addr || !hvd_parse_host_port(addr, host, sizeof host, &port, true)) {
-        snprintf(err, errlen, "HVD_METRICS_ADDR '%s': expected HOST:PORT", addr ? addr : "");
-        goto fail;
-    }
-    snprintf(port_s, sizeof port_s, "%d", port);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    int gai = getaddrinfo(host, port_s, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot resolve %s: %s", addr, host, gai_strerror(gai));
-        goto fail;
-    }
-    int saved = 0;
-    struct addrinfo *ai;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) break;
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    if (fd < 0) {
-        snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot bind: %s", addr, strerror(saved));
-        goto fail;
-    }
-    bool v6 = ai->ai_family == AF_INET6;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    int fd = hvd_listen_tcp(addr, "HVD_METRICS_ADDR", &port, &v6, err, errlen);
+    if (fd < 0) return NULL;
     srv = hvd_xcalloc(1, sizeof *srv);
     srv->ready = ready;
     srv->arg = arg;
@@ -518,11 +484,9 @@ HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, v
         snprintf(err, errlen, "HVD_METRICS_ADDR %s: cannot start the HTTP server", addr);
         goto fail;
     }
-    freeaddrinfo(res);
     return srv;
 fail:
-    if (fd >= 0) close(fd);
-    if (res) freeaddrinfo(res);
+    close(fd);
     free(srv);
     return NULL;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include "store_priv.h"
+#include "store_view.h"
 
 static const char SQL_RENEW[] =
     "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS r(job_id, epoch)),"
@@ -184,18 +185,6 @@ HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *f
     return HVD_STORE_OK;
 }
 
-/* clang-format off */
-static const char SQL_LIST[] =
-    "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.code,"
-    " (SELECT s.stage FROM hvdeploy.job_stages s WHERE s.job_id = j.job_id AND s.status <> 'succeeded'"
-    "  ORDER BY (s.status = 'running') DESC, s.position LIMIT 1),"
-    " j.attempts, j.cancel_requested, " STORE_TS("j.created_at") ", " STORE_TS("j.updated_at") ","
-    " " STORE_TS("j.finished_at")
-    " FROM hvdeploy.jobs j WHERE ($1::text IS NULL OR j.status = $1::text)"
-    " AND ($2::text IS NULL OR lower(j.target_host) = lower($2::text))"
-    " ORDER BY j.created_at DESC, j.seq DESC LIMIT $3::int";
-/* clang-format on */
-
 void hvd_job_summaries_free(HvdJobSummary *v, size_t n)
 {
     if (!v) return;
@@ -215,36 +204,6 @@ void hvd_job_summaries_free(HvdJobSummary *v, size_t n)
 HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobSummary **out,
                               size_t *n, char *err, size_t errlen)
 {
-    StoreParams p = {0};
-    HvdStoreStatus st;
-    *out = NULL;
-    *n = 0;
-    StoreConn *c = store_checkout(s, &st, err, errlen);
-    if (!c) return st;
-    store_p_text(&p, status && *status ? status : NULL);
-    store_p_text(&p, host && *host ? host : NULL);
-    store_p_int(&p, limit > 100000 ? 100000 : (int64_t)limit);
-    PGresult *r = store_exec1(s, c, SQL_LIST, &p, &st, err, errlen);
-    store_checkin(s, c);
-    if (!r) return st;
-    int rows = PQntuples(r);
-    HvdJobSummary *v = hvd_xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
-    for (int i = 0; i < rows; i++) {
-        store_col_copy(r, i, 0, v[i].job_id, sizeof(v[i].job_id));
-        store_col_copy(r, i, 1, v[i].status, sizeof(v[i].status));
-        v[i].job_type = store_col_dup(r, i, 2);
-        v[i].target_host = store_col_dup(r, i, 3);
-        v[i].vm_name = store_col_dup(r, i, 4);
-        v[i].code = store_col_dup(r, i, 5);
-        v[i].stage = store_col_dup(r, i, 6);
-        v[i].attempts = (int)store_col_int(r, i, 7);
-        v[i].cancel_requested = store_col_bool(r, i, 8);
-        v[i].created_at = store_col_dup(r, i, 9);
-        v[i].updated_at = store_col_dup(r, i, 10);
-        v[i].finished_at = store_col_dup(r, i, 11);
-    }
-    PQclear(r);
-    *out = v;
-    *n = (size_t)rows;
-    return HVD_STORE_OK;
+    HvdListFilter f = {.status = status, .host = host, .limit = limit > 100000 ? 100000 : limit};
+    return hvd_store_list_filtered(s, &f, out, n, err, errlen);
 }
