@@ -51,23 +51,28 @@ world_wait_ready "$WORK/worker.log" || { echo "web: the worker did not start"; e
 PASSWORD="web-$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$PASSWORD" | "$BIN/hvdeploy-web" --hash-password >"$WORK/password"
 
-# start_web LOG ARGS...: prints the base URL once it listens
+# start_web VAR LOG ARGS...: starts a dashboard, sets VAR to its base URL once it listens
 start_web() {
-    local log="$1" _i port
-    shift
+    local var="$1" log="$2" _i port
+    shift 2
     env HVD_PG_DSN="$DSN" HVD_AMQP_PREFIX="$PREFIX" HVD_HOST_CONCURRENCY=1 \
         "$BIN/hvdeploy-web" --listen 127.0.0.1:0 "$@" </dev/null >"$log" 2>&1 &
     WEB_PIDS+=("$!")
     for _i in $(seq 1 100); do
         port="$(sed -n 's/.*"msg":"web started".*"port":"\([0-9]*\)".*/\1/p' "$log" | head -n1)"
-        [ -n "$port" ] && { echo "http://127.0.0.1:$port"; return 0; }
+        if [ -n "$port" ]; then
+            printf -v "$var" 'http://127.0.0.1:%s' "$port"
+            return 0
+        fi
         sleep 0.1
     done
     cat "$log" >&2
     return 1
 }
-WEB_URL="$(start_web "$WORK/web.log" --allow-actions --password-file "$WORK/password")"
-WEB_RO_URL="$(start_web "$WORK/web-ro.log" --per-ip 6 --max-connections 8 --request-timeout 3)"
+start_web WEB_URL "$WORK/web.log" --allow-actions --password-file "$WORK/password" ||
+    { echo "web: the dashboard did not start"; exit 1; }
+start_web WEB_RO_URL "$WORK/web-ro.log" --per-ip 6 --max-connections 8 --request-timeout 3 ||
+    { echo "web: the read-only dashboard did not start"; exit 1; }
 echo "web: dashboards at $WEB_URL (actions) and $WEB_RO_URL (read-only)"
 
 rc=0
