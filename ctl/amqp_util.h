@@ -45,4 +45,10 @@ HvdNode *ctlq_redact_all(const HvdNode *node);
 /* node as indented JSON text (malloc'd, NUL-terminated, no trailing newline). */
 char *ctlq_pretty_json(const HvdNode *node);
 
+/* Publishes the doorbell {job_id, job_type, doorbell: true} of a job to
+ * jobs_exchange (confirm awaited up to timeout_ms). False (with err) when it
+ * went nowhere: the fleet's sweep still finds the job, only later. */
+bool ctlq_ring_doorbell(HvdBroker *b, const char *jobs_exchange, const char *job_id, const char *job_type,
+                        int timeout_ms, char *err, size_t errlen);
+
 #endif

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "amqp_util.h"
+#include "deadq.h"
 #include "buf.h"
 #include "clock.h"
 #include "codec.h"
@@ -22,23 +23,6 @@
 #define DEAD_DEFAULT_RATE 5
 #define DEAD_CONFIRM_MS 30000
 #define DEAD_PREVIEW_BYTES 4096 /* raw bodies shown by `show` (human) */
-
-/* One dead letter, taken with basic.get and not acked: closing the connection
- * puts it back in the queue, in order. */
-typedef struct {
-    HvdDelivery d;
-    char id[64];  /* message_id, else "raw-<hash of the body>" */
-    char *job_id; /* a job id: message_id or the record's job_id; NULL when none */
-    char *reason; /* why it died (secret-safe) */
-    char *code;
-    char *source;      /* "worker", or "rabbitmq (delivery_limit from queue X)" */
-    char *routing_key; /* the routing key it was first published with */
-    int64_t at_ms;     /* when it died, 0 when unknown */
-    bool record;       /* the worker's JSON record of a failed job (retries exhausted...) */
-    bool resumed;      /* replay: its job was reset and rung in this run */
-    HvdNode *headers;
-    HvdNode *body; /* decoded body (JSON or msgpack map/list), NULL when undecodable */
-} DeadItem;
 
 typedef struct {
     const char *verb;
@@ -57,7 +41,7 @@ typedef struct {
     HvdBroker *b;
     HvdStore *store; /* opened on first need (replay) */
     DeadItem *items;
-    size_t n, cap;
+    size_t n;
     uint32_t in_queue; /* messages the queue reported before reading */
 } DeadCtx;
 
@@ -99,158 +83,6 @@ static void dead_usage(FILE *f)
           f);
 }
 
-/* ---- small text helpers ---- */
-
-/* The parser's " near '...'" excerpt of a message could be a piece of a password. */
-static char *safe_reason(const char *s)
-{
-    char *r = hvd_xstrdup(s ? s : "");
-    char *near = strstr(r, " near '");
-    if (near) *near = '\0';
-    return r;
-}
-
-/* A copy fit for one terminal line: control characters become '?'; at most max bytes
- * (cut on a UTF-8 boundary, with "..."). */
-static char *one_line(const char *s, size_t max)
-{
-    HvdBuf b = {0};
-    size_t n = 0;
-    hvd_buf_puts(&b, "");
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++, n++) {
-        if (max && n >= max && (*p & 0xc0) != 0x80) {
-            hvd_buf_puts(&b, "...");
-            break;
-        }
-        unsigned char c = (*p < 0x20 || *p == 0x7f) ? '?' : *p;
-        hvd_buf_append(&b, &c, 1);
-    }
-    return hvd_buf_steal(&b);
-}
-
-static void size_text(size_t n, char *out, size_t outlen)
-{
-    if (n < 10000)
-        snprintf(out, outlen, "%zu", n);
-    else if (n < 10u << 20)
-        snprintf(out, outlen, "%.1fK", (double)n / 1024);
-    else
-        snprintf(out, outlen, "%.1fM", (double)n / (1024 * 1024));
-}
-
-/* A raw body that could not be decoded, as received but for the values of
- * the secret fields (core/mask.c, the same masking the worker applies before
- * dead-lettering; this covers letters from older workers). Caller frees. */
-static unsigned char *masked_raw(const DeadItem *it, size_t *len)
-{
-    HvdBuf b = {0};
-    hvd_mask_raw_secrets(it->d.body, it->d.len, &b);
-    *len = b.len;
-    return (unsigned char *)hvd_buf_steal(&b);
-}
-
-/* ---- reading the queue ---- */
-
-static void item_free(DeadItem *it)
-{
-    hvd_delivery_free(&it->d);
-    free(it->job_id);
-    free(it->reason);
-    free(it->code);
-    free(it->source);
-    free(it->routing_key);
-    hvd_node_free(it->headers);
-    hvd_node_free(it->body);
-}
-
-static const HvdNode *first_death(const HvdNode *headers)
-{
-    const HvdNode *xd = hvd_node_get(headers, "x-death");
-    if (!xd || xd->type != HVD_ARRAY || xd->u.arr.n == 0) return NULL;
-    return xd->u.arr.items[xd->u.arr.n - 1]; /* the oldest death is last */
-}
-
-static HvdNode *decode_body(const HvdDelivery *d)
-{
-    static const HvdDecodeLimits lim = {.max_body = 64u << 20, .max_string = 8u << 20, .max_depth = 64};
-    HvdContentType ct = hvd_content_type_parse(d->content_type);
-    HvdNode *n = NULL;
-    char why[256];
-    if (ct == HVD_CT_UNKNOWN) return NULL; /* shown as received */
-    if (hvd_decode_limited(ct, d->body, d->len, &lim, &n, why, sizeof why) != HVD_DECODE_OK) return NULL;
-    if (n->type != HVD_MAP && n->type != HVD_ARRAY) {
-        hvd_node_free(n);
-        return NULL;
-    }
-    return n;
-}
-
-/* Works out id, job id, reason, code, source and time of a fresh item. */
-static void item_describe(DeadItem *it)
-{
-    const HvdDelivery *d = &it->d;
-    it->headers = hvd_delivery_headers(d);
-    it->body = decode_body(d);
-    const char *hreason = hvd_node_get_str(it->headers, "x-hvdeploy-reason");
-    const char *hcode = hvd_node_get_str(it->headers, "x-hvdeploy-code");
-    const HvdNode *death = first_death(it->headers);
-
-    /* the worker's record of a failed job: JSON with job_id, stage, request */
-    const char *rec_id = hvd_node_get_str(it->body, "job_id");
-    it->record = hcode && it->body && it->body->type == HVD_MAP && rec_id && hvd_node_get(it->body, "stage") &&
-                 hvd_node_get(it->body, "request");
-
-    if (d->message_id && *d->message_id) {
-        char *clean = one_line(d->message_id, 60);
-        snprintf(it->id, sizeof it->id, "%s", clean);
-        free(clean);
-    } else {
-        unsigned char h[8];
-        crypto_generichash(h, sizeof h, d->body, d->len, NULL, 0);
-        snprintf(it->id, sizeof it->id, "raw-%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3], h[4], h[5]);
-    }
-    if (d->message_id && hvd_uuid_valid(d->message_id, strlen(d->message_id)))
-        it->job_id = hvd_xstrdup(d->message_id);
-    else if (it->record && hvd_uuid_valid(rec_id, strlen(rec_id)))
-        it->job_id = hvd_xstrdup(rec_id);
-
-    if (hreason || hcode) {
-        it->reason = safe_reason(hreason ? hreason : hvd_node_get_str(it->body, "reason"));
-        it->code = hvd_xstrdup(hcode ? hcode : "-");
-        it->source = hvd_xstrdup("worker");
-    } else if (death || hvd_node_get_str(it->headers, "x-first-death-reason")) {
-        const char *why = death ? hvd_node_get_str(death, "reason") : NULL;
-        if (!why) why = hvd_node_get_str(it->headers, "x-first-death-reason");
-        const char *q = death ? hvd_node_get_str(death, "queue") : NULL;
-        if (!q) q = hvd_node_get_str(it->headers, "x-first-death-queue");
-        it->code = hvd_xstrdup(why ? why : "dead_lettered");
-        it->reason = hvd_xasprintf("dead-lettered by RabbitMQ: %s%s%s", why ? why : "unknown reason",
-                                   q ? " in queue " : "", q ? q : "");
-        it->source = hvd_xasprintf("rabbitmq (%s)", why ? why : "unknown");
-    } else {
-        it->reason = hvd_xstrdup("(no reason recorded)");
-        it->code = hvd_xstrdup("-");
-        it->source = hvd_xstrdup("unknown");
-    }
-
-    /* the routing key it had when first published */
-    const HvdNode *rks = death ? hvd_node_get(death, "routing-keys") : NULL;
-    if (rks && rks->type == HVD_ARRAY && rks->u.arr.n && rks->u.arr.items[0]->type == HVD_STR)
-        it->routing_key = hvd_xstrdup(rks->u.arr.items[0]->u.s.ptr);
-    else if (d->routing_key && *d->routing_key)
-        it->routing_key = hvd_xstrdup(d->routing_key);
-    else
-        it->routing_key = hvd_xstrdup(HVD_BROKER_JOB_KEY);
-
-    int64_t t;
-    const char *at = it->record ? hvd_node_get_str(it->body, "at") : NULL;
-    if (!at) at = hvd_delivery_header_str(d, "x-hvdeploy-at"); /* the worker's stamp on raw dead letters */
-    if (at && hvd_time_parse_rfc3339(at, &t))
-        it->at_ms = t;
-    else if (death && hvd_node_get_int(death, "time", &t) && t > 0)
-        it->at_ms = t * 1000;
-}
-
 /* Connects and, unless skip_read, takes up to limit dead letters unacked.
  * Returns -1 on success, else the exit code. */
 static int dead_open(DeadCtx *c, bool confirms, bool skip_read)
@@ -266,22 +98,9 @@ static int dead_open(DeadCtx *c, bool confirms, bool skip_read)
         return CTL_EXIT_USAGE;
     }
     if (skip_read) return -1;
-    while (c->n < (size_t)c->a.limit) {
-        HvdDelivery d;
-        HvdBrokerStatus st = hvd_broker_get(c->b, c->dead_queue, false, &d, err, sizeof err);
-        if (st == HVD_BROKER_EMPTY) break;
-        if (st != HVD_BROKER_DELIVERY) {
-            ctl_error(DEAD_CMD, "cannot read '%s': %s", c->dead_queue, err);
-            return CTL_EXIT_USAGE;
-        }
-        if (c->n == c->cap) {
-            c->cap = c->cap ? c->cap * 2 : 32;
-            c->items = hvd_xrealloc(c->items, c->cap * sizeof *c->items);
-        }
-        DeadItem *it = &c->items[c->n++];
-        memset(it, 0, sizeof *it);
-        it->d = d;
-        item_describe(it);
+    if (deadq_read(c->b, c->dead_queue, (size_t)c->a.limit, &c->items, &c->n, err, sizeof err) != HVD_BROKER_OK) {
+        ctl_error(DEAD_CMD, "cannot read '%s': %s", c->dead_queue, err);
+        return CTL_EXIT_USAGE;
     }
     return -1;
 }
@@ -296,44 +115,6 @@ static size_t matches(const DeadCtx *c, const char *id, size_t *first)
         }
     }
     return n;
-}
-
-static bool item_matches(const DeadItem *it, const char *id)
-{
-    return strcmp(it->id, id) == 0 || (it->job_id && strcasecmp(it->job_id, id) == 0);
-}
-
-static int64_t item_age_s(const DeadItem *it)
-{
-    return it->at_ms ? (hvd_now_ms() - it->at_ms) / 1000 : -1;
-}
-
-static HvdNode *item_summary_node(const DeadItem *it)
-{
-    HvdNode *m = hvd_node_map();
-    char at[HVD_RFC3339_LEN];
-    hvd_node_map_set_str(m, "id", it->id);
-    hvd_node_map_set_str(m, "job_id", it->job_id);
-    hvd_node_map_set_str(m, "code", it->code);
-    hvd_node_map_set_str(m, "reason", it->reason);
-    hvd_node_map_set_str(m, "source", it->source);
-    if (it->at_ms) {
-        hvd_time_rfc3339(it->at_ms, at);
-        hvd_node_map_set_str(m, "at", at);
-        hvd_node_map_set_int(m, "age_s", item_age_s(it));
-    } else {
-        hvd_node_map_set(m, "at", hvd_node_nil());
-        hvd_node_map_set(m, "age_s", hvd_node_nil());
-    }
-    hvd_node_map_set_int(m, "size", (int64_t)it->d.len);
-    hvd_node_map_set_str(m, "content_type", it->d.content_type);
-    hvd_node_map_set_str(m, "routing_key", it->routing_key);
-    hvd_node_map_set_bool(m, "replayable_job", it->record);
-    if (it->record) {
-        hvd_node_map_set_str(m, "stage", hvd_node_get_str(it->body, "stage"));
-        hvd_node_map_set_str(m, "target_host", hvd_node_get_str(it->body, "target_host"));
-    }
-    return m;
 }
 
 static void print_json(const HvdNode *n)
@@ -352,7 +133,7 @@ static int dead_list(DeadCtx *c)
     if (c->a.output == CTL_OUTPUT_JSON) {
         HvdNode *res = hvd_node_map();
         HvdNode *arr = hvd_node_array();
-        for (size_t i = 0; i < c->n; i++) hvd_node_array_push(arr, item_summary_node(&c->items[i]));
+        for (size_t i = 0; i < c->n; i++) hvd_node_array_push(arr, deadq_item_summary_node(&c->items[i]));
         hvd_node_map_set_str(res, "queue", c->dead_queue);
         hvd_node_map_set_int(res, "count", (int64_t)c->in_queue);
         hvd_node_map_set(res, "dead_letters", arr);
@@ -368,9 +149,9 @@ static int dead_list(DeadCtx *c)
     for (size_t i = 0; i < c->n; i++) {
         const DeadItem *it = &c->items[i];
         char age[16] = "-", size[16];
-        if (it->at_ms) ctlq_age(item_age_s(it), age, sizeof age);
-        size_text(it->d.len, size, sizeof size);
-        char *code = one_line(it->code, 24), *reason = one_line(it->reason, 100);
+        if (it->at_ms) ctlq_age(deadq_item_age_s(it), age, sizeof age);
+        deadq_size_text(it->d.len, size, sizeof size);
+        char *code = deadq_one_line(it->code, 24), *reason = deadq_one_line(it->reason, 100);
         printf("%-38s %-24s %-6s %-7s %s\n", it->id, code, age, size, reason);
         free(code);
         free(reason);
@@ -407,12 +188,12 @@ static void show_one_human(const DeadItem *it)
 {
     char age[16] = "-", at[HVD_RFC3339_LEN] = "";
     if (it->at_ms) {
-        ctlq_age(item_age_s(it), age, sizeof age);
+        ctlq_age(deadq_item_age_s(it), age, sizeof age);
         hvd_time_rfc3339(it->at_ms, at);
     }
-    char *reason = one_line(it->reason, 0), *mid = one_line(it->d.message_id, 0),
-         *corr = one_line(it->d.correlation_id, 0), *ctype = one_line(it->d.content_type, 0),
-         *rk = one_line(it->routing_key, 0);
+    char *reason = deadq_one_line(it->reason, 0), *mid = deadq_one_line(it->d.message_id, 0),
+         *corr = deadq_one_line(it->d.correlation_id, 0), *ctype = deadq_one_line(it->d.content_type, 0),
+         *rk = deadq_one_line(it->routing_key, 0);
     printf("id              %s\n", it->id);
     printf("job id          %s\n", it->job_id ? it->job_id : "-");
     printf("code            %s\n", it->code);
@@ -444,8 +225,8 @@ static void show_one_human(const DeadItem *it)
         free(pretty);
         hvd_node_free(red);
     } else {
-        size_t clen;
-        unsigned char *copy = masked_raw(it, &clen);
+        size_t clen = 0;
+        unsigned char *copy = deadq_masked_raw(it, &clen);
         size_t n = clen < DEAD_PREVIEW_BYTES ? clen : DEAD_PREVIEW_BYTES;
         printf("body (could not be decoded: shown as received, %s; secret fields masked):\n",
                n < clen ? "first 4096 bytes" : "in full");
@@ -456,7 +237,7 @@ static void show_one_human(const DeadItem *it)
 
 static HvdNode *show_one_node(const DeadItem *it)
 {
-    HvdNode *m = item_summary_node(it);
+    HvdNode *m = deadq_item_summary_node(it);
     hvd_node_map_set_str(m, "message_id", it->d.message_id);
     hvd_node_map_set_str(m, "correlation_id", it->d.correlation_id);
     hvd_node_map_set_str(m, "reply_to", it->d.reply_to);
@@ -468,8 +249,8 @@ static HvdNode *show_one_node(const DeadItem *it)
         hvd_node_map_set(m, "body", ctlq_redact_all(it->body));
         hvd_node_map_set(m, "body_base64", hvd_node_nil());
     } else {
-        size_t clen;
-        unsigned char *copy = masked_raw(it, &clen);
+        size_t clen = 0;
+        unsigned char *copy = deadq_masked_raw(it, &clen);
         size_t blen = sodium_base64_encoded_len(clen, sodium_base64_VARIANT_ORIGINAL);
         char *b64 = hvd_xmalloc(blen);
         sodium_bin2base64(b64, blen, copy, clen, sodium_base64_VARIANT_ORIGINAL);
@@ -487,7 +268,7 @@ static int dead_show(DeadCtx *c)
     if (rc >= 0) return rc;
     size_t first = 0, n = matches(c, c->a.target, &first);
     if (n == 0) {
-        char *id = one_line(c->a.target, 80);
+        char *id = deadq_one_line(c->a.target, 80);
         ctl_error(DEAD_CMD, "no dead letter with ID '%s' in %s (see: hvdeployctl dead list)", id, c->dead_queue);
         free(id);
         return CTL_EXIT_FAILED;
@@ -495,7 +276,7 @@ static int dead_show(DeadCtx *c)
     HvdNode *arr = hvd_node_array();
     bool printed = false;
     for (size_t i = first; i < c->n; i++) {
-        if (!item_matches(&c->items[i], c->a.target)) continue;
+        if (!deadq_item_matches(&c->items[i], c->a.target)) continue;
         if (c->a.output == CTL_OUTPUT_JSON) {
             hvd_node_array_push(arr, show_one_node(&c->items[i]));
         } else {
@@ -534,37 +315,9 @@ static bool open_store(DeadCtx *c)
     return true;
 }
 
-/* Publishes the job's doorbell to <prefix>.jobs. False (with err) when it went nowhere:
- * the fleet's sweep still finds the job, only later. */
 static bool ring_doorbell(DeadCtx *c, const char *job_id, const char *job_type, char *err, size_t errlen)
 {
-    HvdNode *n = hvd_node_map();
-    hvd_node_map_set_str(n, "job_id", job_id);
-    hvd_node_map_set_str(n, "job_type", job_type && *job_type ? job_type : HVD_JOB_TYPE_MANAGED);
-    hvd_node_map_set_bool(n, "doorbell", true);
-    HvdBuf body = {0};
-    hvd_encode(HVD_CT_MSGPACK, n, &body);
-    hvd_node_free(n);
-    HvdHeader h = {.key = HVD_BROKER_DOORBELL_HEADER, .i = 1};
-    HvdPublish p = {
-        .exchange = c->jobs_exchange,
-        .routing_key = HVD_BROKER_JOB_KEY,
-        .body = body.data,
-        .len = body.len,
-        .content_type = hvd_content_type_name(HVD_CT_MSGPACK),
-        .message_id = job_id,
-        .persistent = true,
-        .mandatory = true,
-        .headers = &h,
-        .n_headers = 1,
-    };
-    HvdConfirm cf = ctlq_publish_wait(c->b, &p, DEAD_CONFIRM_MS, err, errlen);
-    hvd_buf_free(&body);
-    if (cf == HVD_CONFIRM_RETURNED)
-        snprintf(err, errlen, "no queue is bound to %s for doorbells", c->jobs_exchange);
-    else if (cf == HVD_CONFIRM_NACKED)
-        snprintf(err, errlen, "RabbitMQ refused the doorbell");
-    return cf == HVD_CONFIRM_ACKED;
+    return ctlq_ring_doorbell(c->b, c->jobs_exchange, job_id, job_type, DEAD_CONFIRM_MS, err, errlen);
 }
 
 /* Headers worth keeping on a republished message: not the dead-lettering's own. */
@@ -625,7 +378,7 @@ static void report(DeadCtx *c, HvdNode *results, const DeadItem *it, const char 
         hvd_node_map_set_str(m, "detail", detail);
         hvd_node_array_push(results, m);
     } else {
-        char *d = one_line(detail, 0);
+        char *d = deadq_one_line(detail, 0);
         printf("%-10s %s  %s\n", outcome, it->id, d);
         free(d);
     }
@@ -726,7 +479,7 @@ static int dead_replay(DeadCtx *c)
         return CTL_EXIT_USAGE;
     }
     if (!c->a.all && matches(c, c->a.target, NULL) == 0) {
-        char *id = one_line(c->a.target, 80);
+        char *id = deadq_one_line(c->a.target, 80);
         ctl_error(DEAD_CMD, "no dead letter with ID '%s' in %s (see: hvdeployctl dead list)", id, c->dead_queue);
         free(id);
         return CTL_EXIT_FAILED;
@@ -737,7 +490,7 @@ static int dead_replay(DeadCtx *c)
     rc = CTL_EXIT_OK;
     for (size_t i = 0; i < c->n; i++) {
         DeadItem *it = &c->items[i];
-        if (!c->a.all && !item_matches(it, c->a.target)) continue;
+        if (!c->a.all && !deadq_item_matches(it, c->a.target)) continue;
         if (already_resumed(c, i)) {
             /* another dead letter of a job resumed just now: it is about the same failure */
             bool acked = hvd_broker_ack(c->b, it->d.delivery_tag) == HVD_BROKER_OK;
@@ -801,13 +554,13 @@ static int dead_purge(DeadCtx *c)
         purged = n;
     } else {
         if (matches(c, c->a.target, NULL) == 0) {
-            char *id = one_line(c->a.target, 80);
+            char *id = deadq_one_line(c->a.target, 80);
             ctl_error(DEAD_CMD, "no dead letter with ID '%s' in %s (see: hvdeployctl dead list)", id, c->dead_queue);
             free(id);
             return CTL_EXIT_FAILED;
         }
         for (size_t i = 0; i < c->n; i++) {
-            if (!item_matches(&c->items[i], c->a.target)) continue;
+            if (!deadq_item_matches(&c->items[i], c->a.target)) continue;
             if (hvd_broker_ack(c->b, c->items[i].d.delivery_tag) != HVD_BROKER_OK) {
                 ctl_error(DEAD_CMD, "cannot remove dead letter %s: the connection to RabbitMQ was lost",
                           c->items[i].id);
@@ -947,8 +700,7 @@ out:
     /* Closing the connection gives every dead letter we did not ack back to the queue. */
     hvd_broker_close(c.b);
     hvd_store_close(c.store);
-    for (size_t i = 0; i < c.n; i++) item_free(&c.items[i]);
-    free(c.items);
+    deadq_items_free(c.items, c.n);
     hvd_config_free(&c.cfg);
     return rc;
 }

@@ -1,17 +1,21 @@
-/* hvdeployctl list: recent jobs, filterable by status and host. */
+/* hvdeployctl list: recent jobs, filterable by status, host, age, code, VM
+ * name, correlation id and current stage. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "clock.h"
 #include "dbutil.h"
+#include "store_view.h"
 
 #define LIST_MAX_LIMIT 10000
 
 static void list_usage(FILE *f)
 {
-    fputs("usage: hvdeployctl list [--status STATUS] [--host HOST] [--limit N]\n"
-          "                        [--pg-dsn DSN] [--output json|human]\n"
+    fputs("usage: hvdeployctl list [--status STATUS] [--host HOST] [--since AGE|TIME] [--code CODE]\n"
+          "                        [--vm-name NAME] [--correlation-id ID] [--stage STAGE]\n"
+          "                        [--limit N] [--pg-dsn DSN] [--output json|human]\n"
           "\n"
           "Lists recent jobs from PostgreSQL, newest first: id, status, host, VM name,\n"
           "the current (or failed) stage, attempts and creation time.\n"
@@ -19,6 +23,13 @@ static void list_usage(FILE *f)
           "options:\n"
           "  --status STATUS         queued, running, retrying, succeeded, failed or cancelled\n"
           "  --host HOST             only jobs for this target host\n"
+          "  --since AGE|TIME        only jobs created in the last AGE (90s, 30m, 2h, 7d) or since\n"
+          "                          an RFC 3339 time (2026-11-25T20:00:00Z)\n"
+          "  --code CODE             only jobs that ended with this code (retries_exhausted, ...)\n"
+          "  --vm-name NAME          only jobs of this VM name (case-insensitive)\n"
+          "  --correlation-id ID     only jobs with this correlation id\n"
+          "  --stage STAGE           only jobs whose current (running, else first unfinished)\n"
+          "                          stage is STAGE (vm.create, disk.create, nic.create, vm.initialize)\n"
           "  --limit N               at most N jobs (1-10000, default 20)\n"
           "  --pg-dsn DSN            default: $HVD_PG_DSN, else postgresql://localhost/hvdeploy\n"
           "  -o, --output json|human json prints {\"jobs\": [{job_id, status, ...}]}\n"
@@ -43,6 +54,33 @@ static const char *current_stage(const HvdJobRecord *r)
     return st ? st->name : NULL;
 }
 
+/* "90s", "30m", "2h", "7d" ago, or an RFC 3339 time, as Unix ms. */
+static bool parse_since(const char *s, int64_t *out)
+{
+    int64_t t;
+    if (hvd_time_parse_rfc3339(s, &t)) {
+        *out = t;
+        return true;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0 || v > 100LL * 365 * 86400) return false;
+    long long mult = 1;
+    if (strcmp(end, "s") == 0 || *end == '\0')
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600;
+    else if (strcmp(end, "d") == 0)
+        mult = 86400;
+    else
+        return false;
+    *out = hvd_now_ms() - v * mult * 1000;
+    return true;
+}
+
 static const char *dash(const char *s)
 {
     return s && *s ? s : "-";
@@ -54,6 +92,11 @@ int ctl_cmd_list(int argc, char **argv)
         {"status", required_argument, NULL, 's'},
         {"host", required_argument, NULL, 'H'},
         {"limit", required_argument, NULL, 'n'},
+        {"since", required_argument, NULL, 'S'},
+        {"code", required_argument, NULL, 'c'},
+        {"vm-name", required_argument, NULL, 'v'},
+        {"correlation-id", required_argument, NULL, 'C'},
+        {"stage", required_argument, NULL, 'g'},
         {"pg-dsn", required_argument, NULL, 'p'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
@@ -61,6 +104,7 @@ int ctl_cmd_list(int argc, char **argv)
     };
     CtlOutput output = CTL_OUTPUT_HUMAN;
     const char *dsn_flag = NULL, *status = NULL, *host = NULL;
+    HvdListFilter f = {0};
     long limit = 20;
     char *end = NULL;
     int c;
@@ -78,6 +122,16 @@ int ctl_cmd_list(int argc, char **argv)
             status = optarg;
             break;
         case 'H': host = optarg; break;
+        case 'S':
+            if (!parse_since(optarg, &f.since_ms)) {
+                ctl_error("list", "--since must be an age (90s, 30m, 2h, 7d) or an RFC 3339 time, not '%s'", optarg);
+                return CTL_EXIT_USAGE;
+            }
+            break;
+        case 'c': f.code = optarg; break;
+        case 'v': f.vm_name = optarg; break;
+        case 'C': f.correlation_id = optarg; break;
+        case 'g': f.stage = optarg; break;
         case 'n':
             errno = 0;
             limit = strtol(optarg, &end, 10);
@@ -103,7 +157,10 @@ int ctl_cmd_list(int argc, char **argv)
     HvdJobRecord *v = NULL;
     size_t n = 0;
     char err[1024] = "";
-    HvdStoreStatus st = hvd_store_list(s, status, host, (size_t)limit, &v, &n, err, sizeof err);
+    f.status = status;
+    f.host = host;
+    f.limit = (size_t)limit;
+    HvdStoreStatus st = hvd_store_list_filtered(s, &f, &v, &n, err, sizeof err);
     hvd_store_close(s);
     if (st != HVD_STORE_OK) return ctl_db_fail("list", st, err);
 
@@ -129,7 +186,8 @@ int ctl_cmd_list(int argc, char **argv)
         hvd_node_map_set(res, "jobs", jobs);
         ctl_db_print_json(res);
     } else if (n == 0) {
-        printf("no jobs%s\n", status || host ? " match" : "");
+        bool filtered = status || host || f.since_ms || f.code || f.vm_name || f.correlation_id || f.stage;
+        printf("no jobs%s\n", filtered ? " match" : "");
     } else {
         printf("%-36s  %-9s  %-20s  %-20s  %-13s  %-8s  %-24s  %s\n", "JOB_ID", "STATUS", "HOST", "VM", "STAGE",
                "ATTEMPTS", "CREATED", "CODE");

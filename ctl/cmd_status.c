@@ -1,20 +1,31 @@
-/* hvdeployctl status JOB_ID: a job, its stages with times, attempts and last error. */
+/* hvdeployctl status JOB_ID: a job, its stages with times, attempts and last
+ * error; --events adds its timeline from job_events, --follow prints its
+ * stage transitions and live output until it ends. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "amqp_util.h"
 #include "codec.h"
 #include "dbutil.h"
+#include "follow.h"
+#include "store_view.h"
 
 static void status_usage(FILE *f)
 {
-    fputs("usage: hvdeployctl status JOB_ID [--pg-dsn DSN] [--output json|human]\n"
+    fputs("usage: hvdeployctl status JOB_ID [--events | --follow] [--pg-dsn DSN] [--output json|human]\n"
           "\n"
           "Shows a job from PostgreSQL: its status, host, VM name, attempts, lease or wait,\n"
           "and each planned stage with its status, attempts, start and end times and last\n"
           "error. Times are RFC 3339 UTC.\n"
           "\n"
           "options:\n"
+          "  --events                also the job's timeline: every recorded transition of the job\n"
+          "                          and its stages (job_events), oldest first\n"
+          "  --follow                print the output lines stored so far, then the job's stage\n"
+          "                          transitions and live output lines from the events exchange\n"
+          "                          ($HVD_AMQP_URL) until it ends, then its status (json: one\n"
+          "                          object per event, the status last)\n"
           "  --pg-dsn DSN            default: $HVD_PG_DSN, else postgresql://localhost/hvdeploy\n"
           "  -o, --output json|human output format (default human)\n"
           "  -h, --help              this help\n"
@@ -70,7 +81,7 @@ static HvdNode *json_or_nil(const char *text)
     return hvd_node_str(text);
 }
 
-static void print_json(const HvdJobRecord *r)
+static HvdNode *status_node(const HvdJobRecord *r)
 {
     HvdNode *m = hvd_node_map();
     hvd_node_map_set_str(m, "job_id", r->job_id);
@@ -117,7 +128,7 @@ static void print_json(const HvdJobRecord *r)
     char *last = stage_error_text(le);
     hvd_node_map_set_str(m, "last_error", *last ? last : NULL);
     free(last);
-    ctl_db_print_json(m);
+    return m;
 }
 
 static void print_human(const HvdJobRecord *r)
@@ -171,30 +182,138 @@ static void print_human(const HvdJobRecord *r)
     }
 }
 
-int ctl_cmd_status(int argc, char **argv)
+/* ---- the timeline ---- */
+
+static HvdNode *events_node(const HvdJobEvent *e, size_t n)
 {
+    HvdNode *arr = hvd_node_array();
+    for (size_t i = 0; i < n; i++) {
+        HvdNode *m = hvd_node_map();
+        hvd_node_map_set_int(m, "id", e[i].id);
+        hvd_node_map_set_str(m, "at", e[i].at);
+        hvd_node_map_set_str(m, "stage", e[i].stage);
+        hvd_node_map_set_str(m, "from_status", e[i].from_status);
+        hvd_node_map_set_str(m, "to_status", e[i].to_status);
+        hvd_node_map_set_int(m, "attempt", e[i].attempt);
+        hvd_node_map_set_str(m, "worker", e[i].worker);
+        hvd_node_map_set_str(m, "detail", e[i].detail);
+        hvd_node_array_push(arr, m);
+    }
+    return arr;
+}
+
+static void print_events_human(const HvdJobEvent *e, size_t n)
+{
+    printf("\ntimeline (%zu event%s)\n", n, n == 1 ? "" : "s");
+    if (n == 0) return;
+    printf("%-24s %-14s %-24s %-7s %-24s %s\n", "AT", "STAGE", "TRANSITION", "ATTEMPT", "WORKER", "DETAIL");
+    for (size_t i = 0; i < n; i++) {
+        char tr[64];
+        snprintf(tr, sizeof tr, "%s -> %s", e[i].from_status ? e[i].from_status : "(new)", dash(e[i].to_status));
+        char *detail = hvd_xstrdup(e[i].detail ? e[i].detail : "");
+        for (char *p = detail; *p; p++)
+            if ((unsigned char)*p < 0x20) *p = ' ';
+        printf("%-24s %-14s %-24s %-7d %-24s %s\n", dash(e[i].at), e[i].stage ? e[i].stage : "(job)", tr, e[i].attempt,
+               dash(e[i].worker), detail);
+        free(detail);
+    }
+}
+
+typedef struct {
     CtlOutput output;
+    bool events, follow;
     const char *job_id;
-    HvdStore *s;
-    int rc = ctl_db_job_command("status", argc, argv, status_usage, &output, &job_id, &s);
-    if (rc >= 0) return rc;
+} StatusArgs;
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, StatusArgs *a)
+{
+    static const struct option longopts[] = {
+        {"events", no_argument, NULL, 'e'},
+        {"follow", no_argument, NULL, 'f'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'e': a->events = true; break;
+        case 'f': a->follow = true; break;
+        case 'o':
+            if (!ctl_parse_output("status", optarg, &a->output)) return CTL_EXIT_USAGE;
+            break;
+        case 'h': status_usage(stdout); return CTL_EXIT_OK;
+        default: status_usage(stderr); return CTL_EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        ctl_error("status", argc - optind == 0 ? "expected JOB_ID" : "expected exactly one JOB_ID");
+        status_usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (a->events && a->follow) {
+        ctl_error("status", "--events and --follow exclude each other");
+        return CTL_EXIT_USAGE;
+    }
+    a->job_id = argv[optind];
+    return ctl_db_job_id_ok("status", a->job_id) ? -1 : CTL_EXIT_USAGE;
+}
+
+static int show(HvdStore *s, const StatusArgs *a)
+{
     HvdJobRecord rec = {0};
     bool found = false;
     char err[1024] = "";
-    HvdStoreStatus st = hvd_store_get(s, job_id, &found, &rec, err, sizeof err);
-    hvd_store_close(s);
+    int rc;
+    HvdStoreStatus st = hvd_store_get(s, a->job_id, &found, &rec, err, sizeof err);
+    HvdJobEvent *ev = NULL;
+    size_t n_ev = 0;
+    if (st == HVD_STORE_OK && found && a->events)
+        st = hvd_store_job_events(s, a->job_id, 0, 100000, &ev, &n_ev, err, sizeof err);
     if (st != HVD_STORE_OK) {
         rc = ctl_db_fail("status", st, err);
     } else if (!found) {
-        ctl_error("status", "job %s not found", job_id);
+        ctl_error("status", "job %s not found", a->job_id);
         rc = CTL_EXIT_FAILED;
     } else {
-        if (output == CTL_OUTPUT_JSON)
-            print_json(&rec);
-        else
+        if (a->output == CTL_OUTPUT_JSON) {
+            HvdNode *m = status_node(&rec);
+            if (a->events) hvd_node_map_set(m, "events", events_node(ev, n_ev));
+            ctl_db_print_json(m);
+        } else {
             print_human(&rec);
+            if (a->events) print_events_human(ev, n_ev);
+        }
         rc = job_failed(&rec) ? CTL_EXIT_FAILED : CTL_EXIT_OK;
     }
+    hvd_job_events_free(ev, n_ev);
     hvd_job_record_free(&rec);
+    return rc;
+}
+
+int ctl_cmd_status(int argc, char **argv)
+{
+    HvdConfig cfg;
+    StatusArgs a = {.output = CTL_OUTPUT_HUMAN};
+    int rc = CTL_EXIT_USAGE;
+    HvdStore *s = NULL;
+    if (!ctlq_load_config("status", &argc, argv, &cfg)) goto out;
+    rc = parse_args(argc, argv, &a);
+    if (rc >= 0) goto out;
+    rc = CTL_EXIT_USAGE;
+    s = ctl_db_open("status", cfg.pg_dsn);
+    if (!s) goto out;
+    if (a.follow) {
+        char final[16];
+        rc = ctl_follow_job("status", &cfg, s, a.job_id, a.output, final);
+        if (rc >= 0) goto out;
+        if (a.output == CTL_OUTPUT_HUMAN) printf("\n");
+    }
+    rc = show(s, &a);
+out:
+    hvd_store_close(s);
+    hvd_config_free(&cfg);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "ctl.h"
+#include "follow.h"
 #include "model.h"
 
 #define SUBMIT_CMD "submit"
@@ -45,7 +46,8 @@ static void submit_usage(FILE *f)
           "  --msgpack             the body is msgpack and is published as application/msgpack\n"
           "                        (default: JSON, published as application/json)\n"
           "  --no-wait             print only the job id once RabbitMQ confirmed the job\n"
-          "  --follow              print the job's progress events (stage transitions) as they come\n"
+          "  --follow              print the job's progress events as they come: stage transitions and\n"
+          "                        the agent's live output lines (\"12:00:01.500  vm.create | text\")\n"
           "  --timeout SECONDS     how long to wait for the envelope (default 600)\n"
           "  --output json|human   json prints the envelope as one JSON line (after --follow's\n"
           "                        events, one JSON object per line; the envelope is the last line)\n"
@@ -196,59 +198,7 @@ static void print_envelope_human(const HvdNode *env)
     }
 }
 
-/* "HH:MM:SS.mmm" (local time) of an RFC 3339 text; the text itself when it does not parse. */
-static void clock_text(const char *at, char *out, size_t outlen)
-{
-    int64_t ms;
-    if (!at || !hvd_time_parse_rfc3339(at, &ms)) {
-        snprintf(out, outlen, "%s", at ? at : "--:--:--.---");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    snprintf(out, outlen, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
-static void print_event(const SubmitWait *w, const HvdNode *ev)
-{
-    if (w->a->output == CTL_OUTPUT_JSON) {
-        char *j = hvd_node_to_json(ev);
-        printf("%s\n", j);
-        free(j);
-    } else {
-        char when[40];
-        int64_t attempt = 0;
-        clock_text(hvd_node_get_str(ev, "at"), when, sizeof when);
-        const char *stage = hvd_node_get_str(ev, "stage");
-        if (stage)
-            printf("%s  stage %-14s %-10s", when, stage, str_or(ev, "status", "?"));
-        else
-            printf("%s  job   %-14s %-10s", when, "", str_or(ev, "status", "?"));
-        if (hvd_node_get_int(ev, "attempt", &attempt) && attempt > 0) printf("  (attempt %lld)", (long long)attempt);
-        const char *msg = hvd_node_get_str(ev, "message");
-        if (msg && *msg) printf("  %s", msg);
-        printf("\n");
-    }
-    fflush(stdout);
-}
-
 /* ---- waiting ---- */
-
-static HvdNode *decode_any(const HvdDelivery *d)
-{
-    static const HvdDecodeLimits lim = {.max_body = 64u << 20, .max_string = 4u << 20, .max_depth = 32};
-    HvdContentType ct = hvd_content_type_parse(d->content_type);
-    HvdNode *n = NULL;
-    char why[256];
-    if (ct == HVD_CT_UNKNOWN) {
-        /* no usable content type: try msgpack, then JSON */
-        if (hvd_decode_limited(HVD_CT_MSGPACK, d->body, d->len, &lim, &n, why, sizeof why) == HVD_DECODE_OK) return n;
-        ct = HVD_CT_JSON;
-    }
-    if (hvd_decode_limited(ct, d->body, d->len, &lim, &n, why, sizeof why) != HVD_DECODE_OK) return NULL;
-    return n;
-}
 
 static bool same(const char *a, const char *b)
 {
@@ -259,13 +209,13 @@ static bool same(const char *a, const char *b)
 static int on_delivery(const SubmitWait *w, const HvdDelivery *d, int *exit_code)
 {
     bool is_event = d->exchange && strcmp(d->exchange, w->events_exchange) == 0;
-    HvdNode *n = decode_any(d);
+    HvdNode *n = ctl_follow_decode(d);
     int done = 0;
-    if (!n || n->type != HVD_MAP) goto out;
+    if (!n) goto out;
     if (is_event) {
         if (w->a->follow && (same(hvd_node_get_str(n, "job_id"), w->job_id) ||
                              same(hvd_node_get_str(n, "correlation_id"), w->correlation_id)))
-            print_event(w, n);
+            ctl_follow_print_event(n, w->a->output);
         goto out;
     }
     /* an envelope: ours when it names our correlation id or job id */

@@ -24,13 +24,17 @@ CTL_WEAK_FALLBACK(ctl_cmd_dead, "dead")
 CTL_WEAK_FALLBACK(ctl_cmd_migrate, "migrate")
 CTL_WEAK_FALLBACK(ctl_cmd_agent_check, "agent-check")
 CTL_WEAK_FALLBACK(ctl_cmd_keygen, "keygen")
+CTL_WEAK_FALLBACK(ctl_cmd_hosts, "hosts")
+CTL_WEAK_FALLBACK(ctl_cmd_retry, "retry")
 
 const CtlCommand ctl_commands[] = {
     {"validate", "check a job body (JSON, or msgpack with --msgpack) offline", ctl_cmd_validate},
     {"submit", "publish a job and wait for its result envelope", ctl_cmd_submit},
     {"status", "show a job, its stages, attempts and last error", ctl_cmd_status},
-    {"list", "list recent jobs (--status, --host)", ctl_cmd_list},
+    {"list", "list recent jobs (--status, --host, --since, --code, --vm-name, ...)", ctl_cmd_list},
     {"cancel", "ask the fleet to stop a job before its next stage", ctl_cmd_cancel},
+    {"retry", "resume a failed job from its failed stage", ctl_cmd_retry},
+    {"hosts", "per host: slots in use, waiting jobs and why, circuit state", ctl_cmd_hosts},
     {"dead", "dead-letter queue: list | show | replay | purge", ctl_cmd_dead},
     {"migrate", "apply pending database migrations and exit", ctl_cmd_migrate},
     {"agent-check", "run the agent protocol conformance checks", ctl_cmd_agent_check},

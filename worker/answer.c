@@ -19,7 +19,8 @@ void answer_encode(const HvdEnvelope *env, HvdContentType ct, HvdBuf *out)
 
 const char *answer_reply_queue(Worker *w, const char *reply_to)
 {
-    return reply_to && *reply_to ? reply_to : w->results_queue;
+    /* direct reply-to cannot be answered later (the job is refused for it): the results queue */
+    return reply_to && *reply_to && !hvd_reply_to_is_direct(reply_to) ? reply_to : w->results_queue;
 }
 
 void answer_publish(Worker *w, const char *job_id, const char *reply_to, const char *correlation_id,

@@ -10,6 +10,7 @@
 #include "guestcfg.h"
 #include "jobrun_priv.h"
 #include "metrics.h"
+#include "output.h"
 #include "secret.h"
 
 void call_result_free(CallResult *c)
@@ -72,8 +73,14 @@ static void call_spec(JobRun *r, const char *operation, HvdNode *spec, const cha
     HvdAgentCallOpts opts = {.cancel = &w->agent_cancel,
                              .secrets = secrets,
                              .n_secrets = r->job_valid ? hvd_job_secret_values(&r->job, secrets) : 0,
-                             .correlation_id = r->rec->correlation_id};
+                             .correlation_id = r->rec->correlation_id,
+                             /* live output of the stage's own call, not of probes or rollbacks */
+                             .on_line = strcmp(operation, stage) == 0 ? output_line : NULL};
+    opts.line_arg = !opts.on_line ? NULL
+                                  : output_begin(w, r->rec->job_id, r->rec->correlation_id, r->rec->content_type, stage,
+                                                 attempt, r->secrets, r->n_secrets);
     hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
+    if (opts.line_arg) output_flush(opts.line_arg);
     hvd_secret_buf_free(&line); /* vm.initialize's request holds the guest's secrets */
 
     out->outcome = res.outcome;

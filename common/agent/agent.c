@@ -282,8 +282,17 @@ static void set_nonblock(int fd)
     if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* Splits one stream into lines for HvdAgentCallOpts.on_line. */
+typedef struct {
+    char buf[HVD_AGENT_LINE_MAX + 1];
+    size_t len;
+    bool cut; /* the current line passed HVD_AGENT_LINE_MAX: drop until its newline */
+} LineSplit;
+
 /* The state of one call while its child runs. */
 typedef struct {
+    const HvdAgentCallOpts *opts;
+    LineSplit lines[2]; /* stdout, stderr */
     pid_t pid;
     int in_fd, out_fd, err_fd, pidfd;
     const char *req;
@@ -315,6 +324,42 @@ static void tail_append(Call *c, const char *p, size_t n)
     c->tail_len += n;
 }
 
+static void line_emit(Call *c, HvdAgentStream stream)
+{
+    LineSplit *ls = &c->lines[stream];
+    size_t n = ls->len;
+    if (n && ls->buf[n - 1] == '\r') n--;
+    ls->buf[n] = '\0';
+    c->opts->on_line(c->opts->line_arg, stream, ls->buf, n, ls->cut);
+    ls->len = 0;
+    ls->cut = false;
+}
+
+/* Feeds bytes of one stream to the line callback (when there is one). */
+static void lines_feed(Call *c, HvdAgentStream stream, const char *p, size_t n)
+{
+    if (!c->opts || !c->opts->on_line) return;
+    LineSplit *ls = &c->lines[stream];
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        size_t room = HVD_AGENT_LINE_MAX - ls->len;
+        if (take > room) ls->cut = true;
+        memcpy(ls->buf + ls->len, p, take < room ? take : room);
+        ls->len += take < room ? take : room;
+        if (!nl) return;
+        line_emit(c, stream);
+        p = nl + 1;
+        n -= take + 1;
+    }
+}
+
+/* At EOF: a last line without its newline still counts. */
+static void lines_end(Call *c, HvdAgentStream stream)
+{
+    if (c->opts && c->opts->on_line && (c->lines[stream].len || c->lines[stream].cut)) line_emit(c, stream);
+}
+
 static void kill_group(Call *c, int sig)
 {
     /* The child is not reaped until the end of the call, so its pid (the
@@ -332,10 +377,12 @@ static void drain(Call *c, int *fd, bool is_stdout)
         if (n > 0) {
             if (!is_stdout) {
                 tail_append(c, chunk, (size_t)n);
+                lines_feed(c, HVD_AGENT_STDERR, chunk, (size_t)n);
                 continue;
             }
             size_t room = (size_t)HVD_AGENT_MAX_OUTPUT + 1 - c->out.len;
             hvd_buf_append(&c->out, chunk, (size_t)n < room ? (size_t)n : room);
+            lines_feed(c, HVD_AGENT_STDOUT, chunk, (size_t)n < room ? (size_t)n : room);
             if (c->out.len > (size_t)HVD_AGENT_MAX_OUTPUT) {
                 c->overflow = true;
                 if (!c->killed) kill_group(c, SIGKILL);
@@ -347,6 +394,7 @@ static void drain(Call *c, int *fd, bool is_stdout)
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         close_fd(fd); /* EOF or a read error */
+        lines_end(c, is_stdout ? HVD_AGENT_STDOUT : HVD_AGENT_STDERR);
         return;
     }
 }
@@ -596,7 +644,8 @@ HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *o
     memset(res, 0, sizeof *res);
     res->exit_code = -1;
     int64_t t0 = now_ms();
-    Call c = {.pid = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1, .req = request, .req_len = len};
+    Call c = {
+        .pid = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1, .pidfd = -1, .req = request, .req_len = len, .opts = opts};
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     char why[256];
     bool ran = false;

@@ -111,6 +111,18 @@ bool hvd_agent_code_retryable(const HvdAgentCfg *cfg, const char *code);
 char **hvd_agent_argv(const HvdAgentCfg *cfg, const char *host, char *err, size_t errlen);
 void hvd_agent_argv_free(char **argv);
 
+#define HVD_AGENT_LINE_MAX 4096 /* bytes of one output line passed to on_line; the rest of a longer line is dropped */
+
+typedef enum { HVD_AGENT_STDOUT = 0, HVD_AGENT_STDERR = 1 } HvdAgentStream;
+
+/* (v1.1) Called in the calling thread, while the agent runs, for each
+ * complete line it prints on stdout or stderr (and a last line without a
+ * newline at EOF): line is len bytes without the newline or a trailing CR,
+ * NUL-terminated, at most HVD_AGENT_LINE_MAX bytes (truncated says a longer
+ * line was cut). Borrowed for the call only. It must not block for long: the
+ * agent's pipes are not read meanwhile. */
+typedef void (*HvdAgentLineFn)(void *arg, HvdAgentStream stream, const char *line, size_t len, bool truncated);
+
 typedef struct {
     int64_t timeout_ms;       /* > 0 overrides the operation's timeout */
     const atomic_int *cancel; /* when non-NULL and raised, the call is stopped like a timeout */
@@ -121,6 +133,8 @@ typedef struct {
     /* The request's correlation_id: an answer carrying another one is an
      * agent_protocol_error (NULL = not checked). */
     const char *correlation_id;
+    HvdAgentLineFn on_line; /* (v1.1) optional: live output lines */
+    void *line_arg;         /* passed to on_line */
 } HvdAgentCallOpts;
 
 typedef struct {

@@ -541,6 +541,18 @@ static void check_job_id(Val *v, const HvdNode *body, HvdJob *job)
     const char *mid = v->opts ? v->opts->message_id : NULL;
     if (mid && *mid && strcasecmp(mid, job->job_id) != 0)
         hvd_errors_add(v->errs, "job_id", "value_error", "Value error, job_id does not match the message_id property");
+    if (v->opts && hvd_reply_to_is_direct(v->opts->reply_to))
+        hvd_errors_add(v->errs, "reply_to", "direct_reply_to",
+                       "Value error, RabbitMQ's direct reply-to (" HVD_DIRECT_REPLY_TO
+                       ") lasts only as long as the sender's channel and cannot carry the envelope of a job "
+                       "that may run for hours: set reply_to to a durable named queue (or none for "
+                       "hvdeploy.results)");
+}
+
+bool hvd_reply_to_is_direct(const char *reply_to)
+{
+    size_t n = strlen(HVD_DIRECT_REPLY_TO);
+    return reply_to && strncmp(reply_to, HVD_DIRECT_REPLY_TO, n) == 0 && (reply_to[n] == '\0' || reply_to[n] == '.');
 }
 
 static void check_options(Val *v, const HvdNode *body, HvdJob *job)

@@ -85,8 +85,15 @@ typedef struct {
     /* More AMQP properties, NULL when absent: like message_id, each must be
      * UTF-8 (an error at "properties.<name>" otherwise). */
     const char *correlation_id;
-    const char *reply_to;
+    const char *reply_to; /* (v1.1) RabbitMQ's direct reply-to is refused too */
 } HvdValidateOpts;
+
+/* RabbitMQ's direct reply-to pseudo-queue (amq.rabbitmq.reply-to and the
+ * amq.rabbitmq.reply-to.<token> names it hands out): it lives only as long
+ * as the requesting channel, so a job that runs for minutes or hours cannot
+ * be answered on it. */
+#define HVD_DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
+bool hvd_reply_to_is_direct(const char *reply_to);
 
 /* Validates a decoded body against §3 and fills job. Returns true when there
  * are no errors; otherwise every error is appended to errs and job holds what

@@ -21,6 +21,10 @@ HvdRejection hvd_plan_reject_invalid(const HvdJob *job, const HvdErrors *errs)
         r.code = "host_not_allowed";
         snprintf(r.message, sizeof r.message, "Target host '%.100s' is not in this fleet's allowed hosts.",
                  job->target_host ? job->target_host : "");
+    } else if (errs->n == 1 && strcmp(errs->items[0].loc, "reply_to") == 0) {
+        snprintf(r.message, sizeof r.message,
+                 "Refused: reply_to is RabbitMQ's direct reply-to, which cannot carry the envelope of a job this "
+                 "long; use a durable named queue.");
     } else {
         snprintf(r.message, sizeof r.message, "The request is invalid: %zu validation error%s.", errs->n,
                  errs->n == 1 ? "" : "s");

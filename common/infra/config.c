@@ -116,6 +116,8 @@ static const CfgRow rows[] = {
      "older keys still accepted for decryption (key rotation)"},
     {"HVD_SECRET_RETENTION", CT_DUR, OFF(secret_retention), "604800", 0, 315360000, 0, "SECONDS",
      "how long a failed job's encrypted secrets are kept for a replay (604800 = 7d)"},
+    {"HVD_OUTPUT_KEEP", CT_INT, OFF(output_keep), "200", 0, 100000, 0, "N",
+     "last lines of live agent output kept per stage in PostgreSQL (job_output); 0 keeps none"},
     {"HVD_METRICS_ADDR", CT_ADDR, OFF(metrics_addr), "127.0.0.1:9464", 0, 0, 0, "HOST:PORT",
      "address of /metrics and /healthz; empty disables"},
     {"HVD_LOG_LEVEL", CT_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL",

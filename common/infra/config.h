@@ -91,6 +91,7 @@ typedef struct {
     int64_t heartbeat;                   /* HVD_HEARTBEAT AMQP heartbeat seconds, 0 = off */
     int64_t pg_pool_size;                /* HVD_PG_POOL_SIZE */
     int64_t secret_retention;            /* HVD_SECRET_RETENTION seconds */
+    int64_t output_keep;                 /* HVD_OUTPUT_KEEP lines of live output kept per stage; 0 = none */
     char *worker_id;                     /* HVD_WORKER_ID; default "<hostname>:<pid>" */
     char *amqp_ca_file;                  /* HVD_AMQP_CA_FILE */
     char *amqp_cert_file;                /* HVD_AMQP_CERT_FILE */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include "store_priv.h"
+#include "store_view.h"
 
 static const char SQL_RENEW[] =
     "WITH r AS (SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS r(job_id, epoch)),"
@@ -184,19 +185,6 @@ HvdStoreStatus hvd_store_request_cancel(HvdStore *s, const char *job_id, bool *f
     return HVD_STORE_OK;
 }
 
-/* The newest jobs (filters applied before the limit), one row per stage. */
-/* clang-format off */
-static const char SQL_LIST[] =
-    "SELECT j.job_id::text, j.status, j.job_type, j.target_host, j.vm_name, j.code,"
-    " j.attempts, j.cancel_requested, " STORE_TS("j.created_at") ", " STORE_TS("j.updated_at") ","
-    " " STORE_TS("j.finished_at") ", s.stage, s.status, s.attempts"
-    " FROM (SELECT * FROM hvdeploy.jobs WHERE ($1::text IS NULL OR status = $1::text)"
-    "  AND ($2::text IS NULL OR lower(target_host) = lower($2::text))"
-    "  ORDER BY created_at DESC, seq DESC LIMIT $3::int) j"
-    " LEFT JOIN hvdeploy.job_stages s ON s.job_id = j.job_id"
-    " ORDER BY j.created_at DESC, j.seq DESC, s.position";
-/* clang-format on */
-
 void hvd_job_records_free(HvdJobRecord *v, size_t n)
 {
     if (!v) return;
@@ -207,45 +195,6 @@ void hvd_job_records_free(HvdJobRecord *v, size_t n)
 HvdStoreStatus hvd_store_list(HvdStore *s, const char *status, const char *host, size_t limit, HvdJobRecord **out,
                               size_t *n, char *err, size_t errlen)
 {
-    StoreParams p = {0};
-    HvdStoreStatus st;
-    *out = NULL;
-    *n = 0;
-    StoreConn *c = store_checkout(s, &st, err, errlen);
-    if (!c) return st;
-    store_p_text(&p, status && *status ? status : NULL);
-    store_p_text(&p, host && *host ? host : NULL);
-    store_p_int(&p, limit > 100000 ? 100000 : (int64_t)limit);
-    PGresult *r = store_exec1(s, c, SQL_LIST, &p, &st, err, errlen);
-    store_checkin(s, c);
-    if (!r) return st;
-    int rows = PQntuples(r);
-    HvdJobRecord *v = hvd_xcalloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
-    size_t k = 0;
-    for (int i = 0; i < rows; i++) {
-        if (k == 0 || strcmp(v[k - 1].job_id, PQgetvalue(r, i, 0)) != 0) {
-            HvdJobRecord *j = &v[k++];
-            store_col_copy(r, i, 0, j->job_id, sizeof(j->job_id));
-            j->status = store_col_job_status(r, i, 1);
-            j->job_type = store_col_dup(r, i, 2);
-            j->target_host = store_col_dup(r, i, 3);
-            j->vm_name = store_col_dup(r, i, 4);
-            j->code = store_col_dup(r, i, 5);
-            j->attempts = (int)store_col_int(r, i, 6);
-            j->cancel_requested = store_col_bool(r, i, 7);
-            j->created_at = store_col_dup(r, i, 8);
-            j->updated_at = store_col_dup(r, i, 9);
-            j->finished_at = store_col_dup(r, i, 10);
-        }
-        HvdJobRecord *j = &v[k - 1];
-        if (PQgetisnull(r, i, 11) || j->n_stages >= HVD_MAX_STAGES) continue;
-        HvdStage *sg = &j->stages[j->n_stages++];
-        store_col_copy(r, i, 11, sg->name, sizeof(sg->name));
-        sg->status = store_col_stage_status(r, i, 12);
-        sg->attempts = (int)store_col_int(r, i, 13);
-    }
-    PQclear(r);
-    *out = v;
-    *n = k;
-    return HVD_STORE_OK;
+    HvdListFilter f = {.status = status, .host = host, .limit = limit > 100000 ? 100000 : limit};
+    return hvd_store_list_filtered(s, &f, out, n, err, errlen);
 }

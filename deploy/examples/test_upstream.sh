@@ -11,7 +11,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 BIN="${HVD_BIN_DIR:-$ROOT/build/bin}"
-PY=/usr/bin/python3            # Debian's, with python3-pika and python3-msgpack
+PY=/usr/bin/python3            # Debian's, with python3-pika, python3-aio-pika and python3-msgpack
+# the example uses the client package of this checkout
+export PYTHONPATH="$ROOT/clients/python${PYTHONPATH:+:$PYTHONPATH}"
 if [ -z "${HVD_AMQP_URL:-}" ] && [ -f "$ROOT/.state/env" ]; then
     # shellcheck disable=SC1091
     . "$ROOT/.state/env"
@@ -34,8 +36,8 @@ die() { fail "$*"; finish || exit 1; }
 for p in hvdeploy-worker hvdeploy-simhost; do
     [ -x "$BIN/$p" ] || die "$BIN/$p is missing (./deploy/dev.sh build)"
 done
-"$PY" -c 'import pika, msgpack' 2>/dev/null ||
-    die "$PY lacks pika or msgpack (apt-get install python3-pika python3-msgpack)"
+"$PY" -c 'import pika, aio_pika, msgpack' 2>/dev/null ||
+    die "$PY lacks pika, aio_pika or msgpack (apt-get install python3-pika python3-aio-pika python3-msgpack)"
 command -v psql >/dev/null || die "psql is missing (apt-get install postgresql-client-15)"
 
 id="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
@@ -68,7 +70,7 @@ broker_cleanup() {
 import sys, pika
 url, prefix = sys.argv[1], sys.argv[2]
 conn = pika.BlockingConnection(pika.URLParameters(url))
-for q in ("jobs", "dead", "results") + tuple("retry.%ds" % s for s in (5, 30, 120, 600)):
+for q in ("jobs", "dead", "results", "replies.example") + tuple("retry.%ds" % s for s in (5, 30, 120, 600)):
     ch = conn.channel()
     try:
         ch.queue_delete(prefix + "." + q)
@@ -150,7 +152,7 @@ fi
 # ------------------------------------------------------------ the example
 rc=0
 "$PY" "$ROOT/deploy/examples/upstream_client.py" --url "$HVD_AMQP_URL" --prefix "$PREFIX" \
-    --host hv01.lab.example --vm-name "ex-$id" --timeout 120 \
+    --host hv01.lab.example --vm-name "ex-$id" --timeout 120 --follow \
     >"$WORK/envelope.json" 2>"$WORK/client.err" || rc=$?
 sed 's/^/  client: /' "$WORK/client.err"
 if [ "$rc" -eq 0 ]; then ok "upstream_client.py exited 0"

@@ -169,6 +169,10 @@ hvd_test() {
         elif [ "$built" -eq 1 ]; then
             hvd_t_step example hvd_run_script "$HVD_ROOT/deploy/examples/test_upstream.sh" || true
         else hvd_t_skip example "build/ is not configured"; fi
+        if [ "$built" -eq 1 ]; then hvd_t_step web hvd_run_script "$HVD_ROOT/tests/web/run.sh" || true
+        else hvd_t_skip web "build/ is not configured"; fi
+        if [ "$built" -eq 1 ]; then hvd_t_step python-client hvd_run_script "$HVD_ROOT/clients/python/tests/run.sh" || true
+        else hvd_t_skip python-client "build/ is not configured"; fi
         if [ "$built" -eq 1 ]; then hvd_t_step deploy hvd_run_script "$HVD_ROOT/tests/deploy/check.sh" || true
         else hvd_t_skip deploy "build/ is not configured"; fi
     else
@@ -176,6 +180,8 @@ hvd_test() {
         hvd_t_skip integration-asan "services did not start"
         hvd_t_skip chaos "services did not start"
         hvd_t_skip example "services did not start"
+        hvd_t_skip web "services did not start"
+        hvd_t_skip python-client "services did not start"
         hvd_t_skip deploy "services did not start"
     fi
     hvd_t_step secrets hvd_t_secret_scan || true

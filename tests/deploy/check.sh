@@ -44,7 +44,7 @@ files() { "$PY" "$FILES" "$1" "$ROOT" "$BIN"; }
 # ------------------------------------------------------------------ files
 check yaml          "every YAML file under deploy/ parses (all documents, no duplicate keys)" files yaml
 check k8s           "k8s manifests: kinds, probes, security, grace, Secret files, PDB, KEDA" files k8s
-check kustomize     "kubectl kustomize deploy/k8s renders the 9 objects" files kustomize
+check kustomize     "kubectl kustomize deploy/k8s renders the 11 objects" files kustomize
 check compose       "compose.yaml: services, healthchecks, depends_on conditions, secret, mounts" files compose
 check compose-cli   "compose.yaml passes docker compose config" files compose-cli
 check settings      "every form's HVD_* settings are known to and accepted by hvdeploy-worker" files settings
@@ -70,7 +70,7 @@ k8s_schema() {
     fi
     "$PY" "$FILES" k8s-json "$ROOT" | node "$ROOT/tests/deploy/k8s_schema.mjs" "$dir"
 }
-check k8s-schema    "the 9 objects validate against the Kubernetes and KEDA API schemas" k8s_schema
+check k8s-schema    "the 11 objects validate against the Kubernetes and KEDA API schemas" k8s_schema
 
 shell_syntax() {
     local f rc=0

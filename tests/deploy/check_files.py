@@ -184,6 +184,10 @@ def check_k8s(root, _bin):
         if "namespace" in d.get("metadata", {}):
             problem("k8s: %s/%s sets a namespace (the manifests are namespace-less)",
                     d["kind"], d["metadata"]["name"])
+    # the dashboard (web.yaml) is checked on its own; the rest is the worker fleet
+    web = [d for d in docs if d.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component") == "web"]
+    docs = [d for d in docs if d not in web]
+    check_k8s_web(web)
     kinds = sorted(d.get("kind") for d in docs)
     want = sorted(["ConfigMap", "Secret", "Secret", "Deployment", "Service",
                    "PodDisruptionBudget", "Job", "ScaledObject", "TriggerAuthentication"])
@@ -303,6 +307,32 @@ def check_k8s(root, _bin):
         problem("k8s: the TriggerAuthentication does not take 'host' from the Secret's broker URL")
 
 
+def check_k8s_web(web):
+    """web.yaml: a Deployment of hvdeploy-web and its Service, probes on /healthz."""
+    kinds = sorted(d.get("kind") for d in web)
+    if kinds != ["Deployment", "Service"]:
+        problem("k8s: the dashboard's kinds %s, expected a Deployment and a Service", kinds)
+        return
+    dep = one(web, "Deployment")
+    svc = one(web, "Service")
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    if not (c.get("command") or [""])[0].endswith("hvdeploy-web"):
+        problem("k8s: the dashboard runs %r", c.get("command"))
+    if "--allow-actions" in (c.get("args") or []):
+        problem("k8s: the dashboard's actions are on by default")
+    if pod.get("securityContext", {}).get("runAsNonRoot") is not True:
+        problem("k8s: the dashboard does not run as non-root")
+    if c.get("securityContext", {}).get("readOnlyRootFilesystem") is not True:
+        problem("k8s: the dashboard's root filesystem is writable")
+    for probe in ("readinessProbe", "livenessProbe"):
+        if c.get(probe, {}).get("httpGet", {}).get("path") != "/healthz":
+            problem("k8s: the dashboard's %s is not GET /healthz", probe)
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    if svc["spec"]["selector"].items() - labels.items():
+        problem("k8s: the dashboard's Service does not select its pods")
+
+
 def check_kustomize(root, _bin):
     """kubectl kustomize renders the directory (when kubectl is here)."""
     kubectl = shutil.which("kubectl")
@@ -315,7 +345,7 @@ def check_kustomize(root, _bin):
         problem("kubectl kustomize: %s", r.stderr.strip())
         return
     kinds = [d.get("kind") for d in yaml.safe_load_all(r.stdout) if d]
-    if len(kinds) != 9:
+    if len(kinds) != 11:
         problem("kubectl kustomize rendered %d objects: %s", len(kinds), kinds)
 
 
@@ -324,8 +354,14 @@ def check_compose(root, _bin):
     ddir = os.path.join(root, "deploy")
     (c,) = load_all(os.path.join(ddir, "compose.yaml"))
     s = c.get("services", {})
-    if sorted(s) != ["migrate", "postgres", "rabbitmq", "worker"]:
+    if sorted(s) != ["migrate", "postgres", "rabbitmq", "web", "worker"]:
         problem("compose: services %s", sorted(s))
+    web = s.get("web", {})
+    if (web.get("entrypoint") or [""])[0] != "/usr/local/bin/hvdeploy-web" or "--allow-actions" in (
+            web.get("command") or []):
+        problem("compose: the web service is not a read-only hvdeploy-web")
+    if any(not str(p).startswith("127.0.0.1:") for p in web.get("ports", [])):
+        problem("compose: the dashboard is published beyond loopback")
         return
     if not str(s["rabbitmq"].get("image", "")).startswith("rabbitmq:3.10"):
         problem("compose: rabbitmq image %r is not 3.10", s["rabbitmq"].get("image"))

@@ -212,13 +212,17 @@ static char **wp_build_env(WpWorld *w, const WpOptions *o, const char *name)
     if (o->sim_crash) wp_env_set(&env, &n, "HVD_SIM_CRASH", o->sim_crash);
     if (o->sim_hang) wp_env_set(&env, &n, "HVD_SIM_HANG", o->sim_hang);
     if (o->sim_seed) wp_env_set(&env, &n, "HVD_SIM_SEED", o->sim_seed);
+    HvdBuf pass = {0}; /* the test agents' knobs reach them through HVD_AGENT_ENV_PASS */
     for (const char *const *x = o->extra; x && *x; x++) {
         const char *eq = strchr(*x, '=');
         cr_assert_not_null(eq, "extra variable '%s' is not NAME=value", *x);
         char *var = hvd_xstrndup(*x, (size_t)(eq - *x));
         wp_env_set(&env, &n, var, eq + 1);
+        if (strncmp(var, "HVD_TEST_", 9) == 0) hvd_buf_printf(&pass, "%s%s", pass.len ? "," : "", var);
         free(var);
     }
+    if (pass.len) wp_env_set(&env, &n, "HVD_AGENT_ENV_PASS", pass.data);
+    hvd_buf_free(&pass);
     free(agent);
     hvd_buf_free(&delays);
     return env;
