@@ -500,8 +500,10 @@ static void classify(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts, const
         } else if (strcmp(st, "error") == 0 || strcmp(st, "partial") == 0) {
             res->outcome = hvd_agent_code_retryable(cfg, res->code) ? HVD_AGENT_RETRYABLE : HVD_AGENT_AGENT_ERROR;
             const char *m = res->message ? res->message : "";
-            snprintf(res->detail, sizeof res->detail, "agent answered %s (code %.40s): %.*s", st,
-                     res->code ? res->code : "none", (int)hvd_utf8_truncate(m, strlen(m), 160), m);
+            const char *code = res->code ? res->code : "none";
+            snprintf(res->detail, sizeof res->detail, "agent answered %s (code %.*s): %.*s", st,
+                     (int)hvd_utf8_truncate(code, strlen(code), 40), code, (int)hvd_utf8_truncate(m, strlen(m), 160),
+                     m);
         } else {
             res->outcome = HVD_AGENT_PROTOCOL_ERROR;
             snprintf(res->detail, sizeof res->detail, "agent answered an unknown status '%.*s'",
@@ -638,7 +640,8 @@ HvdAgentOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOp
     in[1] = out[0] = err[0] = -1;
     if (rc != 0) {
         res->outcome = HVD_AGENT_TRANSPORT;
-        snprintf(res->detail, sizeof res->detail, "cannot run agent '%.100s': %s", argv[0], strerror(rc));
+        snprintf(res->detail, sizeof res->detail, "cannot run agent '%.*s': %s",
+                 (int)hvd_utf8_truncate(argv[0], strlen(argv[0]), 100), argv[0], strerror(rc));
         goto unblock;
     }
     c.pidfd = (int)syscall(SYS_pidfd_open, c.pid, 0); /* O_CLOEXEC by definition; -1 on old kernels */
