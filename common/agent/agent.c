@@ -357,7 +357,8 @@ HvdOutcome hvd_agent_call_opts(const HvdAgentCfg *cfg, const HvdAgentCallOpts *o
     in[1] = out[0] = err[0] = -1;
     if (rc != 0) {
         res->outcome = HVD_OUT_NOT_SENT;
-        snprintf(res->detail, sizeof res->detail, "cannot run agent '%.100s': %s", argv[0], strerror(rc));
+        snprintf(res->detail, sizeof res->detail, "cannot run agent '%.*s': %s",
+                 (int)hvd_utf8_truncate(argv[0], strlen(argv[0]), 100), argv[0], strerror(rc));
         goto unblock;
     }
     c.pidfd = (int)syscall(SYS_pidfd_open, c.pid, 0); /* O_CLOEXEC by definition; -1 on old kernels */

@@ -39,8 +39,9 @@ bool agent_classify_answer(const HvdAgentCfg *cfg, const HvdAgentCallOpts *opts,
         bool transient = hvd_agent_code_retryable(cfg, res->code) || hvd_agent_message_retryable(cfg, res->message);
         res->outcome = transient ? HVD_OUT_RETRYABLE : HVD_OUT_AGENT_ERROR;
         const char *m = res->message ? res->message : "";
-        snprintf(res->detail, sizeof res->detail, "agent answered %s (code %.40s): %.*s", st,
-                 res->code ? res->code : "none", (int)hvd_utf8_truncate(m, strlen(m), 160), m);
+        const char *code = res->code ? res->code : "none";
+        snprintf(res->detail, sizeof res->detail, "agent answered %s (code %.*s): %.*s", st,
+                 (int)hvd_utf8_truncate(code, strlen(code), 40), code, (int)hvd_utf8_truncate(m, strlen(m), 160), m);
     } else {
         res->outcome = HVD_OUT_PROTOCOL_ERROR;
         snprintf(res->detail, sizeof res->detail, "agent answered an unknown status '%.*s'",

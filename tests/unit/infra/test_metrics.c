@@ -570,6 +570,7 @@ Test(metrics, health_answers_under_70_trickling_connections, .timeout = 30)
     Resp r = http("127.0.0.1", port, "GET", "/healthz");
     clock_gettime(CLOCK_MONOTONIC, &z);
     double took = (double)(z.tv_sec - a.tv_sec) + (double)(z.tv_nsec - a.tv_nsec) / 1e9;
+    fprintf(stderr, "[metrics] /healthz under 70 trickling connections: %d after %.3f s\n", r.status, took);
     cr_assert_eq(r.status, 200);
     cr_assert_lt(took, 1.0, "/healthz took %.2f s under 70 slow connections", took);
     free(r.body);
@@ -613,6 +614,8 @@ Test(metrics, connection_life_is_bounded_whatever_it_sends, .timeout = 30)
     close(fd);
     free(t);
     hvd_metrics_server_stop(s);
+    fprintf(stderr, "[metrics] a connection trickling a byte every 300 ms was %s after %.1f s\n",
+            closed ? "closed" : "still open", took);
     cr_assert(closed, "the trickling connection was still open after %.1f s", took);
     cr_assert_lt(took, HVD_METRICS_CONN_MAX_MS / 1000.0 + 1.5, "closed after %.1f s", took);
 }
