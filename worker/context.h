@@ -35,6 +35,8 @@ typedef struct {
     HvdStore *store;
     HvdSecretKeys keys;
     HvdAgentCfg agent;
+    struct HvdSessions *sessions; /* session-mode agents (NULL with HVD_AGENT_PROFILE=raw) */
+    char **session_argv;          /* HVD_AGENT_SESSION_CMD, or HVD_AGENT_CMD plus --session */
     Publisher *pub;
     Runners *runners;
     LeaseSet *leases;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "agent.h"
 #include "agentproto.h"
+#include "session.h"
 #include "clock.h"
 #include "guestcfg.h"
 #include "jobrun_priv.h"
@@ -63,6 +64,7 @@ static void call_spec(JobRun *r, const char *operation, HvdNode *spec, const cha
         .stage = stage,
         .attempt = attempt,
         .idempotency_key = key,
+        .output = r->caps.session && r->caps.output && w->sessions,
     };
     HvdBuf line = {0};
     hvd_agent_request_encode(&req, &line);
@@ -79,7 +81,10 @@ static void call_spec(JobRun *r, const char *operation, HvdNode *spec, const cha
     opts.line_arg = !opts.on_line ? NULL
                                   : output_begin(w, r->rec->job_id, r->rec->correlation_id, r->rec->content_type, stage,
                                                  attempt, r->secrets, r->n_secrets);
-    hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
+    if (r->caps.session && w->sessions)
+        hvd_session_call(w->sessions, &opts, r->job.target_host, operation, line.data, line.len, &res);
+    else
+        hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
     if (opts.line_arg) output_flush(opts.line_arg);
     hvd_secret_buf_free(&line); /* vm.initialize's request holds the guest's secrets */
 

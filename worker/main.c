@@ -13,7 +13,9 @@
 #include "codec.h"
 #include "harden.h"
 #include "clock.h"
+#include "argv.h"
 #include "context.h"
+#include "session.h"
 #include "intake.h"
 #include "leases.h"
 #include "maint.h"
@@ -85,7 +87,50 @@ static int setup_agent(Worker *w, char *err, size_t len)
     hvd_buf_free(&codes);
     if (!env_ok) return -1;
     w->agent.kill_grace_ms = w->cfg.agent_kill_grace * 1000;
+    /* session mode: its own template, or the per-call one plus --session */
+    size_t n = 0;
+    char why[160];
+    if (*w->cfg.agent_session_cmd) {
+        w->session_argv = hvd_argv_split(w->cfg.agent_session_cmd, &n, why, sizeof why);
+        if (!w->session_argv || n == 0) {
+            snprintf(err, len, "HVD_AGENT_SESSION_CMD: %s", w->session_argv ? "no command" : why);
+            hvd_argv_free(w->session_argv);
+            w->session_argv = NULL;
+            return -1;
+        }
+    } else {
+        w->session_argv = hvd_xcalloc(w->agent.argc + 2, sizeof *w->session_argv);
+        for (size_t i = 0; i < w->agent.argc; i++) w->session_argv[i] = hvd_xstrdup(w->agent.argv[i]);
+        w->session_argv[w->agent.argc] = hvd_xstrdup("--session");
+    }
+    if (strcmp(w->cfg.agent_profile, "raw") != 0) {
+        HvdSessionCfg sc = {.agent = &w->agent,
+                            .argv = w->session_argv,
+                            .max_per_host = (int)w->cfg.agent_sessions_per_host,
+                            .depth = 16,
+                            .idle_ms = w->cfg.agent_session_idle * 1000,
+                            .hello_ms = 30000,
+                            .cancel_grace_ms = w->agent.kill_grace_ms > 0 ? w->agent.kill_grace_ms : 2000};
+        w->sessions = hvd_sessions_start(&sc);
+    }
     return 0;
+}
+
+/* After SIGTERM: the drain may take the grace, the agents' kill grace and
+ * this much more (releasing leases, sending doorbells) before the process
+ * leaves anyway; unfinished jobs are then resumed after their lease. */
+#define SHUTDOWN_SLACK_S 8
+
+static void *shutdown_watchdog(void *arg)
+{
+    int64_t limit_s = *(const int64_t *)arg;
+    sleep((unsigned)limit_s);
+    hvd_log_warn(NULL,
+                 "shutdown did not finish within %lld s (a dependency stopped answering): exiting now; "
+                 "unfinished jobs resume elsewhere once their leases expire",
+                 (long long)limit_s);
+    _exit(0);
+    return NULL;
 }
 
 /* Waits for a signal for up to ms; returns it, or 0. */
@@ -210,6 +255,13 @@ int main(int argc, char **argv)
     hvd_log_info(NULL, "received %s: stopping (grace %lld s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  (long long)w.cfg.shutdown_grace);
     atomic_store(&w.stopping, true);
+    /* Whatever the threads are stuck in (a database that stopped answering
+     * holds libpq calls for ever), the drain ends in bounded time. */
+    static int64_t drain_limit_s;
+    drain_limit_s = w.cfg.shutdown_grace + w.cfg.agent_kill_grace + SHUTDOWN_SLACK_S;
+    pthread_t watchdog;
+    pthread_create(&watchdog, NULL, shutdown_watchdog, &drain_limit_s);
+    pthread_detach(watchdog);
     /* A second signal means now. */
     sigdelset(&set, 0);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -217,13 +269,22 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
 
     pthread_join(consumer, NULL);
-    runners_stop(w.runners, (int)w.cfg.shutdown_grace);
+    if (!runners_stop(w.runners, (int)w.cfg.shutdown_grace)) {
+        /* Runners still run (a rollback's wait, a store retry) and use the
+         * store, the publisher and the sessions: nothing is freed under them.
+         * Their jobs were released; once the doorbells are out, exit now. */
+        if (!publisher_flush(w.pub, 5000)) hvd_log_warn(NULL, "exiting with messages unsent (the sweep resumes them)");
+        hvd_log_info(NULL, "worker stopped (runners left running at exit)");
+        _exit(0);
+    }
     atomic_store(&w.maint_stop, true);
     pthread_join(maint, NULL);
     publisher_stop(w.pub);
     hvd_metrics_server_stop(ms);
     hvd_store_close(w.store);
     leases_free(w.leases);
+    hvd_sessions_stop(w.sessions);
+    hvd_argv_free(w.session_argv);
     hvd_agent_cfg_free(&w.agent);
     hvd_secret_keys_free(&w.keys);
     hvd_log_info(NULL, "worker stopped");

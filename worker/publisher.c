@@ -125,7 +125,7 @@ void publisher_send(Publisher *p, PubMsg *m)
         return;
     }
     enqueue_locked(p, m, false);
-    pthread_cond_signal(&p->cv);
+    pthread_cond_broadcast(&p->cv); /* the publisher, and a flush waiting */
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -398,6 +398,16 @@ Publisher *publisher_start(Worker *w)
     pthread_cond_init(&p->cv, NULL);
     pthread_create(&p->thread, NULL, publisher_main, p);
     return p;
+}
+
+bool publisher_flush(Publisher *p, int timeout_ms)
+{
+    int64_t deadline = hvd_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&p->mu);
+    while ((p->n > 0 || p->n_batch_envelopes > 0) && hvd_mono_ms() < deadline) hvd_cond_wait_ms(&p->cv, &p->mu, 50);
+    bool empty = p->n == 0;
+    pthread_mutex_unlock(&p->mu);
+    return empty;
 }
 
 void publisher_stop(Publisher *p)

@@ -32,6 +32,9 @@ typedef struct PubMsg {
 } PubMsg;
 
 Publisher *publisher_start(Worker *w);
+/* Waits until everything queued was sent (or timeout_ms passed); true when
+ * the queue is empty. The publisher keeps running. */
+bool publisher_flush(Publisher *p, int timeout_ms);
 /* Takes ownership of m. Events are dropped when the queue is over its bound. */
 void publisher_send(Publisher *p, PubMsg *m);
 /* Sends m and waits until the broker confirmed it (or timeout_ms passed).

@@ -120,7 +120,7 @@ size_t runners_free(Runners *r)
     return n;
 }
 
-void runners_stop(Runners *r, int grace_s)
+bool runners_stop(Runners *r, int grace_s)
 {
     pthread_mutex_lock(&r->mu);
     r->stop = true;
@@ -145,7 +145,7 @@ void runners_stop(Runners *r, int grace_s)
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
         free(r);
-        return;
+        return true;
     }
     /* Grace is over with stages still running: let their jobs go so that
      * another worker resumes them (same idempotency key), and leave the
@@ -153,4 +153,5 @@ void runners_stop(Runners *r, int grace_s)
      * are fenced by the epoch we give up here. */
     hvd_log_warn(NULL, "shutdown grace of %d s over with %zu job(s) still running: releasing them", grace_s, left);
     jobrun_release_all(r->w);
+    return false;
 }

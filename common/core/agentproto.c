@@ -77,6 +77,7 @@ void hvd_agent_request_encode(const HvdAgentRequest *req, HvdBuf *out)
     hvd_node_map_set_str(meta, "stage", req->stage);
     hvd_node_map_set_int(meta, "attempt", req->attempt);
     hvd_node_map_set_str(meta, "idempotency_key", req->idempotency_key);
+    if (req->output) hvd_node_map_set(meta, "output", hvd_node_bool(true));
     hvd_node_map_set(m, "metadata", meta);
     hvd_encode(HVD_CT_JSON, m, out); /* compact: control characters are escaped, so one line */
     hvd_buf_append(out, "\n", 1);

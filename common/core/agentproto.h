@@ -26,6 +26,7 @@ typedef struct {
     const char *stage;
     int64_t attempt;
     const char *idempotency_key; /* "<job_id>:<stage>" */
+    bool output;                 /* metadata.output: ask a session agent with `output` for live lines (§6a) */
 } HvdAgentRequest;
 
 /* Appends the JobRequest as one JSON line ending in "\n". */

@@ -84,6 +84,12 @@ static const CfgRow rows[] = {
      0, 0, 0, "TEXT,...",
      "case-insensitive parts of an agent's error message that make an error transient (Hyper-V, WinRM and file "
      "locks busy); empty = none"},
+    {"HVD_AGENT_SESSION_CMD", CT_STR, OFF(agent_session_cmd), "", 0, 0, 0, "CMD",
+     "session-mode agent argv template (agents with the session capability); empty = HVD_AGENT_CMD plus --session"},
+    {"HVD_AGENT_SESSION_IDLE", CT_DUR, OFF(agent_session_idle), "300", 1, 86400, 0, "SECONDS",
+     "a session without requests this long is closed"},
+    {"HVD_AGENT_SESSIONS_PER_HOST", CT_INT, OFF(agent_sessions_per_host), "4", 1, 64, 0, "N",
+     "agent sessions per host and worker (each serves many requests at once)"},
     {"HVD_AGENT_PROFILE", CT_PROFILE, OFF(agent_profile), "auto", 0, 0, 0, "auto|raw|hvdeploy",
      "what the agents honour: auto asks each host (agent.hello), raw = no capabilities (Aether-V's script), "
      "hvdeploy = idempotency, probe, session and output"},

@@ -125,6 +125,57 @@ Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewh
     cr_assert_eq(wp_stop(b, 15000), 0);
 }
 
+/* Issue 12 item 11: when the grace is over while a runner is still inside
+ * something the agent's cancel cannot stop (here a database call that does
+ * not return: the worker's backends are frozen with SIGSTOP), the worker
+ * still exits 0, at once, freeing nothing the runner uses. */
+Test(lifecycle, sigterm_while_a_runner_is_stuck_in_the_database_exits_cleanly)
+{
+    W = wp_world_new(NULL);
+    const char *extra[] = {"HVD_AGENT_KILL_GRACE=0", NULL};
+    WpWorker *a = start_worker(
+        &(WpOptions){.name = "a", .sim_latency_ms = "disk.create=2500", .shutdown_grace = "1", .extra = extra});
+    char q[128];
+    wp_private_queue(W, q, sizeof q);
+    HvdNode *job = wp_job_load("minimal.json", "hv-stuck.lab.example");
+    HvdNode *disk = hvd_node_map();
+    hvd_node_map_set_str(disk, "image_name", "Windows Server 2022");
+    hvd_node_map_set(hvd_node_get_mut(job, "request"), "disk_spec", disk);
+    const char *id = wp_job_id(job);
+    wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q});
+    cr_assert(wp_wait_stage_status(W, id, "disk.create", "running", 20000), "disk.create never ran; log:\n%s",
+              wp_log_tail(a));
+    /* freeze the worker's database sessions: the end of disk.create cannot be recorded */
+    PGresult *r = wp_pg_query(
+        W, "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    int n = PQntuples(r);
+    cr_assert_gt(n, 0, "the worker has database sessions");
+    pid_t pids[32];
+    for (int i = 0; i < n && i < 32; i++) {
+        pids[i] = (pid_t)atoi(PQgetvalue(r, i, 0));
+        kill(pids[i], SIGSTOP);
+    }
+    PQclear(r);
+    usleep(3000 * 1000);                     /* the stage ended; its runner waits on the database */
+    int st = wp_stop(a, 1000 + 8000 + 4000); /* grace, the drain's slack, a margin */
+    long long took = wp_exit_after_ms(a);
+    for (int i = 0; i < n && i < 32; i++) kill(pids[i], SIGCONT);
+    cr_assert_neq(st, WP_RUNNING, "the worker did not exit; log:\n%s", wp_log_tail(a));
+    cr_assert_eq(st, 0, "exit %d; log:\n%s", st, wp_log_tail(a));
+    fprintf(stderr, "[lifecycle stuck] exit %d, %lld ms after SIGTERM (grace 1 s)\n", st, took);
+    cr_assert(wp_wait_log(a, "runners left running at exit", 100) || wp_wait_log(a, "shutdown did not finish", 100),
+              "%s", wp_log_tail(a));
+    hvd_node_free(job);
+
+    /* the job is not lost: another worker finishes it (its lease expires first) */
+    WpWorker *b = start_worker(&(WpOptions){.name = "b"});
+    WpMsg m[1];
+    cr_assert_eq(wp_collect(W->broker, q, 1, 60000, m), 1, "no envelope; log:\n%s", wp_log_tail(b));
+    cr_assert_str_eq(wp_str(m[0].body, "status"), "success", "%s", wp_str(m[0].body, "message"));
+    wp_msgs_free(m, 1);
+    cr_assert_eq(wp_stop(b, 15000), 0);
+}
+
 /* ---- restarts ---- */
 
 #define N_JOBS 10
