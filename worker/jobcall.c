@@ -6,6 +6,7 @@
 #include <string.h>
 #include "agent.h"
 #include "agentproto.h"
+#include "profiles.h"
 #include "session.h"
 #include "clock.h"
 #include "guestcfg.h"
@@ -81,10 +82,20 @@ static void call_spec(JobRun *r, const char *operation, HvdNode *spec, const cha
     opts.line_arg = !opts.on_line ? NULL
                                   : output_begin(w, r->rec->job_id, r->rec->correlation_id, r->rec->content_type, stage,
                                                  attempt, r->secrets, r->n_secrets);
-    if (r->caps.session && w->sessions)
+    bool sent = false;
+    if (r->caps.session && w->sessions) {
         hvd_session_call(w->sessions, &opts, r->job.target_host, operation, line.data, line.len, &res);
-    else
-        hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
+        sent = res.outcome != HVD_OUT_NOT_SENT;
+        if (!sent) {
+            /* no session could be had (no hello): nothing was sent, so per call it goes, now and for this host */
+            hvd_log_kv(HVD_LOG_WARN, &r->log, "agent session unusable: calling per process", "reason", res.detail,
+                       NULL);
+            hvd_agent_result_free(&res);
+            profile_no_session(r->job.target_host);
+            r->caps.session = r->caps.output = false;
+        }
+    }
+    if (!sent) hvd_agent_call_opts(&w->agent, &opts, r->job.target_host, operation, line.data, line.len, &res);
     if (opts.line_arg) output_flush(opts.line_arg);
     hvd_secret_buf_free(&line); /* vm.initialize's request holds the guest's secrets */
 

@@ -59,11 +59,11 @@ static bool delete_vm(JobRun *r, const char *vm_id, char *why, size_t whylen)
 
 /* Undoes what the job made (§6a: by vm_id; by name only where vm.find tells
  * this job's VM from another's). True when nothing of it is left. */
-static bool rollback(JobRun *r, int failed_stage, const char *code, char *why, size_t whylen)
+static bool rollback(JobRun *r, int failed_stage, bool maybe_made, char *why, size_t whylen)
 {
     const char *vm_id = hvd_node_get_str(r->outputs, "vm_id");
-    bool vm_in_doubt = failed_stage >= 0 && code && strcmp(code, "outcome_unknown") == 0 &&
-                       strcmp(r->rec->stages[failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
+    bool vm_in_doubt =
+        maybe_made && failed_stage >= 0 && strcmp(r->rec->stages[failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
     switch (hvd_plan_rollback(vm_id != NULL, vm_in_doubt, &r->caps)) {
     case HVD_ROLLBACK_NOTHING: snprintf(why, whylen, "no VM was made"); return true;
     case HVD_ROLLBACK_DELETE_VM: {
@@ -184,11 +184,12 @@ void jobrun_finish(JobRun *r, const HvdStepDecision *d)
     for (size_t i = 0; i < rec->n_stages; i++)
         if (rec->stages[i].status == HVD_STAGE_RUNNING) rec->stages[i].status = HVD_STAGE_PENDING;
 
-    bool vm_maybe_left = d->code && strcmp(d->code, "outcome_unknown") == 0 && d->failed_stage >= 0 &&
-                         strcmp(rec->stages[d->failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
+    /* the failed stage's last call may have made its VM: left behind until shown otherwise */
+    bool vm_maybe_left =
+        d->maybe_made && d->failed_stage >= 0 && strcmp(rec->stages[d->failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
     if (d->rollback) {
         char why[300] = "";
-        if (rollback(r, d->failed_stage, d->code, why, sizeof why)) {
+        if (rollback(r, d->failed_stage, d->maybe_made, why, sizeof why)) {
             /* The envelope's data lists what exists: nothing made is left. */
             hvd_stage_outputs_forget(r->outputs);
             for (size_t i = 0; i < rec->n_stages; i++)

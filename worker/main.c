@@ -109,7 +109,7 @@ static int setup_agent(Worker *w, char *err, size_t len)
                             .max_per_host = (int)w->cfg.agent_sessions_per_host,
                             .depth = 16,
                             .idle_ms = w->cfg.agent_session_idle * 1000,
-                            .hello_ms = 30000,
+                            .hello_ms = 15000,
                             .cancel_grace_ms = w->agent.kill_grace_ms > 0 ? w->agent.kill_grace_ms : 2000};
         w->sessions = hvd_sessions_start(&sc);
     }

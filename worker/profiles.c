@@ -64,6 +64,14 @@ void profile_forget(const char *host)
     pthread_mutex_unlock(&mu);
 }
 
+void profile_no_session(const char *host)
+{
+    pthread_mutex_lock(&mu);
+    Entry *e = slot_locked(host);
+    if (e->until && strcmp(e->host, host) == 0) e->caps.session = e->caps.output = false;
+    pthread_mutex_unlock(&mu);
+}
+
 static void record(Worker *w, const char *host, const char *agent, const HvdAgentCaps *caps)
 {
     const char *names[4];

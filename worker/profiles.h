@@ -16,5 +16,8 @@ bool profile_caps(Worker *w, const char *host, const char *job_id, int64_t timeo
 /* Forgets what host said (a call failed at the transport: its agent may have
  * changed); the next call asks again. */
 void profile_forget(const char *host);
+/* The host's agent said it has sessions but none could be started (no
+ * hello): it is used per call until its profile is asked again. */
+void profile_no_session(const char *host);
 
 #endif

@@ -209,6 +209,7 @@ typedef struct {
     int failed_stage;        /* FINISH: -1 when no stage failed */
     bool rollback;           /* FINISH: undo what the job made first (hvd_plan_rollback) */
     bool dead_letter;        /* FINISH: send the evidence to the dead-letter queue */
+    bool maybe_made;         /* FINISH: the failed stage creates, and its last call may have made it */
 } HvdStepDecision;
 
 HvdStepDecision hvd_plan_step(const HvdStepFacts *f);

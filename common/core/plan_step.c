@@ -20,17 +20,20 @@ static HvdStepDecision finish(const HvdStepFacts *f, const HvdStageStatus *st, H
     d.failed_stage = failed_stage;
     /* Something to undo: a stage that made something, or a vm.create whose
      * outcome is unknown (its VM may exist). */
-    bool vm_in_doubt = failed_stage >= 0 && code && strcmp(code, "outcome_unknown") == 0 &&
-                       strcmp(f->job->stages[failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
+    bool vm_in_doubt =
+        d.maybe_made && failed_stage >= 0 && strcmp(f->job->stages[failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
     d.rollback = status != HVD_JOB_SUCCEEDED && f->rollback && (any_succeeded(st, f->job->n_stages) || vm_in_doubt);
     d.dead_letter = code && (strcmp(code, "retries_exhausted") == 0 || strcmp(code, "outcome_unknown") == 0 ||
                              strcmp(code, "takeovers_exhausted") == 0);
     return d;
 }
 
-/* The observed stage fails for good with code. */
-static HvdStepDecision fail(const HvdStepFacts *f, HvdStageStatus *st, int i, const char *code, HvdStepDecision d)
+/* The observed stage fails for good with code; maybe_made: it creates, and
+ * its last call got no answer (what it makes may exist). */
+static HvdStepDecision fail_made(const HvdStepFacts *f, HvdStageStatus *st, int i, const char *code, bool maybe_made,
+                                 HvdStepDecision d)
 {
+    d.maybe_made = maybe_made && hvd_op_creates(f->job->stages[i].name);
     d.settle = HVD_SETTLE_FAILED;
     d.settle_stage = i;
     d.settle_code = code;
@@ -38,13 +41,27 @@ static HvdStepDecision fail(const HvdStepFacts *f, HvdStageStatus *st, int i, co
     return finish(f, st, HVD_JOB_FAILED, code, i, d);
 }
 
+static HvdStepDecision fail(const HvdStepFacts *f, HvdStageStatus *st, int i, const char *code, HvdStepDecision d)
+{
+    return fail_made(f, st, i, code, false, d);
+}
+
 /* The observed stage failed transiently: it waits for a retry, unless that
- * was its last attempt. */
+ * was its last attempt. unknown: the failure left its effect in doubt. */
 static HvdStepDecision retry(const HvdStepFacts *f, HvdStageStatus *st, int i, const char *code, bool keep_doubt,
-                             HvdStepDecision d)
+                             bool unknown, HvdStepDecision d)
 {
     int attempt = f->job->stages[i].attempts;
-    if (attempt >= f->max_attempts) return fail(f, st, i, keep_doubt ? "outcome_unknown" : "retries_exhausted", d);
+    if (attempt >= f->max_attempts) {
+        /* out of attempts, the last one's effect in doubt: vm.find tells
+         * whether it was made after all (then it is adopted) */
+        if (unknown && !keep_doubt && f->caps.probe && hvd_op_creates(f->job->stages[i].name)) {
+            d.verdict = HVD_STEP_PROBE;
+            d.stage = i;
+            return d;
+        }
+        return fail_made(f, st, i, keep_doubt ? "outcome_unknown" : "retries_exhausted", keep_doubt || unknown, d);
+    }
     d.settle = HVD_SETTLE_PENDING;
     d.settle_stage = i;
     d.settle_code = code;
@@ -68,7 +85,7 @@ static HvdStepDecision probe_or_unknown(const HvdStepFacts *f, HvdStageStatus *s
         d.stage = i;
         return d;
     }
-    return fail(f, st, i, "outcome_unknown", d);
+    return fail_made(f, st, i, "outcome_unknown", true, d);
 }
 
 /* Nothing pending: the first stage not yet succeeded runs, unless the job
@@ -120,7 +137,7 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
         f->job->takeovers > f->max_takeovers) {
         size_t open = 0;
         while (open < n && st[open] == HVD_STAGE_SUCCEEDED) open++;
-        if (open < n) return fail(f, st, (int)open, "takeovers_exhausted", d);
+        if (open < n) return fail_made(f, st, (int)open, "takeovers_exhausted", f->job->stages[open].in_doubt, d);
     }
 
     switch (o->kind) {
@@ -141,7 +158,7 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
             return d;
         }
         if (hvd_outcome_unknown(o->outcome) && !resend_safe(f, i)) return probe_or_unknown(f, st, i, d);
-        return retry(f, st, i, hvd_outcome_code(o->outcome), false, d);
+        return retry(f, st, i, hvd_outcome_code(o->outcome), false, hvd_outcome_unknown(o->outcome), d);
     case HVD_OBS_IN_DOUBT:
         if (!resend_safe(f, i)) return probe_or_unknown(f, st, i, d);
         break; /* sent again with the same idempotency key */
@@ -153,17 +170,17 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
                 st[i] = HVD_STAGE_SUCCEEDED;
                 break;
             }
-            if (o->found == HVD_FOUND_AMBIGUOUS) return fail(f, st, i, "outcome_unknown", d);
+            if (o->found == HVD_FOUND_AMBIGUOUS) return fail_made(f, st, i, "outcome_unknown", true, d);
             /* Nothing was made: the stage can be sent again. */
-            if (o->after_failure) return retry(f, st, i, NULL, false, d);
+            if (o->after_failure) return retry(f, st, i, NULL, false, false, d);
             break;
         }
         if (o->outcome == HVD_OUT_CANCELLED) {
             d.verdict = HVD_STEP_RELEASE;
             return d;
         }
-        if (hvd_outcome_transient(o->outcome)) return retry(f, st, i, hvd_outcome_code(o->outcome), true, d);
-        return fail(f, st, i, "outcome_unknown", d);
+        if (hvd_outcome_transient(o->outcome)) return retry(f, st, i, hvd_outcome_code(o->outcome), true, true, d);
+        return fail_made(f, st, i, "outcome_unknown", true, d);
     case HVD_OBS_PREFLIGHT:
         /* a host without what the job names fails it as invalid; a preflight
          * that could not be answered leaves the check to the agent */

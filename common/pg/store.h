@@ -46,6 +46,8 @@ void hvd_store_close(HvdStore *s);   /* NULL-safe */
 bool hvd_store_healthy(HvdStore *s); /* a connection answers SELECT 1 */
 /* Transactions committed through this store since open (for metrics, bench). */
 uint64_t hvd_store_tx_count(HvdStore *s);
+/* Round trips to the server since open (a pipeline of statements is one). */
+uint64_t hvd_store_round_trips(HvdStore *s);
 
 /* Applies migrations/NNNN_*.sql in order, each once, in its own transaction,
  * under pg_advisory_lock so that many workers starting at once apply each once.

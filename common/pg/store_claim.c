@@ -16,6 +16,8 @@ static const char SQL_LOCK_BY_JOB[] =
 /* clang-format on */
 static const char SQL_LOCK_HOST[] = "SELECT pg_advisory_xact_lock(hashtext('hvdeploy.host:' || $1::text))";
 
+const char *const STORE_SQL_LOCK_BY_JOB = SQL_LOCK_BY_JOB;
+
 HvdStoreStatus store_lock_job_host(StoreConn *c, const char *job_id, bool *found, char *err, size_t errlen)
 {
     StoreParams p = {0};
@@ -24,17 +26,6 @@ HvdStoreStatus store_lock_job_host(StoreConn *c, const char *job_id, bool *found
     PGresult *r = store_exec(c, SQL_LOCK_BY_JOB, &p, &st, err, errlen);
     if (!r) return st;
     *found = PQntuples(r) == 1;
-    PQclear(r);
-    return HVD_STORE_OK;
-}
-
-static HvdStoreStatus lock_host(StoreConn *c, const char *host, char *err, size_t errlen)
-{
-    StoreParams p = {0};
-    HvdStoreStatus st = HVD_STORE_OK;
-    store_p_text(&p, host);
-    PGresult *r = store_exec(c, SQL_LOCK_HOST, &p, &st, err, errlen);
-    if (!r) return st;
     PQclear(r);
     return HVD_STORE_OK;
 }
@@ -91,22 +82,36 @@ static void set_str(char **member, char *v)
     *member = v;
 }
 
-/* Applies a RUN decision; rec becomes what the transaction left. */
-static HvdStoreStatus take(HvdStore *s, StoreConn *c, const HvdClaimDecision *d, HvdJobRecord *rec, char *err,
-                           size_t errlen)
+/* ---- the second trip: the decision applied, with the commit ---- */
+
+typedef struct {
+    StoreParams p;
+    const char *sql; /* TAKE, WAIT_HOST or NULL (nothing to write) */
+} Apply;
+
+static void apply_params(HvdStore *s, const HvdClaimDecision *d, const char *job_id, Apply *a)
 {
-    StoreParams p = {0};
-    HvdStoreStatus st = HVD_STORE_OK;
-    store_p_text(&p, rec->job_id);
-    store_p_text(&p, s->worker_id);
-    store_p_int(&p, s->lease_ttl_s);
-    store_p_text(&p, d->takeover ? "takeover" : "claimed");
-    store_p_bool(&p, d->takeover);
-    store_p_bool(&p, d->free_expired_slots);
-    PGresult *r = store_exec(c, SQL_TAKE, &p, &st, err, errlen);
-    if (!r) return st;
+    memset(a, 0, sizeof *a);
+    if (d->verdict == HVD_CLAIM_RUN) {
+        a->sql = SQL_TAKE;
+        store_p_text(&a->p, job_id);
+        store_p_text(&a->p, s->worker_id);
+        store_p_int(&a->p, s->lease_ttl_s);
+        store_p_text(&a->p, d->takeover ? "takeover" : "claimed");
+        store_p_bool(&a->p, d->takeover);
+        store_p_bool(&a->p, d->free_expired_slots);
+    } else if (d->verdict == HVD_CLAIM_WAIT && d->record_host_busy) {
+        a->sql = SQL_WAIT_HOST;
+        store_p_text(&a->p, job_id);
+        store_p_text(&a->p, s->worker_id);
+        store_p_int(&a->p, s->lease_ttl_s);
+    }
+}
+
+/* rec as the TAKE left it. */
+static HvdStoreStatus taken(HvdStore *s, const PGresult *r, HvdJobRecord *rec, char *err, size_t errlen)
+{
     if (PQntuples(r) != 1) {
-        PQclear(r);
         store_set_err(err, errlen, "job %s vanished while being claimed", rec->job_id);
         return HVD_STORE_ERROR;
     }
@@ -119,7 +124,6 @@ static HvdStoreStatus take(HvdStore *s, StoreConn *c, const HvdClaimDecision *d,
     set_str(&rec->next_run_at, store_col_dup(r, 0, 3));
     set_str(&rec->updated_at, store_col_dup(r, 0, 4));
     rec->waiting = HVD_WAIT_NONE;
-    PQclear(r);
     for (size_t i = 0; i < rec->n_stages; i++)
         if (rec->stages[i].status == HVD_STAGE_RUNNING) {
             rec->stages[i].status = HVD_STAGE_PENDING;
@@ -128,60 +132,33 @@ static HvdStoreStatus take(HvdStore *s, StoreConn *c, const HvdClaimDecision *d,
     return HVD_STORE_OK;
 }
 
-/* The claim inside an open transaction whose host lock is held when
- * host_locked names the host. */
-static HvdStoreStatus claim_in_tx(HvdStore *s, StoreConn *c, const char *job_id, const char *host_locked, HvdClaim *out,
-                                  HvdJobRecord *rec, char *err, size_t errlen)
+/* Decides on the facts the first trip read (its last two results: the job
+ * and its stages), then applies the decision and commits in one trip. */
+static HvdStoreStatus decide_and_apply(HvdStore *s, StoreConn *c, const char *job_id, PGresult *job, PGresult *stages,
+                                       HvdClaim *out, HvdJobRecord *rec, char *err, size_t errlen)
 {
-    HvdStoreStatus st = HVD_STORE_OK;
-    bool found = false;
-    memset(out, 0, sizeof *out);
-    if (!host_locked) {
-        st = store_lock_job_host(c, job_id, &found, err, errlen);
-        if (st != HVD_STORE_OK || !found) return st;
-    }
-    st = store_load_job(s, c, job_id, true, &found, rec, &out->facts, err, errlen);
-    if (st != HVD_STORE_OK || !found) return st;
-    if (host_locked && rec->target_host && strcmp(rec->target_host, host_locked) != 0 &&
-        !hvd_job_status_terminal(rec->status)) {
-        /* a job sent again with another host: its own host decides (rare, so
-         * taking this lock after the row lock is acceptable: a deadlock would
-         * only surface as RETRY); the slot counts are read again under it */
-        st = lock_host(c, rec->target_host, err, errlen);
-        if (st == HVD_STORE_OK) st = store_load_job(s, c, job_id, true, &found, rec, &out->facts, err, errlen);
-        if (st != HVD_STORE_OK) return st;
-    }
+    if (!store_record_from(s, job, stages, rec, &out->facts)) out->facts = (HvdClaimFacts){.found = false};
     out->decision = hvd_plan_claim(&out->facts);
-    StoreParams p = {0};
-    PGresult *r = NULL;
-    switch (out->decision.verdict) {
-    case HVD_CLAIM_RUN: return take(s, c, &out->decision, rec, err, errlen);
-    case HVD_CLAIM_WAIT:
-        if (!out->decision.record_host_busy) return HVD_STORE_OK;
-        store_p_text(&p, job_id);
-        store_p_text(&p, s->worker_id);
-        store_p_int(&p, s->lease_ttl_s);
-        r = store_exec(c, SQL_WAIT_HOST, &p, &st, err, errlen);
-        if (!r) return st;
-        PQclear(r);
-        rec->status = HVD_JOB_QUEUED;
-        rec->waiting = HVD_WAIT_HOST_BUSY;
-        return HVD_STORE_OK;
-    case HVD_CLAIM_NOT_FOUND:
-    case HVD_CLAIM_FINISHED:
-    case HVD_CLAIM_HELD:
-    case HVD_CLAIM_DUPLICATE_NAME: return HVD_STORE_OK;
+    Apply a;
+    apply_params(s, &out->decision, job_id, &a);
+    StoreStmt two[2] = {{.sql = a.sql, .p = &a.p}, {.sql = "COMMIT"}};
+    PGresult *res[2] = {NULL, NULL};
+    HvdStoreStatus st =
+        a.sql ? store_pipeline(c, two, 2, res, err, errlen) : store_pipeline(c, &two[1], 1, &res[1], err, errlen);
+    if (st == HVD_STORE_OK && strcmp(PQcmdStatus(res[1]), "COMMIT") != 0) {
+        store_set_err(err, errlen, "transaction was rolled back");
+        st = HVD_STORE_ERROR;
     }
-    return HVD_STORE_OK;
-}
-
-/* Ends a claim's transaction: commit when it went well, else roll back. */
-static HvdStoreStatus in_tx_end(HvdStore *s, StoreConn *c, HvdStoreStatus st, char *err, size_t errlen)
-{
-    if (st == HVD_STORE_OK)
-        st = store_commit(s, c, err, errlen);
-    else
-        store_rollback(c);
+    if (st == HVD_STORE_OK) {
+        atomic_fetch_add(&s->tx_count, 1);
+        if (out->decision.verdict == HVD_CLAIM_RUN) st = taken(s, res[0], rec, err, errlen);
+        if (out->decision.verdict == HVD_CLAIM_WAIT && out->decision.record_host_busy) {
+            rec->status = HVD_JOB_QUEUED;
+            rec->waiting = HVD_WAIT_HOST_BUSY;
+        }
+    }
+    PQclear(res[0]);
+    PQclear(res[1]);
     return st;
 }
 
@@ -195,9 +172,20 @@ HvdStoreStatus hvd_store_claim(HvdStore *s, const char *job_id, HvdClaim *out, H
     if (!store_uuid_ok(job_id)) return HVD_STORE_OK;
     StoreConn *c = store_checkout(s, &st, err, errlen);
     if (!c) return st;
-    st = store_begin(c, err, errlen);
-    if (st == HVD_STORE_OK) st = claim_in_tx(s, c, job_id, NULL, out, rec, err, errlen);
-    st = in_tx_end(s, c, st, err, errlen);
+    /* one trip for the facts: the job's host locked, then its row */
+    StoreParams id = {0}, idw = {0};
+    store_p_text(&id, job_id);
+    store_p_text(&idw, job_id);
+    store_p_text(&idw, s->worker_id);
+    StoreStmt one[4] = {{.sql = "BEGIN"},
+                        {.sql = SQL_LOCK_BY_JOB, .p = &id},
+                        {.sql = STORE_SQL_LOAD_JOB_LOCKED, .p = &idw},
+                        {.sql = STORE_SQL_LOAD_STAGES, .p = &id}};
+    PGresult *res[4];
+    st = store_pipeline(c, one, 4, res, err, errlen);
+    if (st == HVD_STORE_OK) st = decide_and_apply(s, c, job_id, res[2], res[3], out, rec, err, errlen);
+    for (int i = 0; i < 4; i++) PQclear(res[i]);
+    if (st != HVD_STORE_OK) store_rollback(c);
     store_checkin(s, c);
     hvd_job_record_free(&scratch);
     return st;
@@ -244,8 +232,6 @@ HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdJobRecord *job, HvdClai
     HvdStoreStatus st;
     HvdJobRecord scratch = {0};
     HvdBuf stages = {0};
-    StoreParams p = {0};
-    PGresult *r = NULL;
     if (!rec) rec = &scratch;
     memset(out, 0, sizeof *out);
     if (!job || !store_uuid_ok(job->job_id) || !job->target_host || !job->vm_name) {
@@ -258,30 +244,35 @@ HvdStoreStatus hvd_store_claim_new(HvdStore *s, const HvdJobRecord *job, HvdClai
     }
     StoreConn *c = store_checkout(s, &st, err, errlen);
     if (!c) return st;
-    st = store_begin(c, err, errlen);
-    /* the host first: arrival order (seq) then follows the lock order */
-    if (st == HVD_STORE_OK) st = lock_host(c, job->target_host, err, errlen);
-    if (st != HVD_STORE_OK) goto out;
-    store_new_job_params(&p, job, &stages);
-    store_p_text(&p, job->secret_key_id);
-    store_p_bin(&p, job->secret_blob.data, job->secret_blob.len);
-    store_p_text(&p, s->worker_id);
-    r = store_exec(c, SQL_INSERT_JOB, &p, &st, err, errlen);
-    if (!r) goto out;
-    bool inserted = store_col_int(r, 0, 0) == 1;
-    PQclear(r);
-    st = claim_in_tx(s, c, job->job_id, job->target_host, out, rec, err, errlen);
-    if (st == HVD_STORE_OK && !inserted && !out->facts.found) {
-        /* neither inserted nor there: the live-name index refused it */
+    /* One trip: the host first (arrival order, seq, then follows the lock
+     * order), the insert, the job's own host (another, when the id exists
+     * with another host), its row and stages. */
+    StoreParams host = {0}, ins = {0}, id = {0}, idw = {0};
+    store_p_text(&host, job->target_host);
+    store_new_job_params(&ins, job, &stages);
+    store_p_text(&ins, job->secret_key_id);
+    store_p_bin(&ins, job->secret_blob.data, job->secret_blob.len);
+    store_p_text(&ins, s->worker_id);
+    store_p_text(&id, job->job_id);
+    store_p_text(&idw, job->job_id);
+    store_p_text(&idw, s->worker_id);
+    StoreStmt one[6] = {{.sql = "BEGIN"},
+                        {.sql = SQL_LOCK_HOST, .p = &host},
+                        {.sql = SQL_INSERT_JOB, .p = &ins},
+                        {.sql = SQL_LOCK_BY_JOB, .p = &id},
+                        {.sql = STORE_SQL_LOAD_JOB_LOCKED, .p = &idw},
+                        {.sql = STORE_SQL_LOAD_STAGES, .p = &id}};
+    PGresult *res[6];
+    st = store_pipeline(c, one, 6, res, err, errlen);
+    if (st == HVD_STORE_OK && store_col_int(res[2], 0, 0) != 1 && PQntuples(res[4]) == 0) {
+        /* neither inserted nor there: the live-name index refused it; nothing is kept */
         out->decision.verdict = HVD_CLAIM_DUPLICATE_NAME;
-        st = HVD_STORE_ERROR; /* nothing of it is kept: roll back */
-        in_tx_end(s, c, st, err, errlen);
-        st = HVD_STORE_OK;
-        goto done;
+        store_rollback(c);
+    } else if (st == HVD_STORE_OK) {
+        st = decide_and_apply(s, c, job->job_id, res[4], res[5], out, rec, err, errlen);
     }
-out:
-    st = in_tx_end(s, c, st, err, errlen);
-done:
+    for (int i = 0; i < 6; i++) PQclear(res[i]);
+    if (st != HVD_STORE_OK) store_rollback(c);
     store_checkin(s, c);
     hvd_buf_free(&stages);
     hvd_job_record_free(&scratch);

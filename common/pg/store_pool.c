@@ -219,7 +219,7 @@ static bool sqlstate_transient(const char *code)
 }
 
 /* Maps a failed result (or none) to RETRY/ERROR with a one-line reason. */
-static HvdStoreStatus fail(StoreConn *c, const PGresult *r, char *err, size_t errlen)
+HvdStoreStatus store_fail(StoreConn *c, const PGresult *r, char *err, size_t errlen)
 {
     const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -243,7 +243,7 @@ static HvdStoreStatus fail(StoreConn *c, const PGresult *r, char *err, size_t er
     return HVD_STORE_ERROR;
 }
 
-static bool result_ok(const PGresult *r)
+bool store_result_ok(const PGresult *r)
 {
     ExecStatusType t = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
@@ -251,7 +251,7 @@ static bool result_ok(const PGresult *r)
 
 /* ---- execution ---- */
 
-static const char *prepared_name(StoreConn *c, const char *sql, char name[16], bool *have)
+const char *store_prepared_name(StoreConn *c, const char *sql, char name[16], bool *have)
 {
     for (size_t i = 0; i < c->n_prepared; i++) {
         if (c->prepared[i] == sql) {
@@ -273,21 +273,23 @@ PGresult *store_exec(StoreConn *c, const char *sql, const StoreParams *p, HvdSto
     bool have = false;
     PGresult *r;
     if (!p) p = &none;
-    const char *stmt = prepared_name(c, sql, name, &have);
+    const char *stmt = store_prepared_name(c, sql, name, &have);
     if (!stmt) {
         r = PQexecParams(c->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
     } else {
         if (!have) {
             r = PQprepare(c->conn, stmt, sql, 0, NULL);
-            if (!result_ok(r)) goto failed;
+            store_count_round_trip(c);
+            if (!store_result_ok(r)) goto failed;
             PQclear(r);
             c->prepared[c->n_prepared++] = sql;
         }
         r = PQexecPrepared(c->conn, stmt, p->n, p->v, p->len, p->fmt, 0);
     }
-    if (result_ok(r)) return r;
+    store_count_round_trip(c);
+    if (store_result_ok(r)) return r;
 failed:
-    *st = fail(c, r, err, errlen);
+    *st = store_fail(c, r, err, errlen);
     PQclear(r);
     return NULL;
 }
@@ -300,11 +302,17 @@ PGresult *store_exec1(HvdStore *s, StoreConn *c, const char *sql, const StorePar
     return r;
 }
 
+void store_count_round_trip(StoreConn *c)
+{
+    if (c->round_trips) atomic_fetch_add(c->round_trips, 1);
+}
+
 HvdStoreStatus store_exec_script(StoreConn *c, const char *sql, char *err, size_t errlen)
 {
     PGresult *r = PQexec(c->conn, sql);
+    store_count_round_trip(c);
     HvdStoreStatus st = HVD_STORE_OK;
-    if (!result_ok(r)) st = fail(c, r, err, errlen);
+    if (!store_result_ok(r)) st = store_fail(c, r, err, errlen);
     PQclear(r);
     return st;
 }
@@ -317,9 +325,10 @@ HvdStoreStatus store_begin(StoreConn *c, char *err, size_t errlen)
 HvdStoreStatus store_commit(HvdStore *s, StoreConn *c, char *err, size_t errlen)
 {
     PGresult *r = PQexec(c->conn, "COMMIT");
+    store_count_round_trip(c);
     HvdStoreStatus st = HVD_STORE_OK;
-    if (!result_ok(r)) {
-        st = fail(c, r, err, errlen);
+    if (!store_result_ok(r)) {
+        st = store_fail(c, r, err, errlen);
     } else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
         /* COMMIT of a failed transaction answers ROLLBACK */
         store_set_err(err, errlen, "transaction was rolled back");
@@ -336,7 +345,7 @@ void store_rollback(StoreConn *c)
     if (PQstatus(c->conn) != CONNECTION_OK) return;
     if (PQtransactionStatus(c->conn) == PQTRANS_IDLE) return;
     PGresult *r = PQexec(c->conn, "ROLLBACK");
-    if (!result_ok(r)) c->broken = true;
+    if (!store_result_ok(r)) c->broken = true;
     PQclear(r);
 }
 
@@ -442,9 +451,11 @@ HvdStore *hvd_store_open(const HvdStoreOptions *opt, char *err, size_t errlen)
     s->secret_retention_s = opt->secret_retention_s >= 0 ? opt->secret_retention_s : 0;
     s->n_conns = (size_t)opt->pool_size;
     s->conns = hvd_xcalloc(s->n_conns, sizeof(StoreConn));
+    for (size_t i = 0; i < s->n_conns; i++) s->conns[i].round_trips = &s->round_trips;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     atomic_init(&s->tx_count, 0);
+    atomic_init(&s->round_trips, 0);
     /* one connection now, so that a wrong DSN is reported at once; the others
      * connect when first needed */
     StoreConn *c = store_checkout(s, &st, err, errlen);
@@ -484,4 +495,9 @@ bool hvd_store_healthy(HvdStore *s)
 uint64_t hvd_store_tx_count(HvdStore *s)
 {
     return s ? (uint64_t)atomic_load(&s->tx_count) : 0;
+}
+
+uint64_t hvd_store_round_trips(HvdStore *s)
+{
+    return s ? (uint64_t)atomic_load(&s->round_trips) : 0;
 }

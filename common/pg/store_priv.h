@@ -16,8 +16,9 @@
 
 typedef struct {
     PGconn *conn;
-    bool busy;   /* checked out by a thread */
-    bool broken; /* reset before its next use */
+    atomic_uint_fast64_t *round_trips; /* the store's counter */
+    bool busy;                         /* checked out by a thread */
+    bool broken;                       /* reset before its next use */
     size_t n_prepared;
     const char *prepared[STORE_MAX_PREPARED];
 } StoreConn;
@@ -33,6 +34,7 @@ struct HvdStore {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint_fast64_t tx_count;
+    atomic_uint_fast64_t round_trips;
 };
 
 /* The job statuses a job can still leave ("live"), as an SQL list. */
@@ -90,6 +92,27 @@ PGresult *store_exec(StoreConn *c, const char *sql, const StoreParams *p, HvdSto
 PGresult *store_exec1(HvdStore *s, StoreConn *c, const char *sql, const StoreParams *p, HvdStoreStatus *st, char *err,
                       size_t errlen);
 HvdStoreStatus store_begin(StoreConn *c, char *err, size_t errlen);
+/* Maps a failed result (or none) to RETRY/ERROR with a one-line reason; a
+ * lost connection is marked for a reset. */
+HvdStoreStatus store_fail(StoreConn *c, const PGresult *r, char *err, size_t errlen);
+bool store_result_ok(const PGresult *r);
+/* The name of sql's prepared statement on c (*have: prepared already), NULL
+ * when c has no room for another. */
+const char *store_prepared_name(StoreConn *c, const char *sql, char name[16], bool *have);
+
+/* ---- pipelines (store_pipeline.c) ----
+ * Several statements in one round trip (libpq's pipeline mode): each is
+ * sent at once, then one sync, then the results read. A statement that
+ * fails aborts the rest; the transaction they are in is then to be rolled
+ * back. results[i] is set for each statement (NULL after a failure). */
+typedef struct {
+    const char *sql; /* a static string (its address names the prepared statement); "BEGIN"/"COMMIT" too */
+    const StoreParams *p;
+} StoreStmt;
+HvdStoreStatus store_pipeline(StoreConn *c, const StoreStmt *stmts, size_t n, PGresult **results, char *err,
+                              size_t errlen);
+/* One more round trip to the server on c (for metrics and the benchmark). */
+void store_count_round_trip(StoreConn *c);
 HvdStoreStatus store_commit(HvdStore *s, StoreConn *c, char *err, size_t errlen);
 void store_rollback(StoreConn *c);
 /* Runs SQL text with the simple protocol (several statements, no params). */
@@ -113,6 +136,13 @@ bool store_uuid_ok(const char *s);
 HvdStoreStatus store_load_job(HvdStore *s, StoreConn *c, const char *job_id, bool for_update, bool *found,
                               HvdJobRecord *rec, HvdClaimFacts *facts, char *err, size_t errlen);
 HvdStoreStatus store_load_stages(StoreConn *c, const char *job_id, HvdJobRecord *rec, char *err, size_t errlen);
+/* The same two statements for a pipeline: the job row locked ($1 job id, $2
+ * this worker) and its stages ($1); their results into rec and facts. False
+ * when the job row is not there. */
+extern const char *const STORE_SQL_LOAD_JOB_LOCKED;
+extern const char *const STORE_SQL_LOAD_STAGES;
+bool store_record_from(HvdStore *s, const PGresult *job, const PGresult *stages, HvdJobRecord *rec,
+                       HvdClaimFacts *facts);
 HvdJobStatus store_col_job_status(const PGresult *r, int row, int col);
 HvdStageStatus store_col_stage_status(const PGresult *r, int row, int col);
 /* The columns of a new job's row and its stage names as $1..$10 (store_claim.c). */
@@ -121,5 +151,6 @@ void store_new_job_params(StoreParams *p, const HvdJobRecord *job, HvdBuf *stage
 /* Takes the advisory lock of the job's host when the job is live (every
  * transaction that moves slots takes it before any job row). */
 HvdStoreStatus store_lock_job_host(StoreConn *c, const char *job_id, bool *found, char *err, size_t errlen);
+extern const char *const STORE_SQL_LOCK_BY_JOB; /* the same, for a pipeline ($1 job id) */
 
 #endif

@@ -103,13 +103,11 @@ static void claim_facts(const PGresult *r, const HvdJobRecord *rec, int host_con
     };
 }
 
-HvdStoreStatus store_load_stages(StoreConn *c, const char *job_id, HvdJobRecord *rec, char *err, size_t errlen)
+const char *const STORE_SQL_LOAD_JOB_LOCKED = SQL_LOAD_JOB_LOCKED;
+const char *const STORE_SQL_LOAD_STAGES = SQL_LOAD_STAGES;
+
+static void stage_rows(const PGresult *r, HvdJobRecord *rec)
 {
-    StoreParams p = {0};
-    HvdStoreStatus st = HVD_STORE_OK;
-    store_p_text(&p, job_id);
-    PGresult *r = store_exec(c, SQL_LOAD_STAGES, &p, &st, err, errlen);
-    if (!r) return st;
     for (size_t i = 0; i < rec->n_stages; i++) hvd_stage_clear(&rec->stages[i]);
     rec->n_stages = 0;
     for (int i = 0; i < PQntuples(r) && i < HVD_MAX_STAGES; i++) {
@@ -127,6 +125,28 @@ HvdStoreStatus store_load_stages(StoreConn *c, const char *job_id, HvdJobRecord 
         sr->in_doubt = store_col_bool(r, i, 10);
         rec->n_stages = (size_t)i + 1;
     }
+}
+
+bool store_record_from(HvdStore *s, const PGresult *job, const PGresult *stages, HvdJobRecord *rec,
+                       HvdClaimFacts *facts)
+{
+    if (facts) *facts = (HvdClaimFacts){.found = false};
+    if (PQntuples(job) == 0) return false;
+    hvd_job_record_free(rec);
+    job_columns(job, rec);
+    if (facts) claim_facts(job, rec, s->host_concurrency, facts);
+    stage_rows(stages, rec);
+    return true;
+}
+
+HvdStoreStatus store_load_stages(StoreConn *c, const char *job_id, HvdJobRecord *rec, char *err, size_t errlen)
+{
+    StoreParams p = {0};
+    HvdStoreStatus st = HVD_STORE_OK;
+    store_p_text(&p, job_id);
+    PGresult *r = store_exec(c, SQL_LOAD_STAGES, &p, &st, err, errlen);
+    if (!r) return st;
+    stage_rows(r, rec);
     PQclear(r);
     return HVD_STORE_OK;
 }

@@ -127,31 +127,30 @@ static HvdStoreStatus host_tx(HvdStore *s, const char *job_id, const char *sql, 
                               char *err, size_t errlen)
 {
     HvdStoreStatus st;
-    bool found = false;
-    PGresult *r = NULL;
     if (next_job) next_job[0] = '\0';
     StoreConn *c = store_checkout(s, &st, err, errlen);
     if (!c) return st;
-    st = store_begin(c, err, errlen);
-    if (st != HVD_STORE_OK) goto out;
-    st = store_lock_job_host(c, job_id, &found, err, errlen);
-    if (st != HVD_STORE_OK) goto out;
-    if (!found) {
-        st = HVD_STORE_FENCED;
-        goto out;
+    /* one round trip: nothing is decided between these statements (a fenced
+     * write that changed nothing commits nothing) */
+    StoreParams id = {0};
+    store_p_text(&id, job_id);
+    StoreStmt stmts[4] = {
+        {.sql = "BEGIN"}, {.sql = STORE_SQL_LOCK_BY_JOB, .p = &id}, {.sql = sql, .p = p}, {.sql = "COMMIT"}};
+    PGresult *res[4];
+    st = store_pipeline(c, stmts, 4, res, err, errlen);
+    if (st == HVD_STORE_OK && strcmp(PQcmdStatus(res[3]), "COMMIT") != 0) {
+        store_set_err(err, errlen, "transaction was rolled back");
+        st = HVD_STORE_ERROR;
     }
-    r = store_exec(c, sql, p, &st, err, errlen);
-    if (!r) goto out;
-    if (store_col_int(r, 0, 0) == 0) {
-        st = HVD_STORE_FENCED;
-        goto out;
+    if (st == HVD_STORE_OK) {
+        atomic_fetch_add(&s->tx_count, 1);
+        if (PQntuples(res[1]) == 0 || store_col_int(res[2], 0, 0) == 0)
+            st = HVD_STORE_FENCED;
+        else if (next_job)
+            store_col_copy(res[2], 0, 1, next_job, 37);
     }
-    if (next_job) store_col_copy(r, 0, 1, next_job, 37);
-    st = store_commit(s, c, err, errlen);
-    if (st != HVD_STORE_OK && next_job) next_job[0] = '\0';
-out:
-    PQclear(r);
-    if (st != HVD_STORE_OK) store_rollback(c);
+    for (int i = 0; i < 4; i++) PQclear(res[i]);
+    if (st != HVD_STORE_OK && st != HVD_STORE_FENCED) store_rollback(c);
     store_checkin(s, c);
     return st;
 }

@@ -11,7 +11,8 @@
  * vm.create. HVD_TEST_ONLY_OP limits the talking to one operation; while the
  * file HVD_TEST_FAIL_WHILE exists (or for the host HVD_TEST_FAIL_HOST),
  * HVD_TEST_FAIL_OP answers an error with code HVD_TEST_FAIL_CODE (default
- * INJECTED, permanent). */
+ * INJECTED, permanent). It answers agent.hello itself: a per-call agent,
+ * with the simulated host's idempotency and probe when it runs one. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -42,6 +43,14 @@ int main(int argc, char **argv)
     json_t *req = json_loadb(buf, n, 0, NULL);
     const char *op = json_string_value(json_object_get(req, "operation"));
     if (!op) op = "?";
+    if (strcmp(op, "agent.hello") == 0) {
+        /* a per-call agent: what the simulated host behind it honours, but no sessions */
+        printf("{\"status\":\"success\",\"message\":\"hello\",\"data\":{\"agent\":\"agent_talky 1\","
+               "\"capabilities\":%s},\"code\":null,\"logs\":[]}\n",
+               argc > 1 ? "[\"idempotency\",\"probe\"]" : "[]");
+        json_decref(req);
+        return 0;
+    }
     const char *only = getenv("HVD_TEST_ONLY_OP");
     bool talk = !only || !*only || strcmp(only, op) == 0;
 

@@ -47,9 +47,13 @@ PYEOF
 
 # world_worker LOG [VAR=value...]: a worker with the talky agent in front of the simhost.
 world_worker() {
-    local log="$1"
+    local log="$1" a pass=
     shift
-    env HVD_PG_DSN="$DSN" HVD_AMQP_PREFIX="$PREFIX" \
+    # the talky agent's knobs reach it by name: the agent's environment is explicit
+    for a in "$@"; do
+        case "$a" in HVD_TEST_*=*) pass="${pass:+$pass,}${a%%=*}" ;; esac
+    done
+    env HVD_PG_DSN="$DSN" HVD_AMQP_PREFIX="$PREFIX" HVD_AGENT_ENV_PASS="$pass" \
         HVD_AGENT_CMD="$AGENTS/agent_talky $BIN/hvdeploy-simhost --state-dir $WORK/sim" \
         HVD_METRICS_ADDR= HVD_WORKER_ID="w-$WORLD_ID-${#WORKER_PIDS[@]}" HVD_CONCURRENCY=4 \
         HVD_RETRY_DELAYS=1,2 HVD_LOG_LEVEL=info "$@" \

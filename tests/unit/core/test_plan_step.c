@@ -9,18 +9,12 @@
 #include <string.h>
 #include "plan.h"
 
-#define IDEM                \
-    {                       \
-        .idempotency = true \
-    }
-#define PROBE         \
-    {                 \
-        .probe = true \
-    }
-#define RAW \
-    {       \
-        0   \
-    }
+/* clang-format off */
+#define IDEM {.idempotency = true}
+#define PROBE {.probe = true}
+#define RAW {0}
+#define FULL {.idempotency = true, .probe = true}
+/* clang-format on */
 
 typedef struct {
     const char *what;
@@ -47,6 +41,7 @@ typedef struct {
     const char *code;
     int failed_stage;
     bool do_rollback, dead_letter;
+    bool maybe_made; /* FINISH: what the failed stage makes may exist */
 } Row;
 
 #define NOOBS                             \
@@ -167,17 +162,19 @@ static const Row ROWS[] = {
     {"timeout with idempotency: retried with the same key", "R", "1", "-", .caps = IDEM, .obs = CALL(0, O_TIMEOUT),
      S_PEND(0, "agent_timeout"), V_RETRY(1)},
     {"timeout on the last attempt with idempotency", "R", "5", "-", .caps = IDEM, .obs = CALL(0, O_TIMEOUT),
-     S_FAIL(0, "retries_exhausted"), V_FAIL("retries_exhausted", 0, false, true)},
+     S_FAIL(0, "retries_exhausted"), V_FAIL("retries_exhausted", 0, false, true), .maybe_made = true},
     {"crash during vm.create, probe agent: ask vm.find", "R", "1", "-", .caps = PROBE, .obs = CALL(0, O_CRASH), S_NONE,
      V_PROBE(0)},
     {"unreachable during disk.create, probe agent: ask vm.find", "SR", "11", "--", .caps = PROBE,
      .obs = CALL(1, O_UNREACH), S_NONE, V_PROBE(1)},
     {"timeout during vm.create, raw agent: outcome unknown", "R", "1", "-", .caps = RAW, .obs = CALL(0, O_TIMEOUT),
-     S_FAIL(0, "outcome_unknown"), V_FAIL("outcome_unknown", 0, false, true)},
+     S_FAIL(0, "outcome_unknown"), V_FAIL("outcome_unknown", 0, false, true), .maybe_made = true},
     {"timeout during vm.create, raw agent, rollback asked: rollback decides", "R", "1", "-", .rollback = true,
-     .caps = RAW, .obs = CALL(0, O_TIMEOUT), S_FAIL(0, "outcome_unknown"), V_FAIL("outcome_unknown", 0, true, true)},
+     .caps = RAW, .obs = CALL(0, O_TIMEOUT), S_FAIL(0, "outcome_unknown"), V_FAIL("outcome_unknown", 0, true, true),
+     .maybe_made = true},
     {"crash during nic.create, raw agent, rollback asked", "SSR", "111", "---", .rollback = true, .caps = RAW,
-     .obs = CALL(2, O_CRASH), S_FAIL(2, "outcome_unknown"), V_FAIL("outcome_unknown", 2, true, true)},
+     .obs = CALL(2, O_CRASH), S_FAIL(2, "outcome_unknown"), V_FAIL("outcome_unknown", 2, true, true),
+     .maybe_made = true},
     {"timeout during vm.initialize, raw agent: repeatable, retried", "SR", "11", "--", .kinds = "CI", .caps = RAW,
      .obs = CALL(1, O_TIMEOUT), S_PEND(1, "agent_timeout"), V_RETRY(1)},
     {"cut by the end of the shutdown grace: released", "SR", "11", "--", .stopping = true, .caps = RAW,
@@ -189,11 +186,11 @@ static const Row ROWS[] = {
     {"in doubt, idempotent agent: sent again", "SP", "11", "-?", .caps = IDEM, .obs = DOUBT(1), S_NONE, V_CALL(1)},
     {"in doubt, probe agent: ask vm.find first", "SP", "11", "-?", .caps = PROBE, .obs = DOUBT(1), S_NONE, V_PROBE(1)},
     {"in doubt, raw agent: outcome unknown", "P", "1", "?", .caps = RAW, .obs = DOUBT(0), S_FAIL(0, "outcome_unknown"),
-     V_FAIL("outcome_unknown", 0, false, true)},
+     V_FAIL("outcome_unknown", 0, false, true), .maybe_made = true},
     {"in doubt vm.initialize, raw agent: repeatable, sent again", "SP", "11", "-?", .kinds = "CI", .caps = RAW,
      .obs = DOUBT(1), S_NONE, V_CALL(1)},
     {"in doubt and taken over too often", "P", "1", "?", .takeovers = 9, .caps = PROBE, .obs = DOUBT(0),
-     S_FAIL(0, "takeovers_exhausted"), V_FAIL("takeovers_exhausted", 0, false, true)},
+     S_FAIL(0, "takeovers_exhausted"), V_FAIL("takeovers_exhausted", 0, false, true), .maybe_made = true},
 
     /* ---- vm.find answered ---- */
     {"vm.find found the job's VM: adopted, next stage", "PP", "10", "?-", .caps = PROBE,
@@ -208,15 +205,15 @@ static const Row ROWS[] = {
      .obs = PROBED(0, O_OK, HVD_FOUND_NOTHING, true), S_FAIL(0, "retries_exhausted"),
      V_FAIL("retries_exhausted", 0, false, true)},
     {"vm.find ambiguous", "P", "1", "?", .caps = PROBE, .obs = PROBED(0, O_OK, HVD_FOUND_AMBIGUOUS, false),
-     S_FAIL(0, "outcome_unknown"), V_FAIL("outcome_unknown", 0, false, true)},
+     S_FAIL(0, "outcome_unknown"), V_FAIL("outcome_unknown", 0, false, true), .maybe_made = true},
     {"vm.find timed out: asked again later, still in doubt", "P", "1", "?", .caps = PROBE,
      .obs = PROBED(0, O_TIMEOUT, HVD_FOUND_NOTHING, false), S_PEND_DOUBT(0, "agent_timeout"), V_RETRY(1)},
     {"vm.find timed out on the last attempt: outcome unknown", "P", "5", "?", .caps = PROBE,
      .obs = PROBED(0, O_TIMEOUT, HVD_FOUND_NOTHING, false), S_FAIL(0, "outcome_unknown"),
-     V_FAIL("outcome_unknown", 0, false, true)},
+     V_FAIL("outcome_unknown", 0, false, true), .maybe_made = true},
     {"vm.find refused: outcome unknown", "P", "1", "?", .caps = PROBE,
      .obs = PROBED(0, O_ERR, HVD_FOUND_NOTHING, false), S_FAIL(0, "outcome_unknown"),
-     V_FAIL("outcome_unknown", 0, false, true)},
+     V_FAIL("outcome_unknown", 0, false, true), .maybe_made = true},
     {"vm.find cut by the shutdown: released", "P", "1", "?", .stopping = true, .caps = PROBE,
      .obs = PROBED(0, O_CANCEL, HVD_FOUND_NOTHING, false), S_NONE, V_RELEASE},
 
@@ -234,6 +231,21 @@ static const Row ROWS[] = {
      .obs = PREFLIGHTED(0, O_TIMEOUT, false), S_NONE, V_CALL(0)},
     {"preflight refused: the agent checks", "PP", "00", "--", .caps = PROBE, .obs = PREFLIGHTED(0, O_ERR, false),
      S_NONE, V_CALL(0)},
+
+    {"timeout on the last attempt, rollback asked: the VM it may have made is undone", "R", "5", "-", .rollback = true,
+     .caps = PROBE, .obs = CALL(0, O_TIMEOUT), S_NONE, V_PROBE(0)},
+    {"timeout on the last attempt, idempotency and probe: vm.find says whether it was made", "R", "5", "-",
+     .caps = FULL, .obs = CALL(0, O_TIMEOUT), S_NONE, V_PROBE(0)},
+    {"... it was made: adopted", "P", "5", "-", .caps = FULL, .obs = PROBED(0, O_OK, HVD_FOUND_IT, true), S_ADOPT(0),
+     V_DONE},
+    {"... nothing was made: retries exhausted, nothing left", "P", "5", "-", .rollback = true, .caps = FULL,
+     .obs = PROBED(0, O_OK, HVD_FOUND_NOTHING, true), S_FAIL(0, "retries_exhausted"),
+     V_FAIL("retries_exhausted", 0, false, true)},
+    {"retryable answer on the last attempt: nothing was made", "R", "5", "-", .rollback = true, .caps = IDEM,
+     .obs = CALL(0, O_BUSY), S_FAIL(0, "retries_exhausted"), V_FAIL("retries_exhausted", 0, false, true)},
+    {"crash on the last attempt with idempotency, rollback asked", "R", "5", "-", .rollback = true, .caps = IDEM,
+     .obs = CALL(0, O_CRASH), S_FAIL(0, "retries_exhausted"), V_FAIL("retries_exhausted", 0, true, true),
+     .maybe_made = true},
 
     /* ---- nonsense ---- */
     {"an observation of a stage the job does not have", "P", "0", "-", .caps = IDEM, .obs = CALL(3, O_OK), S_NONE,
@@ -307,6 +319,7 @@ Test(plan_step, table)
             cr_assert_eq(d.failed_stage, row->failed_stage, "%s: failed stage %d", w, d.failed_stage);
             cr_assert_eq(d.rollback, row->do_rollback, "%s: rollback", w);
             cr_assert_eq(d.dead_letter, row->dead_letter, "%s: dead letter", w);
+            cr_assert_eq(d.maybe_made, row->maybe_made, "%s: maybe made", w);
         }
     }
 }
