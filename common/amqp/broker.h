@@ -43,7 +43,8 @@
 typedef struct HvdBroker HvdBroker;
 
 typedef struct {
-    const char *url;             /* HVD_AMQP_URL; NULL = HVD_BROKER_DEFAULT_URL */
+    const char *url;             /* HVD_AMQP_URL: one URL, or the nodes of a cluster separated by
+                                    whitespace (urllist.h); NULL = HVD_BROKER_DEFAULT_URL */
     const char *connection_name; /* shown by rabbitmqctl list_connections; NULL = "hvdeploy" */
     int heartbeat_s;             /* 0 = 30; negative = no heartbeats (not advised) */
     int connect_timeout_ms;      /* TCP connect and AMQP handshake; 0 = 10000 */
@@ -76,9 +77,16 @@ typedef enum {
 const char *hvd_broker_status_name(HvdBrokerStatus s); /* "ok", "closed", ... */
 
 /* Connects, logs in and opens channel 1 (in confirm mode when opt->confirms).
+ * With several URLs (a cluster) each is tried in turn, starting with the one
+ * that last worked in this process (moving on past one that failed), so that
+ * every (re)connect of every connection finds a live node; the TLS options
+ * apply to each amqps:// URL. The caller's backoff comes between rounds.
  * NULL on failure with one line in err, e.g.
  *   "cannot connect to RabbitMQ at 127.0.0.1:5672: connection refused"
- *   "RabbitMQ refused login for user 'guest' at 127.0.0.1:5672: ACCESS_REFUSED - ..." */
+ *   "RabbitMQ refused login for user 'guest' at 127.0.0.1:5672: ACCESS_REFUSED - ..."
+ *   "no RabbitMQ node of 3 answered: cannot connect to RabbitMQ at a:5672: ...; ..."
+ * A URL naming several hosts with a comma ("amqp://a,b/"), which rabbitmq-c
+ * would cut to the first, is refused. */
 HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* Closes the connection politely (bounded by a short timeout) and frees. NULL-safe. */

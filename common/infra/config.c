@@ -2,6 +2,7 @@
  * with one-line errors, --help, --print-config and password masking. */
 #include "config.h"
 #include "buf.h"
+#include "urllist.h"
 #include <amqp.h>
 #include <ctype.h>
 #include <errno.h>
@@ -49,7 +50,7 @@ typedef struct {
  * deploy/worker.env.example. */
 static const CfgRow rows[] = {
     {"HVD_AMQP_URL", CT_AMQP_URL, OFF(amqp_url), "amqp://guest:guest@localhost:5672/%2f", 0, 0, 0, "URL",
-     "RabbitMQ broker URL; amqps:// for TLS"},
+     "RabbitMQ broker URL; amqps:// for TLS; a cluster: one URL per node, separated by spaces"},
     {"HVD_AMQP_URL_FILE", CT_STR, OFF(amqp_url_file), "", 0, 0, 0, "FILE",
      "read HVD_AMQP_URL from this file (container secrets); wins over HVD_AMQP_URL"},
     {"HVD_AMQP_CA_FILE", CT_STR, OFF(amqp_ca_file), "", 0, 0, 0, "FILE",
@@ -447,12 +448,34 @@ static void mask_query(HvdBuf *o, const char *q)
     }
 }
 
+static void mask_url_into(HvdBuf *o, const char *url);
+
+/* A whitespace-separated list of URLs (HVD_AMQP_URL of a cluster): each masked. */
+static void mask_url_list_into(HvdBuf *o, const char *urls)
+{
+    for (const char *p = urls; *p;) {
+        size_t ws = strspn(p, " \t\r\n");
+        hvd_buf_append(o, p, ws);
+        p += ws;
+        size_t n = strcspn(p, " \t\r\n");
+        if (n == 0) break;
+        char *one = hvd_xstrndup(p, n);
+        mask_url_into(o, one);
+        free(one);
+        p += n;
+    }
+}
+
 static void mask_url_into(HvdBuf *o, const char *url)
 {
     const char *sep = strstr(url, "://");
     bool is_url = sep && sep > url;
     for (const char *p = url; is_url && p < sep; p++)
         if (!isalnum((unsigned char)*p) && !strchr("+.-", *p)) is_url = false;
+    if (is_url && strpbrk(url, " \t\r\n")) {
+        mask_url_list_into(o, url);
+        return;
+    }
     if (is_url) {
         const char *rest = sep + 3;
         const char *q = rest + strcspn(rest, "?#");
@@ -537,6 +560,43 @@ static char *mask_dup(const char *url)
     return hvd_buf_steal(&o);
 }
 
+/* HVD_AMQP_URL: one URL, or the nodes of a cluster separated by whitespace
+ * (urllist.h), each a URL amqp_parse_url accepts and none naming several
+ * hosts with a comma (which rabbitmq-c would cut to the first). */
+static bool amqp_url_list_ok(const char *name, const char *v, const char *src, char *err, size_t errlen)
+{
+    HvdUrlList urls;
+    char q[128], why[64];
+    if (!hvd_url_list_split(v, &urls, why, sizeof why)) {
+        set_err(err, errlen, "%s: %s (amqp://user:password@host:port/vhost, several separated by spaces)%s", name, why,
+                src);
+        return false;
+    }
+    bool good = true;
+    for (size_t i = 0; good && i < urls.n; i++) {
+        char *m = mask_dup(urls.v[i]);
+        quote_val(m, q, sizeof q);
+        free(m);
+        char at[40] = "";
+        if (urls.n > 1) snprintf(at, sizeof at, " (URL %zu of %zu)", i + 1, urls.n);
+        struct amqp_connection_info info;
+        if (hvd_url_host_has_comma(urls.v[i])) {
+            set_err(err, errlen,
+                    "%s: '%s'%s names several hosts with ',', which rabbitmq-c would cut to the first: give one URL "
+                    "per node, separated by spaces (amqp://u:p@a:5672/%%2f amqp://u:p@b:5672/%%2f)%s",
+                    name, q, at, src);
+            good = false;
+        } else if (amqp_parse_url(urls.v[i], &info) != AMQP_STATUS_OK) { /* parses in place: a copy */
+            set_err(err, errlen,
+                    "%s: '%s'%s is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...)%s", name, q,
+                    at, src);
+            good = false;
+        }
+    }
+    hvd_url_list_free(&urls);
+    return good;
+}
+
 /* ---- assigning a value to a row ---- */
 
 #define FIELD(cfg, row, T) ((T *)((char *)(cfg) + (row)->off))
@@ -563,23 +623,11 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
         free(*FIELD(cfg, r, char *));
         *FIELD(cfg, r, char *) = hvd_xstrdup(v);
         return true;
-    case CT_AMQP_URL: {
-        char *copy = hvd_xstrdup(v);
-        struct amqp_connection_info info;
-        int rc = amqp_parse_url(copy, &info);
-        free(copy);
-        if (rc != AMQP_STATUS_OK) {
-            char *m = mask_dup(v);
-            quote_val(m, q, sizeof q);
-            free(m);
-            set_err(err, errlen, "%s: '%s' is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...)%s",
-                    r->name, q, src);
-            return false;
-        }
+    case CT_AMQP_URL:
+        if (!amqp_url_list_ok(r->name, v, src, err, errlen)) return false;
         free(*FIELD(cfg, r, char *));
         *FIELD(cfg, r, char *) = hvd_xstrdup(v);
         return true;
-    }
     case CT_PG_DSN: {
         char *perr = NULL;
         PQconninfoOption *opts = *v ? PQconninfoParse(v, &perr) : NULL;
