@@ -31,6 +31,7 @@ int ctl_cmd_dead(int argc, char **argv);
 int ctl_cmd_migrate(int argc, char **argv);
 int ctl_cmd_agent_check(int argc, char **argv);
 int ctl_cmd_keygen(int argc, char **argv);
+int ctl_cmd_prune(int argc, char **argv);
 
 /* The table, in the order `--help` lists it; NULL-name terminated. */
 extern const CtlCommand ctl_commands[];

@@ -10,7 +10,9 @@
  *   runners    — HVD_CONCURRENCY threads, each running one claimed job's
  *                stages through the agent (runner.c). They never touch AMQP.
  *   maintainer — renews leases, sweeps PostgreSQL for jobs that need a
- *                worker, resends unsent envelopes, purges secrets (maint.c).
+ *                worker, resends unsent envelopes, purges secrets (maint.c);
+ *                on the one worker holding the fleet role, also exports the
+ *                fleet view and prunes finished jobs (fleet.c).
  * PostgreSQL is reached through the store's small connection pool. */
 #ifndef HVD_WORKER_H
 #define HVD_WORKER_H
@@ -136,6 +138,15 @@ void intake_claim_existing(Worker *w, const char *job_id, bool *ran);
 /* ---- maint.c --------------------------------------------------------------- */
 
 void *maint_main(void *w);
+
+/* ---- fleet.c (maintainer thread) ------------------------------------------ */
+
+typedef struct Fleet Fleet;
+/* The fleet role, view and pruner of this worker (see fleet.c). */
+Fleet *fleet_new(Worker *w);
+/* Tries the role, refreshes the view and prunes when their time has come. */
+void fleet_tick(Fleet *f, int64_t now_mono_ms);
+void fleet_free(Fleet *f); /* lets the role go */
 
 /* ---- breaker.c ------------------------------------------------------------ */
 

@@ -103,6 +103,9 @@ static const CfgRow rows[] = {
      "older keys still accepted for decryption (key rotation)"},
     {"HVD_SECRET_RETENTION", CT_DUR, OFF(secret_retention), "604800", 0, 315360000, 0, "SECONDS",
      "how long a failed job's encrypted secrets are kept for a replay (604800 = 7d)"},
+    {"HVD_JOB_RETENTION", CT_DUR, OFF(job_retention), "2592000", 0, 315360000, 0, "SECONDS",
+     "finished jobs are deleted with their stages and events this long after they ended (2592000 = 30d); 0 keeps "
+     "them"},
     {"HVD_METRICS_ADDR", CT_ADDR, OFF(metrics_addr), "127.0.0.1:9464", 0, 0, 0, "HOST:PORT",
      "address of /metrics and /healthz; empty disables"},
     {"HVD_LOG_LEVEL", CT_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL",
@@ -225,6 +228,11 @@ static bool parse_dur(const char *s, int64_t min, int64_t max, int64_t *out)
     if (v < min || v > max) return false;
     *out = v;
     return true;
+}
+
+bool hvd_config_parse_duration(const char *s, int64_t max, int64_t *out)
+{
+    return s && parse_dur(s, 0, max, out);
 }
 
 static bool parse_bool(const char *s, bool *out)
