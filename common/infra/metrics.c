@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +440,7 @@ void hvd_metrics_render(HvdBuf *b)
 struct HvdMetricsServer {
     struct MHD_Daemon *daemon;
     HvdReadyFn ready;
+    _Atomic(HvdReadyFn) live; /* /livez; NULL = the same as ready */
     void *arg;
     int port;
 };
@@ -466,7 +468,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     (void)con_cls;
-    bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0;
+    bool livez = strcmp(url, "/livez") == 0;
+    bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 || livez;
     if (!known) return reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n", 10);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n", 19);
@@ -478,7 +481,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return r;
     }
     char reason[256] = "";
-    bool ok = srv->ready ? srv->ready(srv->arg, reason, sizeof reason) : true;
+    HvdReadyFn check = livez && atomic_load(&srv->live) ? atomic_load(&srv->live) : srv->ready;
+    bool ok = check ? check(srv->arg, reason, sizeof reason) : true;
     if (ok) return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n", 3);
     if (!reason[0]) snprintf(reason, sizeof reason, "not ready");
     char body[300];
@@ -561,6 +565,11 @@ fail:
     if (res) freeaddrinfo(res);
     free(srv);
     return NULL;
+}
+
+void hvd_metrics_server_set_live(HvdMetricsServer *s, HvdReadyFn live)
+{
+    if (s) atomic_store(&s->live, live);
 }
 
 int hvd_metrics_server_port(const HvdMetricsServer *s)

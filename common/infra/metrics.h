@@ -134,6 +134,10 @@ typedef struct HvdMetricsServer HvdMetricsServer;
  * method other than GET/HEAD on a known path). Returns NULL with err filled
  * ("HVD_METRICS_ADDR 127.0.0.1:9464: cannot bind: Address already in use"). */
 HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err, size_t errlen);
+/* GET /livez answers with live (same arg as ready) instead of ready: a process
+ * that is not ready may still be alive and must not be restarted, e.g. one that
+ * drains its running stages after SIGTERM. Without it /livez is /healthz. */
+void hvd_metrics_server_set_live(HvdMetricsServer *s, HvdReadyFn live);
 int hvd_metrics_server_port(const HvdMetricsServer *s); /* the bound port */
 void hvd_metrics_server_stop(HvdMetricsServer *s);      /* NULL-safe */
 

@@ -7,13 +7,15 @@ HVD_LIB_DEPS_LOADED=1
 
 # libclang-rt-14-dev holds libclang_rt.fuzzer (libFuzzer) for clang 14;
 # systemd brings systemd-analyze (the unit check); procps and iproute2 bring
-# ps/pgrep and ss, which these scripts use.
+# ps/pgrep and ss, which these scripts use; prometheus brings promtool (the
+# alerting rules' check; its server is not started: policy-rc.d below).
 HVD_DEB_PACKAGES=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     librabbitmq-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
     libsodium-dev libmicrohttpd-dev
     rabbitmq-server postgresql-15
     python3-pika python3-msgpack python3-yaml python3-psycopg2
+    prometheus
     systemd procps iproute2
 )
 
