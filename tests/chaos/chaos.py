@@ -18,6 +18,7 @@ import uuid
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster as C  # noqa: E402
 import harness as H  # noqa: E402
 from harness import log, now  # noqa: E402
 
@@ -495,7 +496,10 @@ SCENARIOS = [
     ("ctimeout", s_ctimeout),
     ("poison", s_poison),
     ("hostlimit", s_hostlimit),
-]
+] + C.SCENARIOS
+# Past one machine (tests/chaos/cluster.py): their short forms take 15-35 s (with
+# the clusters' first start), so `./deploy/dev.sh test` runs them too.
+CLUSTER = {name for name, _ in C.SCENARIOS}
 
 
 def run_one(ctx, name, fn):
@@ -572,6 +576,10 @@ def write_summary(ctx, results, path, total_s):
         "  succeed, every poison message is answered or dead-lettered, no worker goes down.",
         "- hostlimit: HVD_HOST_CONCURRENCY=1: no two jobs' stage intervals overlap on a host",
         "  (job_stages), while stages on different hosts do overlap.",
+        "- broker-cluster: a three-node RabbitMQ cluster (deploy/lib/cluster.sh), the workers given all",
+        "  three URLs; the node leading the jobs queue is killed (SIGKILL) mid-run and restarted later.",
+        "- pg-failover: a PostgreSQL primary with a synchronous streaming standby (pg_basebackup); mid-run",
+        "  the primary is killed (SIGKILL) and the standby promoted (pg_ctl promote).",
         "",
     ]
     with open(path, "w", encoding="utf-8") as f:
@@ -605,6 +613,8 @@ def main():
         if (only and name not in only) or name in skip:
             continue
         results.append(run_one(ctx, name, fn))
+    if any(r.name in CLUSTER for r in results):
+        C.stop_clusters(ctx)
     total = now() - t0
     log("")
     log("==== chaos summary (%s, seed %d, %.0f s)" % (mode, seed, total))
