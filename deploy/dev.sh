@@ -46,6 +46,8 @@ usage: ./deploy/dev.sh COMMAND [ARGS...]
                 rmq-leader QUEUE [VHOST]  rmqctl N ARGS...
                 pg-up pg-dsn [DB] pg-kill-primary pg-promote pg-down pg-reset
   bench       install, build, start the services and run tests/bench/run.sh
+  perf        the store's latency with an empty schema and with 10^6 finished jobs
+              (tests/perf/run.sh [N])
   chaos       install, build, start the services and run tests/chaos/run.sh --long
   help        this text
 
@@ -152,6 +154,8 @@ main() {
                     HVD_RUN_TARGETS=(hvdeploy-worker hvdeployctl hvdeploy-simhost)
                     run_with_services demo "$HVD_ROOT/deploy/demo.sh" "$@" ;;
         bench)      run_with_services bench "$HVD_ROOT/tests/bench/run.sh" "$@" ;;
+        perf)       HVD_RUN_TARGETS=(hvdeployctl hvd_store_latency)
+                    run_with_services perf "$HVD_ROOT/tests/perf/run.sh" "$@" ;;
         chaos)      run_with_services chaos "$HVD_ROOT/tests/chaos/run.sh" --long "$@" ;;
         help|-h|--help) usage ;;
         *) hvd_err "unknown command '$cmd'"; usage >&2; exit 2 ;;
