@@ -52,25 +52,16 @@ def lost_lines(fleet):
 
 def s_broker_cluster(ctx, res):
     """three RabbitMQ nodes; the leader of the jobs queue killed mid-run, restarted"""
-    n = 40 if ctx.short else 200
     rc, _ = cluster(ctx, "rmq-up")
     if rc != 0:
         res.fail("the RabbitMQ cluster did not start (./deploy/dev.sh cluster rmq-up)")
         return
     rc, urls = cluster(ctx, "rmq-urls")
-    cctx = copy.copy(ctx)
-    cctx.amqp_url = urls
     log("  [broker-cluster] nodes: %s" % urls)
-    fleet = H.Fleet(cctx, "brokercluster", env={"HVD_HOST_CONCURRENCY": "2"},
-                    results_args={"x-queue-type": "quorum"})
-    res.fleet = fleet
-    fleet.setup()
-    fleet.start()
-    jobs = [fleet.make_job(i) for i in range(n)]
-    ids = [j["id"] for j in jobs]
-    rate = 4 if ctx.short else 5
-    sub = fleet.submitter(jobs, rate=rate)
-    sub.start()
+    # the upstream reply queue is replicated too
+    fleet, ids, sub = start_fleet(ctx, res, "brokercluster", {"amqp_url": urls},
+                                  results_args={"x-queue-type": "quorum"})
+    n = len(ids)
     wait_progress(fleet, ids, 0.25, 120)
     rc, leader = cluster(ctx, "rmq-leader", fleet.prefix + ".jobs")
     if rc != 0 or not leader.isdigit():
@@ -121,74 +112,69 @@ def s_broker_cluster(ctx, res):
         res.notes.append("members at the end: %s" % mine[0])
 
 
-def finish(fleet, res, ids, sub, timeout=None):
-    timeout = timeout or (240 if fleet.ctx.short else 600)
-    sub.done.wait(timeout)
-    for i, why in sub.failed:
-        res.fail("job %s could not be published: %s" % (i, why))
-    for i in sub.unroutable:
-        res.fail("job %s came back unroutable" % i)
-    states = fleet.wait_terminal(ids, timeout)
-    envelopes = H.collect_envelopes(fleet)
-    H.check_dead_letters(fleet, res, ids)
-    H.check_jobs(fleet, res, ids, envelopes, expect_success=True, resent=sub.resent, states=states)
-    for w in fleet.workers:
-        if w.proc.poll() is not None:
-            res.fail("worker %s exited with %s; see %s" % (w.worker_id, w.proc.returncode, w.log_path))
+def finish(fleet, res, ids, sub):
+    H.finish_common(fleet, res, ids, sub, timeout=240 if fleet.ctx.short else 600)
+    H.workers_alive(fleet, res)
+
+
+def start_fleet(ctx, res, name, override, **kw):
+    """3 workers on a copy of ctx with override (amqp_url / pg_dsn) and n jobs
+    submitted at the suite's rate: (fleet, ids, submitter)."""
+    cctx = copy.copy(ctx)
+    for k, v in override.items():
+        setattr(cctx, k, v)
+    fleet = H.Fleet(cctx, name, env={"HVD_HOST_CONCURRENCY": "2"}, **kw)
+    res.fleet = fleet
+    fleet.setup()
+    fleet.start()
+    jobs = [fleet.make_job(i) for i in range(40 if ctx.short else 200)]
+    sub = fleet.submitter(jobs, rate=4 if ctx.short else 5)
+    sub.start()
+    return fleet, [j["id"] for j in jobs], sub
 
 
 # ---------------------------------------------------------------- PostgreSQL failover
 
 def s_pg_failover(ctx, res):
     """a primary with a synchronous standby; the primary killed mid-run, the standby promoted"""
-    n = 40 if ctx.short else 200
     rc, _ = cluster(ctx, "pg-up")
     if rc != 0:
         res.fail("the primary and its standby did not start (./deploy/dev.sh cluster pg-up)")
         return
     rc, dsn = cluster(ctx, "pg-dsn", "hvdeploy")
-    cctx = copy.copy(ctx)
-    cctx.pg_dsn = dsn
     log("  [pg-failover] DSN %s" % dsn)
-    if True:
-        fleet = H.Fleet(cctx, "pgfailover", env={"HVD_HOST_CONCURRENCY": "2"})
-        res.fleet = fleet
-        fleet.setup()
-        fleet.start()
-        jobs = [fleet.make_job(i) for i in range(n)]
-        ids = [j["id"] for j in jobs]
-        sub = fleet.submitter(jobs, rate=4 if ctx.short else 5)
-        sub.start()
-        wait_progress(fleet, ids, 0.3, 120)
-        done = terminal_count(fleet, ids)
-        log("  [pg-failover] %d/%d jobs ended; killing the primary" % (done, n))
-        rc, _ = cluster(ctx, "pg-kill-primary")
-        if rc != 0:
-            res.fail("could not kill the primary")
-        t_kill = now()
-        time.sleep(2.0)   # the fleet sees a dead primary and a read-only standby for a while
-        rc, _ = cluster(ctx, "pg-promote")
-        if rc != 0:
-            res.fail("pg_ctl promote failed")
-        promoted = now() - t_kill
-        res.faults = 1
-        res.fault_desc = "SIGKILL of the primary, standby promoted %.1f s later" % promoted
-        # how long until the fleet writes again: the first job that ends after the promotion
-        base = terminal_count(fleet, ids)
-        t0 = now()
-        resumed = None
-        while now() - t0 < 120 and base < n:
-            if terminal_count(fleet, ids) > base:
-                resumed = now() - t_kill
-                break
-            time.sleep(0.25)
-        if resumed is not None:
-            res.notes.append("primary killed; standby promoted after %.1f s; jobs ending again %.1f s after the kill"
-                             % (promoted, resumed))
-        finish(fleet, res, ids, sub)
-        lost = len(fleet.grep_logs("database connection lost"))
-        ro = len(fleet.grep_logs("no longer the primary"))
-        res.notes.append("worker log lines: 'database connection lost' %d, 'no longer the primary' %d" % (lost, ro))
+    fleet, ids, sub = start_fleet(ctx, res, "pgfailover", {"pg_dsn": dsn})
+    n = len(ids)
+    wait_progress(fleet, ids, 0.3, 120)
+    done = terminal_count(fleet, ids)
+    log("  [pg-failover] %d/%d jobs ended; killing the primary" % (done, n))
+    rc, _ = cluster(ctx, "pg-kill-primary")
+    if rc != 0:
+        res.fail("could not kill the primary")
+    t_kill = now()
+    time.sleep(2.0)   # the fleet sees a dead primary and a read-only standby for a while
+    rc, _ = cluster(ctx, "pg-promote")
+    if rc != 0:
+        res.fail("pg_ctl promote failed")
+    promoted = now() - t_kill
+    res.faults = 1
+    res.fault_desc = "SIGKILL of the primary, standby promoted %.1f s later" % promoted
+    # how long until the fleet writes again: the first job that ends after the promotion
+    base = terminal_count(fleet, ids)
+    t0 = now()
+    resumed = None
+    while now() - t0 < 120 and base < n:
+        if terminal_count(fleet, ids) > base:
+            resumed = now() - t_kill
+            break
+        time.sleep(0.25)
+    if resumed is not None:
+        res.notes.append("primary killed; standby promoted after %.1f s; jobs ending again %.1f s after the kill"
+                         % (promoted, resumed))
+    finish(fleet, res, ids, sub)
+    lost = len(fleet.grep_logs("database connection lost"))
+    ro = len(fleet.grep_logs("no longer the primary"))
+    res.notes.append("worker log lines: 'database connection lost' %d, 'no longer the primary' %d" % (lost, ro))
 
 
 def stop_clusters(ctx):

@@ -761,3 +761,28 @@ def count_faults(path):
     except FileNotFoundError:
         pass
     return c
+
+
+# ---------------------------------------------------------------- the end of a scenario
+
+def finish_common(fleet, res, ids, sub=None, expect_success=True, timeout=120, states=None):
+    """Waits for the end, then the common checks. Returns the envelopes."""
+    if sub is not None:
+        sub.done.wait(timeout)
+        for i, why in sub.failed:
+            res.fail("job %s could not be published: %s" % (i, why))
+        for i in sub.unroutable:
+            res.fail("job %s came back unroutable" % i)
+    if states is None:
+        states = fleet.wait_terminal(ids, timeout)
+    envelopes = collect_envelopes(fleet)
+    check_dead_letters(fleet, res, ids)
+    check_jobs(fleet, res, ids, envelopes, expect_success=expect_success,
+               resent=sub.resent if sub else (), states=fleet.job_states(ids))
+    return envelopes
+
+
+def workers_alive(fleet, res):
+    for w in fleet.workers:
+        if w.proc.poll() is not None:
+            res.fail("worker %s exited with %s; see %s" % (w.worker_id, w.proc.returncode, w.log_path))

@@ -2,8 +2,6 @@
  * list of nodes tried in turn, the comma form refused, every queue quorum (also the
  * retry buckets, whose TTL still returns doorbells to the jobs queue), and the
  * classic queues of an earlier version explained with the command to run. */
-#include <amqp.h>
-#include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,21 +123,10 @@ Test(broker_cluster, quorum_retry_bucket_returns_doorbells_after_their_ttl, .ini
 /* Declares queue name as the classic queue an earlier version made (args may be empty). */
 static void declare_classic(const char *name, amqp_table_t args)
 {
-    struct amqp_connection_info ci;
-    char *url = hvd_xstrdup(hvd_it_env("HVD_AMQP_URL"));
-    cr_assert_eq(amqp_parse_url(url, &ci), AMQP_STATUS_OK);
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    cr_assert_eq(amqp_socket_open(s, ci.host, ci.port), AMQP_STATUS_OK);
-    cr_assert_eq(amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password).reply_type,
-                 AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(c, 1);
-    cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_connection_state_t c = hvd_it_raw_conn();
     amqp_queue_declare(c, 1, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
     cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
-    free(url);
+    hvd_it_raw_close(c);
 }
 
 Test(broker_cluster, classic_retry_bucket_of_an_earlier_version_says_what_to_run, .init = setup, .fini = teardown)

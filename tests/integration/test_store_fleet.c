@@ -70,22 +70,29 @@ static const char *jid(int n)
     return ids[n];
 }
 
+/* Job n on host (its VM name "vm-<n>", static storage: one at a time). */
+static HvdNewJob job_of(int n, const char *host)
+{
+    static char vm[32];
+    snprintf(vm, sizeof vm, "vm-%d", n);
+    return (HvdNewJob){.job_id = jid(n),
+                       .job_type = "managed_deployment",
+                       .target_host = host,
+                       .vm_name = vm,
+                       .reply_to = "hvdeploy.results",
+                       .content_type = "application/msgpack",
+                       .request_json = "{}",
+                       .options_json = "{}",
+                       .stages = all_stages,
+                       .n_stages = 4};
+}
+
 /* Job n on host, recorded and started (RUN) or waiting for its busy host. */
 static HvdClaimOutcome add_job(HvdStore *s, int n, const char *host, HvdJobRecord *rec, bool with_secret)
 {
     static const unsigned char blob[] = "sealed";
-    char vm[32], err[512] = "";
-    snprintf(vm, sizeof vm, "vm-%d", n);
-    HvdNewJob j = {.job_id = jid(n),
-                   .job_type = "managed_deployment",
-                   .target_host = host,
-                   .vm_name = vm,
-                   .reply_to = "hvdeploy.results",
-                   .content_type = "application/msgpack",
-                   .request_json = "{}",
-                   .options_json = "{}",
-                   .stages = all_stages,
-                   .n_stages = 4};
+    char err[512] = "";
+    HvdNewJob j = job_of(n, host);
     if (with_secret) {
         j.secret_blob = blob;
         j.secret_len = sizeof blob;
@@ -435,17 +442,7 @@ Test(failover, no_longer_the_primary_is_a_lost_connection_and_retried)
     cr_assert(before > 0);
     HvdJobRecord r = {0};
     HvdClaimOutcome out;
-    char vm[] = "vm-1";
-    HvdNewJob j = {.job_id = jid(1),
-                   .job_type = "managed_deployment",
-                   .target_host = "hv01",
-                   .vm_name = vm,
-                   .reply_to = "hvdeploy.results",
-                   .content_type = "application/msgpack",
-                   .request_json = "{}",
-                   .options_json = "{}",
-                   .stages = all_stages,
-                   .n_stages = 4};
+    HvdNewJob j = job_of(1, "hv01");
     cr_assert_eq(hvd_store_claim_new(s, &j, &out, &r, err, sizeof err), HVD_STORE_RETRY, "%s", err);
     cr_assert(strstr(err, "no longer the primary (25006, read-only)"), "%s", err);
     fprintf(stderr, "demoted primary: %s\n", err);
