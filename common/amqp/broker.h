@@ -116,9 +116,13 @@ char *hvd_broker_mask_url(const char *url);
  * retry buckets retry_delays_s[0..n-1] (seconds, each > 0): idempotent. Doorbells wait in
  * <prefix>.retry.<N>s, reached through exchange <prefix>.retry with routing key "<N>s"
  * (see hvd_broker_retry_key); when their TTL expires they are dead-lettered to exchange
- * <prefix>.jobs with routing key HVD_BROKER_JOB_KEY. An existing object with other
- * arguments gives HVD_BROKER_ERROR and a message naming it, e.g. "queue 'hvdeploy.jobs'
- * exists with different arguments: PRECONDITION_FAILED - inequivalent arg ...". */
+ * <prefix>.jobs with routing key HVD_BROKER_JOB_KEY. Every queue is a quorum queue
+ * (replicated on a cluster's nodes); the retry buckets keep their TTL (RabbitMQ 3.10
+ * expires quorum messages at the queue's head, as classic queues do) and dead-letter
+ * at-least-once. An existing object with other arguments gives HVD_BROKER_ERROR and a
+ * message naming it, e.g. "queue 'hvdeploy.jobs' exists with different arguments:
+ * PRECONDITION_FAILED - inequivalent arg ..."; the classic retry buckets and dead-letter
+ * queue of an earlier version get a message saying what to run to upgrade them. */
 HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix, const int *retry_delays_s, size_t n,
                                             char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The routing key of the retry bucket of delay_s seconds on <prefix>.retry: "<N>s". */
