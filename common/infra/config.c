@@ -585,7 +585,7 @@ static bool amqp_url_list_ok(const char *name, const char *v, const char *src, c
         char *m = mask_dup(urls.v[i]);
         quote_val(m, q, sizeof q);
         free(m);
-        char at[40] = "";
+        char at[64] = ""; /* " (URL i of n)" */
         if (urls.n > 1) snprintf(at, sizeof at, " (URL %zu of %zu)", i + 1, urls.n);
         struct amqp_connection_info info;
         if (hvd_url_host_has_comma(urls.v[i])) {
