@@ -61,6 +61,15 @@ static double wait_metric(int port, const char *series, double want, int timeout
     return v;
 }
 
+/* Waits until port exports a sample of series; whether it did. */
+static bool wait_has(int port, const char *series, int timeout_ms)
+{
+    long long until = hvd_it_now_ms() + timeout_ms;
+    bool has = false;
+    while (metric(port, series, &has), !has && hvd_it_now_ms() < until) usleep(100 * 1000);
+    return has;
+}
+
 static WpWorker *start(const char *name, int port)
 {
     static const char *const extra[] = {"HVD_SWEEP_INTERVAL=1", "HVD_JOB_RETENTION=2", NULL};
@@ -93,8 +102,8 @@ Test(fleet_worker, one_exporter_its_view_its_pruner_and_a_successor)
     bool has;
     metric(other_port, "hvdeploy_fleet_jobs", &has);
     cr_assert_not(has, "the other worker exports the fleet view too");
-    metric(exp_port, "hvdeploy_fleet_jobs{status=\"queued\",waiting_reason=\"host_busy\"}", &has);
-    cr_assert(has, "every state is exported, 0 when empty");
+    cr_assert(wait_has(exp_port, "hvdeploy_fleet_jobs{status=\"queued\",waiting_reason=\"host_busy\"}", 5000),
+              "every state is exported, 0 when empty");
 
     /* a job runs (vm.create takes 6 s): the view shows it running */
     char reply[128];
@@ -123,8 +132,9 @@ Test(fleet_worker, one_exporter_its_view_its_pruner_and_a_successor)
     cr_assert(wp_wait_log(other, "this worker now exports the fleet view and prunes finished jobs", 15000), "%s",
               wp_log_tail(other));
     cr_assert_eq(wait_metric(other_port, "hvdeploy_fleet_exporter", 1, 5000), 1);
-    metric(other_port, "hvdeploy_fleet_oldest_queued_job_seconds", &has);
-    cr_assert(has);
+    /* its first view follows at once (the role is logged just before it) */
+    cr_assert(wait_has(other_port, "hvdeploy_fleet_oldest_queued_job_seconds", 5000),
+              "the successor exports no fleet view");
     cr_assert_eq(wp_stop(other, 20000), 0);
 }
 
