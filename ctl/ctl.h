@@ -33,6 +33,7 @@ int ctl_cmd_agent_check(int argc, char **argv);
 int ctl_cmd_keygen(int argc, char **argv);
 int ctl_cmd_hosts(int argc, char **argv);
 int ctl_cmd_retry(int argc, char **argv);
+int ctl_cmd_prune(int argc, char **argv);
 
 /* The table, in the order `--help` lists it; NULL-name terminated. */
 extern const CtlCommand ctl_commands[];

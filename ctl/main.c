@@ -26,6 +26,7 @@ CTL_WEAK_FALLBACK(ctl_cmd_agent_check, "agent-check")
 CTL_WEAK_FALLBACK(ctl_cmd_keygen, "keygen")
 CTL_WEAK_FALLBACK(ctl_cmd_hosts, "hosts")
 CTL_WEAK_FALLBACK(ctl_cmd_retry, "retry")
+CTL_WEAK_FALLBACK(ctl_cmd_prune, "prune")
 
 const CtlCommand ctl_commands[] = {
     {"validate", "check a job body (JSON, or msgpack with --msgpack) offline", ctl_cmd_validate},
@@ -39,6 +40,7 @@ const CtlCommand ctl_commands[] = {
     {"migrate", "apply pending database migrations and exit", ctl_cmd_migrate},
     {"agent-check", "run the agent protocol conformance checks", ctl_cmd_agent_check},
     {"keygen", "write a new secret key file (mode 0600)", ctl_cmd_keygen},
+    {"prune", "delete finished jobs older than --older-than (default HVD_JOB_RETENTION)", ctl_cmd_prune},
     {NULL, NULL, NULL},
 };
 

@@ -41,7 +41,13 @@ usage: ./deploy/dev.sh COMMAND [ARGS...]
                 rmq-consumer-timeout MS   (channels opened afterwards use it)
                 rmqctl ARGS...            (rabbitmqctl against the private node)
                 psql ARGS...              (psql as hvdeploy to database hvdeploy)
+  cluster VERB  the chaos scenarios' clusters on this box (deploy/lib/cluster.sh):
+                rmq-up rmq-down rmq-reset rmq-urls rmq-kill N rmq-start N
+                rmq-leader QUEUE [VHOST]  rmqctl N ARGS...
+                pg-up pg-dsn [DB] pg-kill-primary pg-promote pg-down pg-reset
   bench       install, build, start the services and run tests/bench/run.sh
+  perf        the store's latency with an empty schema and with 10^6 finished jobs
+              (tests/perf/run.sh [N])
   chaos       install, build, start the services and run tests/chaos/run.sh --long
   help        this text
 
@@ -105,6 +111,28 @@ svc() {
     esac
 }
 
+cluster() {
+    local verb="${1:-}"
+    [ $# -gt 0 ] && shift
+    case "$verb" in
+        rmq-up)     hvd_rmqc_up ;;
+        rmq-down)   hvd_rmqc_down ;;
+        rmq-reset)  hvd_rmqc_reset ;;
+        rmq-urls)   hvd_rmqc_urls ;;
+        rmq-kill)   hvd_rmqc_kill "${1:?node number}" ;;
+        rmq-start)  hvd_rmqc_start "${1:?node number}" ;;
+        rmq-leader) hvd_rmqc_leader "${1:?queue}" "${2:-/}" ;;
+        rmqctl)     hvd_rmqc_ctl "${1:?node number}" "${@:2}" ;;
+        pg-up)      hvd_pgha_up ;;
+        pg-dsn)     hvd_pgha_dsn "${1:-hvdeploy}" ;;
+        pg-kill-primary) hvd_pgha_kill_primary ;;
+        pg-promote) hvd_pgha_promote ;;
+        pg-down)    hvd_pgha_down ;;
+        pg-reset)   hvd_pgha_reset ;;
+        *) hvd_err "unknown cluster verb '${verb}' (see ./deploy/dev.sh help)"; return 2 ;;
+    esac
+}
+
 main() {
     local cmd="${1:-help}"
     [ $# -gt 0 ] && shift
@@ -120,11 +148,14 @@ main() {
         env)        [ -f "$HVD_ENV_FILE" ] || hvd_die "no $HVD_ENV_FILE yet: run ./deploy/dev.sh up"
                     cat "$HVD_ENV_FILE" ;;
         svc)        svc "$@" ;;
+        cluster)    cluster "$@" ;;
         test)       cd "$HVD_ROOT" && hvd_test ;;
         demo)       # the demo needs only the three programs
                     HVD_RUN_TARGETS=(hvdeploy-worker hvdeployctl hvdeploy-simhost)
                     run_with_services demo "$HVD_ROOT/deploy/demo.sh" "$@" ;;
         bench)      run_with_services bench "$HVD_ROOT/tests/bench/run.sh" "$@" ;;
+        perf)       HVD_RUN_TARGETS=(hvdeployctl hvd_store_latency)
+                    run_with_services perf "$HVD_ROOT/tests/perf/run.sh" "$@" ;;
         chaos)      run_with_services chaos "$HVD_ROOT/tests/chaos/run.sh" --long "$@" ;;
         help|-h|--help) usage ;;
         *) hvd_err "unknown command '$cmd'"; usage >&2; exit 2 ;;

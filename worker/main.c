@@ -42,6 +42,14 @@ static bool ready(void *arg, char *reason, size_t len)
     return true;
 }
 
+/* /livez: a worker draining after SIGTERM is alive (its stages are finishing
+ * within HVD_SHUTDOWN_GRACE); otherwise the same as ready. */
+static bool live(void *arg, char *reason, size_t len)
+{
+    Worker *w = arg;
+    return atomic_load(&w->stopping) || ready(arg, reason, len);
+}
+
 static void names(Worker *w)
 {
     const char *p = w->cfg.amqp_prefix;
@@ -188,6 +196,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "hvdeploy-worker: %s\n", err);
             return 2;
         }
+        hvd_metrics_server_set_live(ms, live);
     }
 
     HvdStoreOptions so = {

@@ -1,13 +1,15 @@
 /* The maintainer thread: renews this worker's leases, sweeps PostgreSQL for
  * jobs that need a worker (expired leases, due retries, lost doorbells),
  * resends envelopes the broker never confirmed (the outbox) and purges
- * secrets whose retention passed. It runs until the very end of shutdown:
+ * secrets whose retention passed, and carries the fleet's duties when this
+ * worker holds the fleet role (fleet.c). It runs until the very end of shutdown:
  * leases must stay renewed while runners finish their stages in the grace. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "clock.h"
 #include "answer.h"
+#include "fleet.h"
 #include "intake.h"
 #include "leases.h"
 #include "maint.h"
@@ -63,6 +65,7 @@ void *maint_main(void *arg)
     int64_t next_renew = now + renew_every, next_sweep = now + 1000, next_outbox = now + OUTBOX_AGE_MS,
             next_purge = now + 60000, next_health = now;
     uint64_t tx_seen = 0;
+    Fleet *fleet = fleet_new(w);
     while (!atomic_load(&w->maint_stop)) {
         usleep(100 * 1000);
         now = hvd_mono_ms();
@@ -70,6 +73,9 @@ void *maint_main(void *arg)
         publisher_watchdog(w->pub, 45000);
         if (now >= next_health) {
             atomic_store(&w->pg_ready, hvd_store_healthy(w->store));
+            bool ready = atomic_load(&w->pg_ready) && atomic_load(&w->amqp_ready) && atomic_load(&w->pub_ready) &&
+                         !atomic_load(&w->stopping);
+            hvd_metric_gauge_set(HVD_M_WORKER_READY, NULL, NULL, ready ? 1 : 0);
             next_health = now + 2000;
         }
         if (now >= next_renew) {
@@ -92,9 +98,11 @@ void *maint_main(void *arg)
             next_purge = now + 60000;
         }
         hvd_agent_reap_orphans(); /* leftovers of agents whose own parent died after the call */
+        if (!atomic_load(&w->stopping)) fleet_tick(fleet, now);
         uint64_t tx = hvd_store_tx_count(w->store);
         if (tx > tx_seen) hvd_metric_add(HVD_M_PG_TRANSACTIONS, NULL, NULL, (double)(tx - tx_seen));
         tx_seen = tx;
     }
+    fleet_free(fleet);
     return NULL;
 }

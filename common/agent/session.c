@@ -37,6 +37,7 @@ typedef struct Pending {
     HvdAgentResult *res;
     Session *session;
     pthread_cond_t cv;
+    bool written; /* its line is on the agent's stdin: a cancel may follow it */
     bool done, cancel_sent, cancel_by_caller;
     int64_t deadline, sent_at;
     struct Pending *next;
@@ -322,7 +323,7 @@ static int64_t check_requests(HvdSessions *s, int64_t now)
         for (Pending *p = ss->pending, *nx; p; p = nx) {
             nx = p->next;
             bool asked = p->opts && p->opts->cancel && atomic_load(p->opts->cancel);
-            if (!p->cancel_sent && (asked || now >= p->deadline)) {
+            if (!p->cancel_sent && p->written && (asked || now >= p->deadline)) {
                 if (send_cancel(ss, p)) {
                     p->cancel_sent = true;
                     p->cancel_by_caller = asked;
@@ -620,6 +621,8 @@ HvdOutcome hvd_session_call(HvdSessions *s, const HvdAgentCallOpts *opts, const 
     hvd_buf_free(&line);
 
     pthread_mutex_lock(&s->mu);
+    p.written = written;
+    if (written) wake(s); /* a cancel raised meanwhile may go now */
     if (!written && !p.done) {
         /* a part of the line may have reached the agent: its outcome is unknown */
         unlink_pending(ss, &p);

@@ -543,11 +543,8 @@ static bool setup_tls(amqp_socket_t *sock, const HvdBrokerOptions *o, char *why,
     return true;
 }
 
-HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t errlen)
+HvdBroker *brk_connect_url(const HvdBrokerOptions *o, const char *url, char *err, size_t errlen)
 {
-    static const HvdBrokerOptions defaults = {0};
-    const HvdBrokerOptions *o = opt ? opt : &defaults;
-    const char *url = o->url && *o->url ? o->url : HVD_BROKER_DEFAULT_URL;
     char *urlcopy = hvd_xstrdup(url);
     HvdBroker *b = NULL;
     struct amqp_connection_info ci;
@@ -568,6 +565,7 @@ HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t err
     b->rpc_timeout_ms = o->rpc_timeout_ms > 0 ? o->rpc_timeout_ms : 15000;
     snprintf(b->desc, sizeof b->desc, "%s:%d%s%s", ci.host, ci.port, strcmp(ci.vhost, "/") == 0 ? "" : "/",
              strcmp(ci.vhost, "/") == 0 ? "" : ci.vhost);
+    snprintf(b->vhost, sizeof b->vhost, "%s", ci.vhost);
 
     b->conn = amqp_new_connection();
     amqp_socket_t *sock = ci.ssl ? amqp_ssl_socket_new(b->conn) : amqp_tcp_socket_new(b->conn);

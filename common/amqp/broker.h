@@ -43,7 +43,8 @@
 typedef struct HvdBroker HvdBroker;
 
 typedef struct {
-    const char *url;             /* HVD_AMQP_URL; NULL = HVD_BROKER_DEFAULT_URL */
+    const char *url;             /* HVD_AMQP_URL: one URL, or the nodes of a cluster separated by
+                                    whitespace (urllist.h); NULL = HVD_BROKER_DEFAULT_URL */
     const char *connection_name; /* shown by rabbitmqctl list_connections; NULL = "hvdeploy" */
     int heartbeat_s;             /* 0 = 30; negative = no heartbeats (not advised) */
     int connect_timeout_ms;      /* TCP connect and AMQP handshake; 0 = 10000 */
@@ -81,9 +82,16 @@ typedef enum {
 const char *hvd_broker_status_name(HvdBrokerStatus s); /* "ok", "closed", ... */
 
 /* Connects, logs in and opens channel 1 (in confirm mode when opt->confirms).
+ * With several URLs (a cluster) each is tried in turn, starting with the one
+ * that last worked in this process (moving on past one that failed), so that
+ * every (re)connect of every connection finds a live node; the TLS options
+ * apply to each amqps:// URL. The caller's backoff comes between rounds.
  * NULL on failure with one line in err, e.g.
  *   "cannot connect to RabbitMQ at 127.0.0.1:5672: connection refused"
- *   "RabbitMQ refused login for user 'guest' at 127.0.0.1:5672: ACCESS_REFUSED - ..." */
+ *   "RabbitMQ refused login for user 'guest' at 127.0.0.1:5672: ACCESS_REFUSED - ..."
+ *   "no RabbitMQ node of 3 answered: cannot connect to RabbitMQ at a:5672: ...; ..."
+ * A URL naming several hosts with a comma ("amqp://a,b/"), which rabbitmq-c
+ * would cut to the first, is refused. */
 HvdBroker *hvd_broker_connect(const HvdBrokerOptions *opt, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* Closes the connection politely (bounded by a short timeout) and frees. NULL-safe. */
@@ -113,9 +121,13 @@ char *hvd_broker_mask_url(const char *url);
  * retry buckets retry_delays_s[0..n-1] (seconds, each > 0): idempotent. Doorbells wait in
  * <prefix>.retry.<N>s, reached through exchange <prefix>.retry with routing key "<N>s"
  * (see hvd_broker_retry_key); when their TTL expires they are dead-lettered to exchange
- * <prefix>.jobs with routing key HVD_BROKER_JOB_KEY. An existing object with other
- * arguments gives HVD_BROKER_ERROR and a message naming it, e.g. "queue 'hvdeploy.jobs'
- * exists with different arguments: PRECONDITION_FAILED - inequivalent arg ...". */
+ * <prefix>.jobs with routing key HVD_BROKER_JOB_KEY. Every queue is a quorum queue
+ * (replicated on a cluster's nodes); the retry buckets keep their TTL (RabbitMQ 3.10
+ * expires quorum messages at the queue's head, as classic queues do) and dead-letter
+ * at-least-once. An existing object with other arguments gives HVD_BROKER_ERROR and a
+ * message naming it, e.g. "queue 'hvdeploy.jobs' exists with different arguments:
+ * PRECONDITION_FAILED - inequivalent arg ..."; the classic retry buckets and dead-letter
+ * queue of an earlier version get a message saying what to run to upgrade them. */
 HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix, const int *retry_delays_s, size_t n,
                                             char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The routing key of the retry bucket of delay_s seconds on <prefix>.retry: "<N>s". */

@@ -28,7 +28,8 @@ struct HvdBroker {
     bool ch_rpc_open;
     uint16_t ch_gen; /* generation of channel 1 (reopens) */
     int rpc_timeout_ms;
-    char desc[300]; /* host:port/vhost */
+    char desc[300];  /* host:port/vhost */
+    char vhost[256]; /* the vhost, for the commands an error tells an operator to run */
     char last_error[512];
 
     bool blocked;
@@ -89,6 +90,8 @@ void brk_settle(HvdBroker *b, uint64_t tag, bool multiple, HvdConfirm status);
 int brk_read_content(HvdBroker *b, amqp_channel_t ch, BrkEnvelope *e);
 /* Reads the rest of a basic.deliver on channel 1 and keeps it for hvd_broker_next. */
 HvdBrokerStatus brk_stash_delivery(HvdBroker *b, const amqp_basic_deliver_t *m);
+/* Connects to one URL (hvd_broker_connect without the list): broker.c. */
+HvdBroker *brk_connect_url(const HvdBrokerOptions *o, const char *url, char *err, size_t errlen);
 /* Copies an amqp_bytes_t into a new NUL-terminated string. */
 char *brk_strdup_bytes(amqp_bytes_t bytes);
 /* Milliseconds on the monotonic clock. */

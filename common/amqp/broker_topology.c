@@ -63,6 +63,50 @@ static HvdBrokerStatus declare_queue(HvdBroker *b, const char *name, amqp_table_
     return st;
 }
 
+/* An earlier hvdeploy declared the retry buckets and the dead-letter queue as
+ * classic queues; a queue's type cannot change in place. When declaring the
+ * quorum form fails, declaring the classic one (old_args, exactly what the
+ * earlier version declared) tells whether the queue is that old one: then the
+ * error says what the operator must run. */
+static HvdBrokerStatus declare_queue_or_explain(HvdBroker *b, const char *name, amqp_table_t args,
+                                                amqp_table_t old_args, bool holds_dead_letters, char *err,
+                                                size_t errlen)
+{
+    char first[512] = "";
+    HvdBrokerStatus st = declare_queue(b, name, args, first, sizeof first);
+    if (st != HVD_BROKER_ERROR || !strstr(first, "exists with different arguments")) {
+        if (st != HVD_BROKER_OK) brk_err(b, err, errlen, "%s", first);
+        return st;
+    }
+    char probe[512];
+    HvdBrokerStatus old = declare_queue(b, name, old_args, probe, sizeof probe);
+    if (old == HVD_BROKER_CLOSED) {
+        brk_err(b, err, errlen, "%s", probe);
+        return old;
+    }
+    if (old != HVD_BROKER_OK) {
+        brk_err(b, err, errlen, "%s", first);
+        return st;
+    }
+    char p[300] = "";
+    if (strcmp(b->vhost, "/") != 0) snprintf(p, sizeof p, "-p '%s' ", b->vhost);
+    if (holds_dead_letters)
+        brk_err(b, err, errlen,
+                "queue '%s' is the classic queue of an earlier hvdeploy; this version declares it a quorum queue "
+                "(replicated on the cluster's nodes) and a queue's type cannot change in place. Empty it first "
+                "(hvdeployctl dead list, then dead replay / dead purge; or move its messages, docs/scaling.md), then "
+                "run: rabbitmqctl delete_queue %s'%s' --if-empty",
+                name, p, name);
+    else
+        brk_err(b, err, errlen,
+                "queue '%s' is the classic queue of an earlier hvdeploy; this version declares it a quorum queue "
+                "(replicated on the cluster's nodes) and a queue's type cannot change in place. Run: rabbitmqctl "
+                "delete_queue %s'%s' (the doorbells it holds are rung again by the workers' sweep) and start the "
+                "worker again",
+                name, p, name);
+    return st;
+}
+
 HvdBrokerStatus hvd_broker_bind(HvdBroker *b, const char *queue, const char *exchange, const char *key, char *err,
                                 size_t errlen)
 {
@@ -128,21 +172,30 @@ HvdBrokerStatus hvd_broker_declare_topology(HvdBroker *b, const char *prefix, co
         char q[BRK_NAME_MAX], key[32];
         hvd_broker_retry_key(retry_delays_s[i], key, sizeof key);
         snprintf(q, sizeof q, "%s.retry.%s", prefix, key);
-        /* classic (no x-queue-type, like the definitions file): per-queue TTL expiry */
+        /* Quorum (RabbitMQ 3.10 supports x-message-ttl and the per-message
+         * expiration on quorum queues; both expire at the head of the queue,
+         * as in a classic one, so a doorbell waits at most the bucket's TTL).
+         * At-least-once dead-lettering keeps a doorbell in the bucket until
+         * hvdeploy.jobs has taken it; it needs x-overflow=reject-publish. */
         amqp_table_entry_t rargs[] = {
+            arg_str("x-queue-type", "quorum"),
             arg_int("x-message-ttl", (int64_t)retry_delays_s[i] * 1000),
             arg_str("x-dead-letter-exchange", jobs),
             arg_str("x-dead-letter-routing-key", HVD_BROKER_JOB_KEY),
+            arg_str("x-dead-letter-strategy", "at-least-once"),
+            arg_str("x-overflow", "reject-publish"),
         };
-        if ((st = declare_queue(b, q, (amqp_table_t){3, rargs}, err, errlen)) != HVD_BROKER_OK ||
+        if ((st = declare_queue_or_explain(b, q, (amqp_table_t){6, rargs}, (amqp_table_t){3, rargs + 1}, false, err,
+                                           errlen)) != HVD_BROKER_OK ||
             (st = hvd_broker_bind(b, q, retry, key, err, errlen)) != HVD_BROKER_OK)
             return st;
     }
 
-    if ((st = declare_queue(b, dead, amqp_empty_table, err, errlen)) != HVD_BROKER_OK ||
+    amqp_table_entry_t qargs[] = {arg_str("x-queue-type", "quorum")};
+    if ((st = declare_queue_or_explain(b, dead, (amqp_table_t){1, qargs}, amqp_empty_table, true, err, errlen)) !=
+            HVD_BROKER_OK ||
         (st = hvd_broker_bind(b, dead, dead, "", err, errlen)) != HVD_BROKER_OK)
         return st;
-    amqp_table_entry_t qargs[] = {arg_str("x-queue-type", "quorum")};
     return declare_queue(b, results, (amqp_table_t){1, qargs}, err, errlen);
 }
 

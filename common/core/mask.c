@@ -204,11 +204,31 @@ static void mask_keyvalues(HvdBuf *o, const char *p)
     }
 }
 
+/* A whitespace-separated list of URLs (HVD_AMQP_URL of a cluster): each masked. */
+static bool mask_uri_list(HvdBuf *out, const char *urls)
+{
+    const char *sep = strstr(urls, "://");
+    if (!sep || !strpbrk(urls, " \t\r\n") || (size_t)(strpbrk(urls, " \t\r\n") - urls) < (size_t)(sep - urls))
+        return false;
+    for (const char *p = urls; *p;) {
+        size_t ws = strspn(p, " \t\r\n");
+        hvd_buf_append(out, p, ws);
+        p += ws;
+        size_t n = strcspn(p, " \t\r\n");
+        if (n == 0) break;
+        char *one = hvd_xstrndup(p, n);
+        if (!mask_uri(out, one)) hvd_buf_puts(out, "***");
+        free(one);
+        p += n;
+    }
+    return true;
+}
+
 void hvd_mask_url_into(HvdBuf *out, const char *url)
 {
     hvd_buf_append(out, "", 0);
     if (!url) return;
-    if (!mask_uri(out, url)) mask_keyvalues(out, url);
+    if (!mask_uri_list(out, url) && !mask_uri(out, url)) mask_keyvalues(out, url);
 }
 
 char *hvd_mask_url_dup(const char *url)

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "buf.h"
 #include "mask.h"
+#include "urllist.h"
 #include <amqp.h>
 #include <ctype.h>
 #include <errno.h>
@@ -52,7 +53,7 @@ typedef struct {
  * deploy/worker.env.example. */
 static const CfgRow rows[] = {
     {"HVD_AMQP_URL", CT_AMQP_URL, OFF(amqp_url), "amqp://guest:guest@localhost:5672/%2f", 0, 0, 0, "URL",
-     "RabbitMQ broker URL; amqps:// for TLS"},
+     "RabbitMQ broker URL; amqps:// for TLS; a cluster: one URL per node, separated by spaces"},
     {"HVD_AMQP_URL_FILE", CT_STR, OFF(amqp_url_file), "", 0, 0, 0, "FILE",
      "read HVD_AMQP_URL from this file (container secrets); wins over HVD_AMQP_URL"},
     {"HVD_AMQP_CA_FILE", CT_STR, OFF(amqp_ca_file), "", 0, 0, 0, "FILE",
@@ -124,6 +125,9 @@ static const CfgRow rows[] = {
      "how long a failed job's encrypted secrets are kept for a replay (604800 = 7d)"},
     {"HVD_OUTPUT_KEEP", CT_INT, OFF(output_keep), "200", 0, 100000, 0, "N",
      "last lines of live agent output kept per stage in PostgreSQL (job_output); 0 keeps none"},
+    {"HVD_JOB_RETENTION", CT_DUR, OFF(job_retention), "2592000", 0, 315360000, 0, "SECONDS",
+     "finished jobs are deleted with their stages and events this long after they ended (2592000 = 30d); 0 keeps "
+     "them"},
     {"HVD_METRICS_ADDR", CT_ADDR, OFF(metrics_addr), "127.0.0.1:9464", 0, 0, 0, "HOST:PORT",
      "address of /metrics and /healthz; empty disables"},
     {"HVD_LOG_LEVEL", CT_LEVEL, OFF(log_level), "info", 0, 0, 0, "LEVEL",
@@ -246,6 +250,11 @@ static bool parse_dur(const char *s, int64_t min, int64_t max, int64_t *out)
     if (v < min || v > max) return false;
     *out = v;
     return true;
+}
+
+bool hvd_config_parse_duration(const char *s, int64_t max, int64_t *out)
+{
+    return s && parse_dur(s, 0, max, out);
 }
 
 static bool parse_bool(const char *s, bool *out)
@@ -457,6 +466,43 @@ static char *mask_dup(const char *url)
     return hvd_mask_url_dup(url ? url : "");
 }
 
+/* HVD_AMQP_URL: one URL, or the nodes of a cluster separated by whitespace
+ * (urllist.h), each a URL amqp_parse_url accepts and none naming several
+ * hosts with a comma (which rabbitmq-c would cut to the first). */
+static bool amqp_url_list_ok(const char *name, const char *v, const char *src, char *err, size_t errlen)
+{
+    HvdUrlList urls;
+    char q[128], why[64];
+    if (!hvd_url_list_split(v, &urls, why, sizeof why)) {
+        set_err(err, errlen, "%s: %s (amqp://user:password@host:port/vhost, several separated by spaces)%s", name, why,
+                src);
+        return false;
+    }
+    bool good = true;
+    for (size_t i = 0; good && i < urls.n; i++) {
+        char *m = mask_dup(urls.v[i]);
+        quote_val(m, q, sizeof q);
+        free(m);
+        char at[64] = ""; /* " (URL i of n)" */
+        if (urls.n > 1) snprintf(at, sizeof at, " (URL %zu of %zu)", i + 1, urls.n);
+        struct amqp_connection_info info;
+        if (hvd_url_host_has_comma(urls.v[i])) {
+            set_err(err, errlen,
+                    "%s: '%s'%s names several hosts with ',', which rabbitmq-c would cut to the first: give one URL "
+                    "per node, separated by spaces (amqp://u:p@a:5672/%%2f amqp://u:p@b:5672/%%2f)%s",
+                    name, q, at, src);
+            good = false;
+        } else if (amqp_parse_url(urls.v[i], &info) != AMQP_STATUS_OK) { /* parses in place: a copy */
+            set_err(err, errlen,
+                    "%s: '%s'%s is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...)%s", name, q,
+                    at, src);
+            good = false;
+        }
+    }
+    hvd_url_list_free(&urls);
+    return good;
+}
+
 /* ---- assigning a value to a row ---- */
 
 #define FIELD(cfg, row, T) ((T *)((char *)(cfg) + (row)->off))
@@ -483,23 +529,11 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
         free(*FIELD(cfg, r, char *));
         *FIELD(cfg, r, char *) = hvd_xstrdup(v);
         return true;
-    case CT_AMQP_URL: {
-        char *copy = hvd_xstrdup(v);
-        struct amqp_connection_info info;
-        int rc = amqp_parse_url(copy, &info);
-        free(copy);
-        if (rc != AMQP_STATUS_OK) {
-            char *m = mask_dup(v);
-            quote_val(m, q, sizeof q);
-            free(m);
-            set_err(err, errlen, "%s: '%s' is not an AMQP URL (amqp://user:password@host:port/vhost or amqps://...)%s",
-                    r->name, q, src);
-            return false;
-        }
+    case CT_AMQP_URL:
+        if (!amqp_url_list_ok(r->name, v, src, err, errlen)) return false;
         free(*FIELD(cfg, r, char *));
         *FIELD(cfg, r, char *) = hvd_xstrdup(v);
         return true;
-    }
     case CT_PG_DSN: {
         char *perr = NULL;
         PQconninfoOption *opts = *v ? PQconninfoParse(v, &perr) : NULL;

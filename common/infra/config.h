@@ -94,6 +94,7 @@ typedef struct {
     int64_t heartbeat;                   /* HVD_HEARTBEAT AMQP heartbeat seconds, 0 = off */
     int64_t pg_pool_size;                /* HVD_PG_POOL_SIZE */
     int64_t secret_retention;            /* HVD_SECRET_RETENTION seconds */
+    int64_t job_retention;               /* HVD_JOB_RETENTION seconds; 0 = keep for ever */
     int64_t output_keep;                 /* HVD_OUTPUT_KEEP lines of live output kept per stage; 0 = none */
     char *worker_id;                     /* HVD_WORKER_ID; default "<hostname>:<pid>" */
     char *amqp_ca_file;                  /* HVD_AMQP_CA_FILE */
@@ -161,6 +162,10 @@ void hvd_config_flag_name(const char *var, char *out, size_t outlen);
  * ("host=h password='p w'" -> "host=h password=***", any key ending in
  * "password") with ***. out always NUL-terminated; truncated if too small. */
 void hvd_mask_url(const char *url, char *out, size_t outlen);
+
+/* Parses a duration as the settings take it (whole seconds, optionally with a
+ * suffix s, m, h or d: "30d"), from 0 to max seconds. */
+bool hvd_config_parse_duration(const char *s, int64_t max, int64_t *out);
 
 /* Splits "host:port" / "[v6]:port" into host (without brackets) and port.
  * Returns false when it is not of that form or the port is not 1..65535

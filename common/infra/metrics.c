@@ -7,6 +7,7 @@
 #include "log.h"
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +190,10 @@ static const char *const CODES[] = {"validation_error",
                                     HVD_METRIC_OTHER,
                                     NULL};
 static const char *const TARGETS[] = {"amqp", "postgres", HVD_METRIC_OTHER, NULL};
+static const char *const FLEET_STATUSES[] = {"queued", "running",   "retrying",       "succeeded",
+                                             "failed", "cancelled", HVD_METRIC_OTHER, NULL};
+static const char *const WAIT_REASONS[] = {"", "retry", "host_busy", "circuit_open", HVD_METRIC_OTHER, NULL};
+static const char *const SECRET_STATES[] = {"needed", "retained", HVD_METRIC_OTHER, NULL};
 static const char *const AMQP_OPS[] = {"consume", "cancel", "ack", "publish", HVD_METRIC_OTHER, NULL};
 
 void hvd_metrics_register_worker(void)
@@ -220,6 +225,31 @@ void hvd_metrics_register_worker(void)
          NULL},
         {HVD_M_PG_TRANSACTIONS, HVD_METRIC_COUNTER, NULL, NULL, "PostgreSQL transactions committed.", NULL, NULL},
         {HVD_M_AMQP_OPERATIONS, HVD_METRIC_COUNTER, "op", NULL, "Broker operations, by operation.", AMQP_OPS, NULL},
+        {HVD_M_WORKER_READY, HVD_METRIC_GAUGE, NULL, NULL, "1 while the worker is ready (/healthz), else 0.", NULL,
+         NULL},
+        {HVD_M_JOBS_PRUNED, HVD_METRIC_COUNTER, NULL, NULL,
+         "Finished jobs deleted with their stages and events after HVD_JOB_RETENTION.", NULL, NULL},
+        {HVD_M_FLEET_EXPORTER, HVD_METRIC_GAUGE, NULL, NULL,
+         "1 on the one worker that exports the hvdeploy_fleet_* view (and prunes), 0 on the others.", NULL, NULL},
+        {HVD_M_FLEET_JOBS, HVD_METRIC_GAUGE, "status", "waiting_reason",
+         "Jobs in PostgreSQL, by status and waiting reason (fleet-wide).", FLEET_STATUSES, WAIT_REASONS},
+        {HVD_M_FLEET_OLDEST_QUEUED, HVD_METRIC_GAUGE, NULL, NULL,
+         "Age in seconds of the oldest queued job: claimed, not yet running (fleet-wide).", NULL, NULL},
+        {HVD_M_FLEET_OLDEST_WAITING, HVD_METRIC_GAUGE, "waiting_reason", NULL,
+         "Seconds the longest-waiting job of each waiting reason has waited (fleet-wide).", WAIT_REASONS, NULL},
+        {HVD_M_FLEET_UNSENT, HVD_METRIC_GAUGE, NULL, NULL,
+         "Terminal envelopes stored but not yet confirmed by the broker: the outbox (fleet-wide).", NULL, NULL},
+        {HVD_M_FLEET_OLDEST_UNSENT, HVD_METRIC_GAUGE, NULL, NULL,
+         "Seconds since the oldest unsent envelope's job finished (fleet-wide).", NULL, NULL},
+        {HVD_M_FLEET_EXPIRED_LEASES, HVD_METRIC_GAUGE, NULL, NULL,
+         "Running jobs whose lease expired, waiting to be taken over (fleet-wide).", NULL, NULL},
+        {HVD_M_FLEET_OPEN_CIRCUITS, HVD_METRIC_GAUGE, NULL, NULL, "Hosts whose circuit breaker is open (fleet-wide).",
+         NULL, NULL},
+        {HVD_M_FLEET_SECRETS, HVD_METRIC_GAUGE, "state", NULL,
+         "Sealed secrets in PostgreSQL: needed by live jobs, or retained after a failure (fleet-wide).", SECRET_STATES,
+         NULL},
+        {HVD_M_FLEET_VIEW_SECONDS, HVD_METRIC_GAUGE, NULL, NULL, "Duration of the last fleet view query in seconds.",
+         NULL, NULL},
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         (void)hvd_metric_register(w[i].name, w[i].type, w[i].help, w[i].l1, w[i].l2, NULL, 0);
@@ -292,6 +322,27 @@ void hvd_metric_observe(const char *name, const char *lv1, const char *lv2, doub
     update(name, lv1, lv2, OP_OBSERVE, v);
 }
 
+static void series_free_locked(Metric *m)
+{
+    for (Series *s = m->series, *sn; s; s = sn) {
+        sn = s->next;
+        free(s->lv[0]);
+        free(s->lv[1]);
+        free(s->buckets);
+        free(s);
+    }
+    m->series = NULL;
+    m->tail = &m->series;
+}
+
+void hvd_metric_clear(const char *name)
+{
+    pthread_mutex_lock(&m_lock);
+    Metric *m = name ? find_locked(name) : NULL;
+    if (m) series_free_locked(m);
+    pthread_mutex_unlock(&m_lock);
+}
+
 void hvd_metrics_set_in_flight(int in_flight, int concurrency)
 {
     hvd_metric_gauge_set(HVD_M_JOBS_IN_FLIGHT, NULL, NULL, in_flight);
@@ -320,13 +371,7 @@ void hvd_metrics_reset(void)
     pthread_mutex_lock(&m_lock);
     for (Metric *m = m_head, *mn; m; m = mn) {
         mn = m->next;
-        for (Series *s = m->series, *sn; s; s = sn) {
-            sn = s->next;
-            free(s->lv[0]);
-            free(s->lv[1]);
-            free(s->buckets);
-            free(s);
-        }
+        series_free_locked(m);
         free(m->name);
         free(m->help);
         free(m->label[0]);

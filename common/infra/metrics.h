@@ -30,6 +30,20 @@
  *   hvdeploy_envelopes_published_total                  counter
  *   hvdeploy_pg_transactions_total                      counter
  *   hvdeploy_amqp_operations_total{op}                  counter
+ *   hvdeploy_worker_ready                               gauge 1 while /healthz says ready
+ *   hvdeploy_jobs_pruned_total                          counter, finished jobs deleted by retention
+ * and the fleet view, exported by the one worker that holds the fleet role
+ * (hvdeploy_fleet_exporter 1; the others have no hvdeploy_fleet_* series):
+ *   hvdeploy_fleet_exporter                             gauge 1 on the exporting worker, 0 elsewhere
+ *   hvdeploy_fleet_jobs{status,waiting_reason}          gauge, jobs in PostgreSQL
+ *   hvdeploy_fleet_oldest_queued_job_seconds            gauge, age of the oldest queued job
+ *   hvdeploy_fleet_oldest_waiting_job_seconds{waiting_reason} gauge, longest wait by reason
+ *   hvdeploy_fleet_unsent_envelopes                     gauge, the outbox
+ *   hvdeploy_fleet_oldest_unsent_envelope_seconds       gauge
+ *   hvdeploy_fleet_expired_leases                       gauge, running jobs whose worker is gone
+ *   hvdeploy_fleet_open_circuits                        gauge, hosts whose circuit is open
+ *   hvdeploy_fleet_secrets{state}                       gauge, sealed secrets: needed, retained
+ *   hvdeploy_fleet_view_seconds                         gauge, how long the view's query took
  * plus process_cpu_seconds_total, process_resident_memory_bytes and
  * process_resident_memory_peak_bytes, read when rendered. */
 #ifndef HVD_METRICS_H
@@ -51,6 +65,18 @@
 #define HVD_M_ENVELOPES_PUBLISHED "hvdeploy_envelopes_published_total"
 #define HVD_M_PG_TRANSACTIONS "hvdeploy_pg_transactions_total"
 #define HVD_M_AMQP_OPERATIONS "hvdeploy_amqp_operations_total"
+#define HVD_M_WORKER_READY "hvdeploy_worker_ready"
+#define HVD_M_JOBS_PRUNED "hvdeploy_jobs_pruned_total"
+#define HVD_M_FLEET_EXPORTER "hvdeploy_fleet_exporter"
+#define HVD_M_FLEET_JOBS "hvdeploy_fleet_jobs"
+#define HVD_M_FLEET_OLDEST_QUEUED "hvdeploy_fleet_oldest_queued_job_seconds"
+#define HVD_M_FLEET_OLDEST_WAITING "hvdeploy_fleet_oldest_waiting_job_seconds"
+#define HVD_M_FLEET_UNSENT "hvdeploy_fleet_unsent_envelopes"
+#define HVD_M_FLEET_OLDEST_UNSENT "hvdeploy_fleet_oldest_unsent_envelope_seconds"
+#define HVD_M_FLEET_EXPIRED_LEASES "hvdeploy_fleet_expired_leases"
+#define HVD_M_FLEET_OPEN_CIRCUITS "hvdeploy_fleet_open_circuits"
+#define HVD_M_FLEET_SECRETS "hvdeploy_fleet_secrets"
+#define HVD_M_FLEET_VIEW_SECONDS "hvdeploy_fleet_view_seconds"
 
 typedef enum {
     HVD_METRIC_COUNTER,
@@ -86,6 +112,10 @@ void hvd_metric_add(const char *name, const char *lv1, const char *lv2,
                     double v); /* counter/gauge += v (counter: v >= 0) */
 void hvd_metric_gauge_set(const char *name, const char *lv1, const char *lv2, double v);
 void hvd_metric_observe(const char *name, const char *lv1, const char *lv2, double v); /* histogram */
+/* Drops every series of a metric (its HELP and TYPE stay): for gauges this
+ * process stops reporting, such as the fleet view on a worker that lost the
+ * fleet role. A later update creates the series again. */
+void hvd_metric_clear(const char *name);
 
 /* In-flight jobs: sets hvdeploy_jobs_in_flight and
  * hvdeploy_consumer_utilisation (in_flight / concurrency). */
@@ -121,6 +151,10 @@ typedef struct HvdMetricsServer HvdMetricsServer;
  * method other than GET/HEAD on a known path). Returns NULL with err filled
  * ("HVD_METRICS_ADDR 127.0.0.1:9464: cannot bind: Address already in use"). */
 HvdMetricsServer *hvd_metrics_server_start(const char *addr, HvdReadyFn ready, void *arg, char *err, size_t errlen);
+/* GET /livez answers with live (same arg as ready) instead of ready: a process
+ * that is not ready may still be alive and must not be restarted, e.g. one that
+ * drains its running stages after SIGTERM. Without it /livez is /healthz. */
+void hvd_metrics_server_set_live(HvdMetricsServer *s, HvdReadyFn live);
 int hvd_metrics_server_port(const HvdMetricsServer *s); /* the bound port */
 void hvd_metrics_server_stop(HvdMetricsServer *s);      /* NULL-safe */
 

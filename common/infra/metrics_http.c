@@ -1,4 +1,4 @@
-/* The /metrics and /healthz HTTP endpoint (libmicrohttpd), proof against
+/* The /metrics, /healthz and /livez HTTP endpoint (libmicrohttpd), proof against
  * slow clients (issue 12: 70 connections trickling a byte every 5 s kept
  * /healthz unanswered). Our own thread runs the daemon (external polling), so
  * it can end connections that live too long whatever they send:
@@ -36,6 +36,7 @@ typedef struct Conn {
 struct HvdMetricsServer {
     struct MHD_Daemon *daemon;
     HvdReadyFn ready;
+    _Atomic(HvdReadyFn) live; /* /livez; NULL = the same as ready */
     void *arg;
     int port;
     pthread_t thread;
@@ -119,7 +120,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     (void)con_cls;
-    bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0;
+    bool livez = strcmp(url, "/livez") == 0;
+    bool known = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 || livez;
     if (!known) return reply(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n", 10);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "method not allowed\n", 19);
@@ -131,7 +133,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return r;
     }
     char reason[256] = "";
-    bool ok = srv->ready ? srv->ready(srv->arg, reason, sizeof reason) : true;
+    HvdReadyFn check = livez && atomic_load(&srv->live) ? atomic_load(&srv->live) : srv->ready;
+    bool ok = check ? check(srv->arg, reason, sizeof reason) : true;
     if (ok) return reply(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n", 3);
     if (!reason[0]) snprintf(reason, sizeof reason, "not ready");
     char body[300];
@@ -241,4 +244,9 @@ void hvd_metrics_server_stop(HvdMetricsServer *s)
         free(k);
     }
     free(s);
+}
+
+void hvd_metrics_server_set_live(HvdMetricsServer *s, HvdReadyFn live)
+{
+    if (s) atomic_store(&s->live, live);
 }

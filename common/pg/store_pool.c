@@ -205,11 +205,22 @@ void store_col_bytea(const PGresult *r, int row, int col, HvdBuf *out)
 
 /* ---- errors ---- */
 
+/* Whether the server we are connected to is no longer the primary: a
+ * demoted primary or a standby refuses writes (25006 read_only_sql_transaction),
+ * a server being shut down or restarted ends the session (57P01 admin_shutdown,
+ * 57P02 crash_shutdown, 57P03 cannot_connect_now). The connection is dropped
+ * and opened again, which with a multi-host DSN and target_session_attrs=
+ * read-write finds the new primary. */
+static bool sqlstate_not_primary(const char *code)
+{
+    return code && (strcmp(code, "25006") == 0 || strcmp(code, "57P01") == 0 || strcmp(code, "57P02") == 0 ||
+                    strcmp(code, "57P03") == 0);
+}
+
 /* Whether a failure means the connection is gone (reset it before reuse). */
 static bool sqlstate_breaks_conn(const char *code)
 {
-    return code && (strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0 || strcmp(code, "57P02") == 0 ||
-                    strcmp(code, "57P03") == 0);
+    return code && (strncmp(code, "08", 2) == 0 || sqlstate_not_primary(code));
 }
 
 static bool sqlstate_transient(const char *code)
@@ -227,6 +238,12 @@ HvdStoreStatus store_fail(StoreConn *c, const PGresult *r, char *err, size_t err
     char line[512];
     if (!msg || !*msg) msg = PQerrorMessage(c->conn);
     one_line(line, sizeof(line), msg);
+    if (code && strcmp(code, "25006") == 0) {
+        c->broken = true;
+        store_set_err(err, errlen, "the database server is no longer the primary (25006, read-only): %s; reconnecting",
+                      line);
+        return HVD_STORE_RETRY;
+    }
     if (PQstatus(c->conn) != CONNECTION_OK || sqlstate_breaks_conn(code)) {
         c->broken = true;
         store_set_err(err, errlen, "database connection lost: %s", line);
@@ -353,13 +370,23 @@ void store_rollback(StoreConn *c)
 
 static PGconn *connect_db(const HvdStore *s)
 {
-    /* Our settings come first: a DSN that sets any of them wins. */
-    const char *const keys[] = {"connect_timeout",  "keepalives",
-                                "keepalives_idle",  "keepalives_interval",
-                                "keepalives_count", "tcp_user_timeout",
-                                "application_name", "options",
-                                "dbname",           NULL};
-    const char *const vals[] = {"10", "1", "10", "5", "3", "30000", "hvdeploy", STORE_IDLE_TX_TIMEOUT, s->dsn, NULL};
+    /* Our settings come first: a DSN that sets any of them wins. Every store
+     * writes, so only a read-write server will do: with a multi-host DSN
+     * (host=a,b or postgresql://a,b/db) libpq skips a standby and, after a
+     * failover, finds the promoted one. */
+    const char *const keys[] = {"connect_timeout",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "application_name",
+                                "options",
+                                "target_session_attrs",
+                                "dbname",
+                                NULL};
+    const char *const vals[] = {"10",         "1",    "10", "5", "3", "30000", "hvdeploy", STORE_IDLE_TX_TIMEOUT,
+                                "read-write", s->dsn, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -392,6 +419,11 @@ static HvdStoreStatus ensure_connected(HvdStore *s, StoreConn *c, char *err, siz
     PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
     c->broken = false;
     return HVD_STORE_OK;
+}
+
+HvdStoreStatus store_conn_ensure(HvdStore *s, StoreConn *c, char *err, size_t errlen)
+{
+    return ensure_connected(s, c, err, errlen);
 }
 
 StoreConn *store_checkout(HvdStore *s, HvdStoreStatus *st, char *err, size_t errlen)

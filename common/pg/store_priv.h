@@ -82,6 +82,13 @@ void store_array_end(HvdBuf *b);                /* closes it ("{}" when empty) *
 /* ---- pool ---- */
 StoreConn *store_checkout(HvdStore *s, HvdStoreStatus *st, char *err, size_t errlen);
 void store_checkin(HvdStore *s, StoreConn *c);
+/* Opens c, or opens it again when it broke, with the pool's settings: for a
+ * connection kept outside the pool (a role's). RETRY with err when it cannot. */
+HvdStoreStatus store_conn_ensure(HvdStore *s, StoreConn *c, char *err, size_t errlen);
+/* The job statuses a job has ended in, as an SQL list. */
+/* clang-format off */
+#define STORE_TERMINAL "('succeeded','failed','cancelled')"
+/* clang-format on */
 
 /* ---- execution ----
  * store_exec runs one statement (prepared once per connection) and returns

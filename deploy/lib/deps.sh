@@ -10,6 +10,8 @@ HVD_LIB_DEPS_LOADED=1
 # ps/pgrep and ss, which these scripts use; chromium drives the dashboard's
 # browser tests (playwright-core comes from npm into .state/); python3-aio-pika,
 # -venv and -setuptools are the Python client's (clients/python).
+# ps/pgrep and ss, which these scripts use; prometheus brings promtool (the
+# alerting rules' check; its server is not started: policy-rc.d below).
 HVD_DEB_PACKAGES=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     librabbitmq-dev libmsgpack-dev libpq-dev libcriterion-dev libjansson-dev
@@ -18,6 +20,7 @@ HVD_DEB_PACKAGES=(
     python3-pika python3-msgpack python3-yaml python3-psycopg2
     python3-aio-pika python3-venv python3-setuptools
     chromium chromium-driver
+    prometheus
     systemd procps iproute2
 )
 

@@ -5,6 +5,7 @@
 #   hvd_rmq_start hvd_rmq_stop hvd_rmq_kill  hvd_rmq_pid hvd_rmq_running
 #   hvd_rmq_pause hvd_rmq_resume hvd_rmq_ctl ARGS...  hvd_psql ARGS...
 #   hvd_up  hvd_down  hvd_status  hvd_reset
+# and, from cluster.sh, a RabbitMQ cluster and a PostgreSQL primary + standby (hvd_rmqc_*, hvd_pgha_*).
 # Every function returns non-zero on failure and prints its messages on stderr;
 # the *_pid functions print only the pid on stdout.
 
@@ -393,6 +394,7 @@ EOF
 
 hvd_down() {
     local rc=0
+    hvd_rmqc_down; hvd_pgha_down   # the chaos scenarios' clusters (cluster.sh), when they run
     hvd_rmq_stop || rc=1
     _hvd_epmd_kill
     hvd_pg_stop || rc=1
@@ -403,6 +405,7 @@ hvd_down() {
 # Stops the services and deletes their state (databases, queues, logs, key).
 hvd_reset() {
     hvd_down || return 1
+    hvd_pgha_reset
     [ -L "$HVD_STATE/pg" ] && rm -rf "$(readlink -f "$HVD_STATE/pg")"
     rm -rf "$HVD_STATE"
     hvd_info "removed $HVD_STATE"
@@ -430,3 +433,6 @@ hvd_status() {
     fi
     return "$rc"
 }
+
+# shellcheck source=cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"

@@ -18,31 +18,9 @@ import uuid
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster as C  # noqa: E402
 import harness as H  # noqa: E402
-from harness import log, now  # noqa: E402
-
-
-def finish_common(fleet, res, ids, sub=None, expect_success=True, timeout=120, states=None):
-    """Waits for the end, then the common checks. Returns the envelopes."""
-    if sub is not None:
-        sub.done.wait(timeout)
-        for i, why in sub.failed:
-            res.fail("job %s could not be published: %s" % (i, why))
-        for i in sub.unroutable:
-            res.fail("job %s came back unroutable" % i)
-    if states is None:
-        states = fleet.wait_terminal(ids, timeout)
-    envelopes = H.collect_envelopes(fleet)
-    H.check_dead_letters(fleet, res, ids)
-    H.check_jobs(fleet, res, ids, envelopes, expect_success=expect_success,
-                 resent=sub.resent if sub else (), states=fleet.job_states(ids))
-    return envelopes
-
-
-def workers_alive(fleet, res):
-    for w in fleet.workers:
-        if w.proc.poll() is not None:
-            res.fail("worker %s exited with %s; see %s" % (w.worker_id, w.proc.returncode, w.log_path))
+from harness import finish_common, log, now, workers_alive  # noqa: E402
 
 
 # ---------------------------------------------------------------- 1. kill -9
@@ -497,7 +475,10 @@ SCENARIOS = [
     ("ctimeout", s_ctimeout),
     ("poison", s_poison),
     ("hostlimit", s_hostlimit),
-]
+] + C.SCENARIOS
+# Past one machine (tests/chaos/cluster.py): their short forms take 15-35 s (with
+# the clusters' first start), so `./deploy/dev.sh test` runs them too.
+CLUSTER = {name for name, _ in C.SCENARIOS}
 
 
 def run_one(ctx, name, fn):
@@ -574,6 +555,10 @@ def write_summary(ctx, results, path, total_s):
         "  succeed, every poison message is answered or dead-lettered, no worker goes down.",
         "- hostlimit: HVD_HOST_CONCURRENCY=1: no two jobs' stage intervals overlap on a host",
         "  (job_stages), while stages on different hosts do overlap.",
+        "- broker-cluster: a three-node RabbitMQ cluster (deploy/lib/cluster.sh), the workers given all",
+        "  three URLs; the node leading the jobs queue is killed (SIGKILL) mid-run and restarted later.",
+        "- pg-failover: a PostgreSQL primary with a synchronous streaming standby (pg_basebackup); mid-run",
+        "  the primary is killed (SIGKILL) and the standby promoted (pg_ctl promote).",
         "",
     ]
     with open(path, "w", encoding="utf-8") as f:
@@ -607,6 +592,8 @@ def main():
         if (only and name not in only) or name in skip:
             continue
         results.append(run_one(ctx, name, fn))
+    if any(r.name in CLUSTER for r in results):
+        C.stop_clusters(ctx)
     total = now() - t0
     log("")
     log("==== chaos summary (%s, seed %d, %.0f s)" % (mode, seed, total))

@@ -124,13 +124,18 @@ def admin_exec(ctx, sql):
 # ---------------------------------------------------------------- AMQP
 
 def amqp_connect(ctx, attempts=1):
-    params = pika.URLParameters(ctx.amqp_url)
-    params.connection_attempts = attempts
-    params.retry_delay = 1
-    params.socket_timeout = 5
-    params.blocked_connection_timeout = 30
-    params.heartbeat = 30
-    return pika.BlockingConnection(params)
+    """A connection to ctx.amqp_url: one URL, or a cluster's nodes separated by
+    spaces (as HVD_AMQP_URL takes them), tried in turn."""
+    nodes = []
+    for url in ctx.amqp_url.split():
+        params = pika.URLParameters(url)
+        params.connection_attempts = attempts
+        params.retry_delay = 1
+        params.socket_timeout = 5
+        params.blocked_connection_timeout = 30
+        params.heartbeat = 30
+        nodes.append(params)
+    return pika.BlockingConnection(nodes if len(nodes) > 1 else nodes[0])
 
 
 def amqp_retry(ctx, fn, retry_s=120):
@@ -292,7 +297,7 @@ class Fleet:
     prefix chaos-<name>-<pid>, simhost state under .state/chaos/<name>-<pid>/sim,
     logs under .state/logs/chaos/<name>/."""
 
-    def __init__(self, ctx, name, n_workers=3, env=None, agent_wrap=False):
+    def __init__(self, ctx, name, n_workers=3, env=None, agent_wrap=False, results_args=None):
         self.ctx = ctx
         self.name = name
         self.prefix = "chaos-%s-%d" % (name, ctx.pid)
@@ -311,6 +316,7 @@ class Fleet:
         self.db = Db(self.dsn)
         self.db_created = False
         self.retry_delays = self.env_extra.get("HVD_RETRY_DELAYS", "1,2")
+        self.results_args = results_args    # e.g. a quorum reply queue on a broker cluster
 
     # -- setup / teardown
     def setup(self):
@@ -321,7 +327,8 @@ class Fleet:
         admin_exec(self.ctx, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.db_name)
         admin_exec(self.ctx, 'CREATE DATABASE "%s"' % self.db_name)
         self.db_created = True
-        amqp_retry(self.ctx, lambda ch: ch.queue_declare(queue=self.results_queue, durable=True))
+        amqp_retry(self.ctx, lambda ch: ch.queue_declare(queue=self.results_queue, durable=True,
+                                                         arguments=self.results_args))
 
     def agent_cmd(self):
         sim = os.path.join(self.ctx.bin_dir, "hvdeploy-simhost")
@@ -755,3 +762,28 @@ def count_faults(path):
     except FileNotFoundError:
         pass
     return c
+
+
+# ---------------------------------------------------------------- the end of a scenario
+
+def finish_common(fleet, res, ids, sub=None, expect_success=True, timeout=120, states=None):
+    """Waits for the end, then the common checks. Returns the envelopes."""
+    if sub is not None:
+        sub.done.wait(timeout)
+        for i, why in sub.failed:
+            res.fail("job %s could not be published: %s" % (i, why))
+        for i in sub.unroutable:
+            res.fail("job %s came back unroutable" % i)
+    if states is None:
+        states = fleet.wait_terminal(ids, timeout)
+    envelopes = collect_envelopes(fleet)
+    check_dead_letters(fleet, res, ids)
+    check_jobs(fleet, res, ids, envelopes, expect_success=expect_success,
+               resent=sub.resent if sub else (), states=fleet.job_states(ids))
+    return envelopes
+
+
+def workers_alive(fleet, res):
+    for w in fleet.workers:
+        if w.proc.poll() is not None:
+            res.fail("worker %s exited with %s; see %s" % (w.worker_id, w.proc.returncode, w.log_path))

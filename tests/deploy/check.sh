@@ -44,7 +44,7 @@ files() { "$PY" "$FILES" "$1" "$ROOT" "$BIN"; }
 # ------------------------------------------------------------------ files
 check yaml          "every YAML file under deploy/ parses (all documents, no duplicate keys)" files yaml
 check k8s           "k8s manifests: kinds, probes, security, grace, Secret files, PDB, KEDA" files k8s
-check kustomize     "kubectl kustomize deploy/k8s renders the 11 objects" files kustomize
+check kustomize     "kubectl kustomize deploy/k8s renders the 12 objects" files kustomize
 check compose       "compose.yaml: services, healthchecks, depends_on conditions, secret, mounts" files compose
 check compose-cli   "compose.yaml passes docker compose config" files compose-cli
 check settings      "every form's HVD_* settings are known to and accepted by hvdeploy-worker" files settings
@@ -54,6 +54,17 @@ check dockerignore  ".dockerignore keeps build dirs and state out and the source
 check ssh           "ssh configs and the agent commands' ssh options parse (ssh -G)" files ssh
 check python        "upstream_client.py compiles and --help runs under /usr/bin/python3" files python
 check definitions   "definitions.json holds the contract's topology" files definitions
+
+# Alerting rules: promtool's syntax check, then its unit tests (each alert fires on
+# the series that should raise it and stays quiet on a healthy fleet).
+alert_rules() {
+    command -v promtool >/dev/null || { echo "promtool is not installed (Debian package prometheus: ./deploy/dev.sh deps)"; return 3; }
+    promtool check rules "$ROOT/deploy/prometheus/hvdeploy-alerts.yaml" || return 1
+    (cd "$ROOT/tests/deploy" && promtool test rules alerts_test.yaml)
+}
+check alerts        "promtool check rules and test rules on deploy/prometheus/hvdeploy-alerts.yaml" alert_rules
+check dashboard     "the Grafana dashboard and the alert rules name only metrics the worker exports" \
+    "$PY" "$ROOT/tests/deploy/check_metrics.py" "$ROOT"
 
 # The objects against the Kubernetes and KEDA API schemas (the npm packages
 # kubernetes-models and @kubernetes-models/keda, installed once into .state/).
@@ -70,7 +81,7 @@ k8s_schema() {
     fi
     "$PY" "$FILES" k8s-json "$ROOT" | node "$ROOT/tests/deploy/k8s_schema.mjs" "$dir"
 }
-check k8s-schema    "the 11 objects validate against the Kubernetes and KEDA API schemas" k8s_schema
+check k8s-schema    "the 12 objects validate against the Kubernetes and KEDA API schemas" k8s_schema
 
 shell_syntax() {
     local f rc=0
@@ -122,6 +133,42 @@ sys.exit(bad)
 EOF
 }
 check import        "definitions.json imports into the test broker; hvdeploy.jobs is quorum" import_definitions
+
+# The cluster file imports too (RabbitMQ 3.10 accepts its policies), into a vhost
+# of its own, and its policies apply to every hvdeploy queue.
+import_cluster_definitions() {
+    broker_up || return $?
+    local vh tmp rc=0 applied
+    vh="hvdeploy-cluster-check-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+    tmp="$(mktemp)"
+    "$PY" - "$ROOT/deploy/rabbitmq/definitions-cluster.json" "$vh" "$tmp" <<'EOF2'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["vhosts"] = [{"name": sys.argv[2]}]
+for section in ("queues", "exchanges", "bindings", "policies"):
+    for o in d.get(section, []):
+        o["vhost"] = sys.argv[2]
+json.dump(d, open(sys.argv[3], "w"))
+EOF2
+    "$DEV" svc rmqctl add_vhost "$vh" >/dev/null || { rm -f "$tmp"; return 1; }
+    if "$DEV" svc rmqctl import_definitions "$tmp"; then
+        for _ in $(seq 1 30); do
+            applied="$("$DEV" svc rmqctl list_queues -q --no-table-headers -p "$vh" name policy 2>/dev/null)"
+            [ "$(grep -c 'hvdeploy-' <<<"$applied")" -ge 7 ] && break
+            sleep 1
+        done
+        if [ "$(grep -c 'hvdeploy-' <<<"$applied")" -lt 7 ]; then
+            echo "the policies do not apply to every queue:"; echo "$applied"; rc=1
+        fi
+    else
+        echo "import of definitions-cluster.json failed"; rc=1
+    fi
+    "$DEV" svc rmqctl delete_vhost "$vh" >/dev/null 2>&1
+    rm -f "$tmp"
+    return "$rc"
+}
+check import-cluster "definitions-cluster.json imports (policies included) and its policies cover every queue" \
+    import_cluster_definitions
 
 # Loads definitions.json into a fresh vhost, starts a worker there (its own
 # database), and compares: the worker declares its topology on top of the

@@ -164,7 +164,8 @@ def check_yaml(root, _bin):
         except yaml.YAMLError as e:
             problem("%s: %s", os.path.relpath(p, root), str(e).replace("\n", " "))
     # the embedded JSON too
-    for p in ("deploy/rabbitmq/definitions.json", "deploy/compose/rabbitmq-users.json"):
+    for p in ("deploy/rabbitmq/definitions.json", "deploy/rabbitmq/definitions-cluster.json",
+              "deploy/compose/rabbitmq-users.json", "deploy/grafana/hvdeploy-dashboard.json"):
         try:
             with open(os.path.join(root, p)) as f:
                 json.load(f)
@@ -190,7 +191,8 @@ def check_k8s(root, _bin):
     check_k8s_web(web)
     kinds = sorted(d.get("kind") for d in docs)
     want = sorted(["ConfigMap", "Secret", "Secret", "Deployment", "Service",
-                   "PodDisruptionBudget", "Job", "ScaledObject", "TriggerAuthentication"])
+                   "PodDisruptionBudget", "Job", "ScaledObject", "TriggerAuthentication",
+                   "TriggerAuthentication"])
     if kinds != want:
         problem("k8s: kinds %s, expected %s", kinds, want)
 
@@ -200,9 +202,10 @@ def check_k8s(root, _bin):
     pdb = one(docs, "PodDisruptionBudget")
     svc = one(docs, "Service")
     so = one(docs, "ScaledObject")
-    ta = one(docs, "TriggerAuthentication")
+    ta = one(docs, "TriggerAuthentication", "hvdeploy-rabbitmq")
+    ta_pg = one(docs, "TriggerAuthentication", "hvdeploy-postgres")
     secret = one(docs, "Secret", "hvdeploy-secrets")
-    if not (cm and dep and job and pdb and svc and so and ta and secret):
+    if not (cm and dep and job and pdb and svc and so and ta and ta_pg and secret):
         return
     data = cm.get("data", {})
     for var in ("HVD_AMQP_URL", "HVD_PG_DSN"):
@@ -225,6 +228,12 @@ def check_k8s(root, _bin):
     if pod.get("terminationGracePeriodSeconds") != grace + 10:
         problem("k8s: terminationGracePeriodSeconds %r, expected HVD_SHUTDOWN_GRACE + 10 = %d",
                 pod.get("terminationGracePeriodSeconds"), grace + 10)
+    # a scale-down never cuts a stage: the drain outlasts the longest stage's time limit
+    limits = [int(v) for _, v in (kv.split("=") for kv in data.get("HVD_AGENT_TIMEOUTS", "").split(",") if kv)]
+    longest = max(limits or [1800]) + int(data.get("HVD_AGENT_KILL_GRACE", "2"))
+    if grace < longest:
+        problem("k8s: HVD_SHUTDOWN_GRACE %d is shorter than the longest stage (%d s with the kill grace): "
+                "a scale-down would cut it", grace, longest)
     psc = pod.get("securityContext", {})
     if psc.get("runAsNonRoot") is not True or not psc.get("runAsUser"):
         problem("k8s: the pod does not run as a non-root user")
@@ -241,11 +250,12 @@ def check_k8s(root, _bin):
         if "memory" not in res.get(part, {}):
             problem("k8s: no memory %s", part)
     ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-    for probe in ("readinessProbe", "livenessProbe"):
+    # liveness on /livez: a worker draining after SIGTERM is alive, not ready
+    for probe, path in (("readinessProbe", "/healthz"), ("livenessProbe", "/livez")):
         hg = c.get(probe, {}).get("httpGet", {})
         port = ports.get(hg.get("port"), hg.get("port"))
-        if hg.get("path") != "/healthz" or port != 9464:
-            problem("k8s: %s is not GET /healthz on 9464 (%r on %r)", probe, hg.get("path"), port)
+        if hg.get("path") != path or port != 9464:
+            problem("k8s: %s is not GET %s on 9464 (%r on %r)", probe, path, hg.get("path"), port)
     if not any(e.get("configMapRef", {}).get("name") == cm["metadata"]["name"]
                for e in c.get("envFrom", [])):
         problem("k8s: the container does not take its environment from ConfigMap %s",
@@ -290,15 +300,25 @@ def check_k8s(root, _bin):
         problem("k8s: the ScaledObject targets %r, not the Deployment", ref)
     trig = so["spec"].get("triggers", [])
     prefix = data.get("HVD_AMQP_PREFIX", "hvdeploy")
-    if len(trig) != 1 or trig[0].get("type") != "rabbitmq":
-        problem("k8s: expected one rabbitmq trigger")
+    by_type = {t.get("type"): t for t in trig}
+    if len(trig) != 2 or set(by_type) != {"rabbitmq", "postgresql"}:
+        problem("k8s: expected a rabbitmq and a postgresql trigger, got %r", [t.get("type") for t in trig])
     else:
-        md = trig[0].get("metadata", {})
+        md = by_type["rabbitmq"].get("metadata", {})
         if md.get("queueName") != prefix + ".jobs" or md.get("mode") != "QueueLength":
             problem("k8s: trigger queue %r mode %r, expected %s.jobs QueueLength",
                     md.get("queueName"), md.get("mode"), prefix)
-        if trig[0].get("authenticationRef", {}).get("name") != ta["metadata"]["name"]:
-            problem("k8s: the trigger does not use TriggerAuthentication %s", ta["metadata"]["name"])
+        if by_type["rabbitmq"].get("authenticationRef", {}).get("name") != ta["metadata"]["name"]:
+            problem("k8s: the rabbitmq trigger does not use TriggerAuthentication %s", ta["metadata"]["name"])
+        # claimed jobs leave the queue: the live ones are counted in PostgreSQL
+        q = by_type["postgresql"].get("metadata", {}).get("query", "")
+        if "hvdeploy.jobs" not in q or not all(st in q for st in ("'queued'", "'running'", "'retrying'")):
+            problem("k8s: the postgresql trigger does not count the live jobs (queued, running, retrying): %r", q)
+        if by_type["postgresql"].get("authenticationRef", {}).get("name") != ta_pg["metadata"]["name"]:
+            problem("k8s: the postgresql trigger does not use TriggerAuthentication %s", ta_pg["metadata"]["name"])
+        if not any(r.get("parameter") == "connection" and r.get("key") in skeys
+                   for r in ta_pg["spec"].get("secretTargetRef", [])):
+            problem("k8s: TriggerAuthentication %s does not take 'connection' from the Secret", ta_pg["metadata"]["name"])
     if (so["spec"].get("minReplicaCount") or 0) < 1:
         problem("k8s: minReplicaCount below 1 leaves the PodDisruptionBudget nothing to keep")
     refs = ta["spec"].get("secretTargetRef", [])
@@ -345,7 +365,7 @@ def check_kustomize(root, _bin):
         problem("kubectl kustomize: %s", r.stderr.strip())
         return
     kinds = [d.get("kind") for d in yaml.safe_load_all(r.stdout) if d]
-    if len(kinds) != 11:
+    if len(kinds) != 12:
         problem("kubectl kustomize rendered %d objects: %s", len(kinds), kinds)
 
 
@@ -871,6 +891,21 @@ def check_definitions(root, _bin):
     if not any(b["source"] == "hvdeploy.jobs" and b["destination"] == "hvdeploy.jobs"
                and b["routing_key"] == "managed_deployment" for b in d.get("bindings", [])):
         problem("definitions: hvdeploy.jobs is not bound with key managed_deployment")
+    # replicated: every queue is quorum (issue 13)
+    for name, queue in sorted(q.items()):
+        if queue.get("arguments", {}).get("x-queue-type") != "quorum":
+            problem("definitions: queue %s is not a quorum queue", name)
+    # the cluster file: the same objects, plus policies matching every queue
+    with open(os.path.join(root, "deploy", "rabbitmq", "definitions-cluster.json")) as f:
+        c = json.load(f)
+    for section in ("exchanges", "queues", "bindings"):
+        if c.get(section) != d.get(section):
+            problem("definitions-cluster.json: its %s differ from definitions.json's", section)
+    pols = c.get("policies", [])
+    for name in q:
+        hits = [p for p in pols if p.get("apply-to") in ("queues", "all") and re.search(p["pattern"], name)]
+        if not hits:
+            problem("definitions-cluster.json: no policy applies to queue %s", name)
 
 
 def dump_k8s_json(root, _bin):

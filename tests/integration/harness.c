@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <amqp_tcp_socket.h>
 #include "buf.h"
 
 const int hvd_it_delays[] = {1, 2};
@@ -188,4 +189,26 @@ long hvd_it_rmq_pid(void)
     if (end == out || pid <= 0) pid = 0;
     free(out);
     return pid;
+}
+
+amqp_connection_state_t hvd_it_raw_conn(void)
+{
+    struct amqp_connection_info ci;
+    char *url = hvd_xstrdup(hvd_it_env("HVD_AMQP_URL"));
+    cr_assert_eq(amqp_parse_url(url, &ci), AMQP_STATUS_OK);
+    amqp_connection_state_t c = amqp_new_connection();
+    amqp_socket_t *s = amqp_tcp_socket_new(c);
+    cr_assert_eq(amqp_socket_open(s, ci.host, ci.port), AMQP_STATUS_OK);
+    amqp_rpc_reply_t r = amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
+    cr_assert_eq(r.reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_channel_open(c, 1);
+    cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+    free(url);
+    return c;
+}
+
+void hvd_it_raw_close(amqp_connection_state_t c)
+{
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(c);
 }

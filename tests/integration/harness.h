@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <amqp.h>
 #include "broker.h"
 
 /* An environment variable (HVD_AMQP_URL, HVD_PG_DSN, HVD_SECRET_KEY_FILE, HVD_DEV_SH...);
@@ -45,6 +46,11 @@ HvdConfirm hvd_it_publish(HvdBroker *b, const HvdPublish *p);
 HvdBrokerStatus hvd_it_get(HvdBroker *b, const char *queue, int timeout_ms, HvdDelivery *d);
 /* Number of ready messages in queue (-1 when it cannot be read). */
 long hvd_it_queue_len(HvdBroker *b, const char *queue);
+
+/* A plain rabbitmq-c connection to $HVD_AMQP_URL with channel 1 open, to make objects
+ * behind the broker module's back; close it with hvd_it_raw_close. */
+amqp_connection_state_t hvd_it_raw_conn(void);
+void hvd_it_raw_close(amqp_connection_state_t c);
 
 /* Runs a shell command (printf-style); returns its exit status, -1 when it could not run. */
 int hvd_it_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

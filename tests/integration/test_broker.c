@@ -161,39 +161,15 @@ Test(broker_topology, declare_twice_is_idempotent, .init = setup, .fini = teardo
     hvd_it_declare(tb, prefix);
 }
 
-/* A plain rabbitmq-c connection with channel 1 open, to make objects behind the broker
- * module's back (closed with raw_close). */
-static amqp_connection_state_t raw_conn(void)
-{
-    struct amqp_connection_info ci;
-    char *url = hvd_xstrdup(hvd_it_env("HVD_AMQP_URL"));
-    cr_assert_eq(amqp_parse_url(url, &ci), AMQP_STATUS_OK);
-    amqp_connection_state_t c = amqp_new_connection();
-    amqp_socket_t *s = amqp_tcp_socket_new(c);
-    cr_assert_eq(amqp_socket_open(s, ci.host, ci.port), AMQP_STATUS_OK);
-    amqp_rpc_reply_t r = amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-    cr_assert_eq(r.reply_type, AMQP_RESPONSE_NORMAL);
-    amqp_channel_open(c, 1);
-    cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
-    free(url);
-    return c;
-}
-
-static void raw_close(amqp_connection_state_t c)
-{
-    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c);
-}
-
 Test(broker_topology, conflicting_queue_is_named, .init = setup, .fini = teardown)
 {
     HVD_IT_NEED("HVD_AMQP_URL");
     char *jobs = name_of("jobs");
     /* a classic queue without arguments: not the quorum queue of §2 */
-    amqp_connection_state_t rc = raw_conn();
+    amqp_connection_state_t rc = hvd_it_raw_conn();
     amqp_queue_declare(rc, 1, amqp_cstring_bytes(jobs), 0, 1, 0, 0, amqp_empty_table);
     cr_assert_eq(amqp_get_rpc_reply(rc).reply_type, AMQP_RESPONSE_NORMAL);
-    raw_close(rc);
+    hvd_it_raw_close(rc);
     char err[512] = "";
     HvdBrokerStatus st = hvd_broker_declare_topology(tb, prefix, hvd_it_delays, hvd_it_ndelays, err, sizeof err);
     cr_assert_eq(st, HVD_BROKER_ERROR, "%s", hvd_broker_status_name(st));
@@ -217,10 +193,10 @@ Test(broker_topology, conflicting_exchange_is_named, .init = setup, .fini = tear
     char err[512] = "";
     cr_assert_eq(hvd_broker_exchange_delete(tb, dead, err, sizeof err), HVD_BROKER_OK, "%s", err);
     /* re-create <prefix>.dead as a topic exchange: the topology wants fanout */
-    amqp_connection_state_t c = raw_conn();
+    amqp_connection_state_t c = hvd_it_raw_conn();
     amqp_exchange_declare(c, 1, amqp_cstring_bytes(dead), amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
     cr_assert_eq(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
-    raw_close(c);
+    hvd_it_raw_close(c);
 
     HvdBrokerStatus st = hvd_broker_declare_topology(tb, prefix, hvd_it_delays, hvd_it_ndelays, err, sizeof err);
     cr_assert_eq(st, HVD_BROKER_ERROR);

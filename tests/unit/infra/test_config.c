@@ -677,3 +677,40 @@ Test(config, env_example_lists_every_variable_with_its_default)
     hvd_buf_free(&b);
     free(text);
 }
+
+/* HVD_AMQP_URL of a cluster (issue 13): one URL per node, separated by whitespace;
+ * the comma form rabbitmq-c would cut to its first host is refused. */
+Test(config, amqp_url_lists)
+{
+    HvdConfig c;
+    setenv("HVD_AMQP_URL", "amqp://u:pw1@n1:5672/%2f  amqp://u:pw2@n2:5672/%2f\n\tamqps://u:pw3@n3:5671/%2f", 1);
+    cr_assert_eq(load(&c, "hvdeployctl", NULL), 0, "%s", err);
+    cr_assert(strstr(c.amqp_url, "amqp://u:pw2@n2:5672/%2f"));
+    hvd_config_free(&c);
+    cr_assert_str_eq(masked("amqp://u:pw1@n1/%2f amqp://u:pw2@n2/%2f"), "amqp://u:***@n1/%2f amqp://u:***@n2/%2f");
+
+    setenv("HVD_AMQP_URL", "amqp://u:pw@n1,n2,n3:5672/%2f", 1);
+    cr_assert_eq(load(&c, "hvdeployctl", NULL), -1);
+    cr_assert_str_eq(err, "HVD_AMQP_URL: 'amqp://u:***@n1,n2,n3:5672/%2f' names several hosts with ',', which "
+                          "rabbitmq-c would cut to the first: give one URL per node, separated by spaces "
+                          "(amqp://u:p@a:5672/%2f amqp://u:p@b:5672/%2f)");
+    hvd_config_free(&c);
+    /* also as the second of a list, and as a comma list of whole URLs */
+    setenv("HVD_AMQP_URL", "amqp://u:pw@n1/%2f amqp://u:pw@n2:5672,amqp://u:pw@n3:5672/%2f", 1);
+    cr_assert_eq(load(&c, "hvdeployctl", NULL), -1);
+    cr_assert(strstr(err, "(URL 2 of 2) names several hosts"), "%s", err);
+    cr_assert_null(strstr(err, "pw"), "%s", err);
+    hvd_config_free(&c);
+    /* a comma in a password is allowed */
+    setenv("HVD_AMQP_URL", "amqp://u:p,w@n1/%2f", 1);
+    cr_assert_eq(load(&c, "hvdeployctl", NULL), 0, "%s", err);
+    hvd_config_free(&c);
+    setenv("HVD_AMQP_URL", "amqp://u:pw@n1/%2f http://n2/", 1);
+    cr_assert_eq(load(&c, "hvdeployctl", NULL), -1);
+    cr_assert(strstr(err, "'http://n2/' (URL 2 of 2) is not an AMQP URL"), "%s", err);
+    hvd_config_free(&c);
+    setenv("HVD_AMQP_URL", " \t ", 1);
+    cr_assert_eq(load(&c, "hvdeployctl", NULL), -1);
+    cr_assert_str_eq(err, "HVD_AMQP_URL: no URL (amqp://user:password@host:port/vhost, several separated by spaces)");
+    hvd_config_free(&c);
+}

@@ -640,3 +640,62 @@ Test(metrics, one_client_holds_few_connections, .timeout = 30)
     hvd_metrics_server_stop(s);
     cr_assert_eq(open_, HVD_METRICS_PER_IP, "%d connections of one client were kept", open_);
 }
+
+static atomic_bool draining_flag;
+
+/* alive while ready or draining */
+static bool alive(void *arg, char *reason, size_t len)
+{
+    return atomic_load(&draining_flag) || ready(arg, reason, len);
+}
+
+/* /livez (issue 13): the liveness probe of a draining worker stays 200, so that
+ * Kubernetes never restarts a pod whose stages are finishing after SIGTERM. */
+Test(metrics, http_livez_separates_alive_from_ready)
+{
+    char err[256] = "";
+    HvdMetricsServer *s = hvd_metrics_server_start("127.0.0.1:0", ready, "ctx", err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    int port = hvd_metrics_server_port(s);
+    atomic_store(&ready_flag, false);
+    Resp r = http("127.0.0.1", port, "GET", "/livez");
+    cr_assert_eq(r.status, 503, "without a live callback /livez is /healthz");
+    free(r.body);
+    hvd_metrics_server_set_live(s, alive);
+    atomic_store(&draining_flag, true);
+    r = http("127.0.0.1", port, "GET", "/livez");
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "ok\n");
+    free(r.body);
+    r = http("127.0.0.1", port, "GET", "/healthz");
+    cr_assert_eq(r.status, 503, "draining is not ready");
+    free(r.body);
+    atomic_store(&draining_flag, false);
+    r = http("127.0.0.1", port, "GET", "/livez");
+    cr_assert_eq(r.status, 503);
+    cr_assert_str_eq(r.body, "broker not connected\n");
+    free(r.body);
+    hvd_metrics_server_stop(s);
+}
+
+/* hvd_metric_clear: a gauge this process stops reporting has no series left. */
+Test(metrics, clear_drops_every_series_until_the_next_update)
+{
+    hvd_metrics_register_worker();
+    hvd_metric_gauge_set(HVD_M_FLEET_JOBS, "queued", "host_busy", 3);
+    hvd_metric_gauge_set(HVD_M_FLEET_UNSENT, NULL, NULL, 2);
+    HvdBuf b = {0};
+    hvd_metrics_render(&b);
+    cr_assert(strstr(b.data, "hvdeploy_fleet_jobs{status=\"queued\",waiting_reason=\"host_busy\"} 3\n"), "%s", b.data);
+    hvd_buf_free(&b);
+    hvd_metric_clear(HVD_M_FLEET_JOBS);
+    hvd_metric_clear(HVD_M_FLEET_UNSENT);
+    hvd_metric_clear("no_such_metric");
+    hvd_metrics_render(&b);
+    cr_assert_null(strstr(b.data, "hvdeploy_fleet_jobs{"), "%s", b.data);
+    cr_assert_null(strstr(b.data, "\nhvdeploy_fleet_unsent_envelopes "), "%s", b.data);
+    cr_assert(strstr(b.data, "# TYPE hvdeploy_fleet_unsent_envelopes gauge\n"), "%s", b.data);
+    hvd_buf_free(&b);
+    hvd_metric_gauge_set(HVD_M_FLEET_UNSENT, NULL, NULL, 5);
+    cr_assert_eq(hvd_metric_value(HVD_M_FLEET_UNSENT, NULL, NULL), 5);
+}
