@@ -49,8 +49,9 @@ static bool delete_vm(JobRun *r, const char *vm_id, char *why, size_t whylen)
         r->outputs = saved;
         HvdOutcome o = c.outcome;
         snprintf(why, whylen, "%.200s", c.message);
+        bool gone = hvd_plan_delete_gone(o, c.message);
         call_result_free(&c);
-        if (o == HVD_OUT_SUCCESS) return true;
+        if (o == HVD_OUT_SUCCESS || gone) return true;
         if (!hvd_outcome_transient(o) || o == HVD_OUT_CANCELLED) break;
         sleep((unsigned)(attempt < 5 ? attempt : 5));
     }

@@ -144,8 +144,7 @@ static bool start_stage(JobRun *r, int i, bool *cancel)
     if (step(r, sg->name, cancel, &attempt) != HVD_STORE_OK) return false;
     if (*cancel) return true;
     sg->attempts = attempt;
-    sg->status = HVD_STAGE_RUNNING;
-    sg->in_doubt = false;
+    sg->status = HVD_STAGE_RUNNING; /* in_doubt stays until an answer settles it (plan_step.c) */
     char now[HVD_RFC3339_LEN];
     hvd_time_rfc3339(hvd_now_ms(), now);
     hvd_stage_set(&sg->started_at, now);

@@ -53,9 +53,13 @@ typedef struct {
     bool output;      /* live output lines in session mode */
 } HvdAgentCaps;
 
-/* The capabilities HVD_AGENT_PROFILE fixes: "raw" none, "hvdeploy" all four;
- * false for "auto" (the host is asked with agent.hello). */
+/* The capabilities HVD_AGENT_PROFILE fixes: "raw" none, "hvdeploy" all four,
+ * or a comma list of their names (e.g. "idempotency,probe": the shim without
+ * its session loop); false for "auto" (the host is asked with agent.hello)
+ * and for a value that is none of these. */
 bool hvd_plan_profile_fixed(const char *profile, HvdAgentCaps *caps);
+/* auto, raw, hvdeploy or a list of known capability names. */
+bool hvd_plan_profile_valid(const char *profile);
 /* What an agent.hello call says: success with data.capabilities (a list of
  * names) gives those; an error answer (what Main-NewProtocol.ps1 gives for an
  * unknown operation) or an answer that is not an envelope gives none (the raw
@@ -67,6 +71,10 @@ const char *hvd_plan_profile_name(const HvdAgentCaps *caps);
 /* vm.create, disk.create and nic.create make something each time they run;
  * vm.initialize and vm.delete may be sent again. */
 bool hvd_op_creates(const char *operation);
+/* A vm.delete refused because the VM is not there ("VM not found: ...", as
+ * Main-NewProtocol.ps1 and the shim say it, in any case): what it was to
+ * delete is gone (an earlier attempt whose answer was lost deleted it). */
+bool hvd_plan_delete_gone(HvdOutcome outcome, const char *message);
 
 /* ---- stages and what they make ------------------------------------------- */
 

@@ -2,6 +2,7 @@
  * known or unknown, its envelope code, whether it counts against the host;
  * the backoff of a retry; the envelope status of a failed job. */
 #include <string.h>
+#include <strings.h>
 #include "plan.h"
 
 bool hvd_outcome_transient(HvdOutcome o)
@@ -73,4 +74,13 @@ bool hvd_op_creates(const char *operation)
 {
     return operation && (strcmp(operation, HVD_STAGE_VM_CREATE) == 0 || strcmp(operation, HVD_STAGE_DISK_CREATE) == 0 ||
                          strcmp(operation, HVD_STAGE_NIC_CREATE) == 0);
+}
+
+bool hvd_plan_delete_gone(HvdOutcome outcome, const char *message)
+{
+    static const char needle[] = "vm not found";
+    if (outcome != HVD_OUT_AGENT_ERROR || !message) return false;
+    for (const char *p = message; *p; p++)
+        if (strncasecmp(p, needle, sizeof needle - 1) == 0) return true;
+    return false;
 }

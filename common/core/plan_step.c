@@ -150,7 +150,15 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
             st[i] = HVD_STAGE_SUCCEEDED;
             break;
         }
-        if (!hvd_outcome_transient(o->outcome)) return fail(f, st, i, hvd_outcome_code(o->outcome), d);
+        /* A stage sent again after an unknown outcome, to an agent that
+         * does not replay answers: its refusal may only mean the first call
+         * did it (Aether-V's vm.initialize a second time: the guest took its
+         * key already). */
+        bool doubted = f->job->stages[i].in_doubt && !f->caps.idempotency;
+        if (!hvd_outcome_transient(o->outcome)) {
+            if (doubted) return fail_made(f, st, i, "outcome_unknown", true, d);
+            return fail(f, st, i, hvd_outcome_code(o->outcome), d);
+        }
         /* Stopped by the end of the shutdown grace: the next owner decides,
          * with the stage in doubt. */
         if (o->outcome == HVD_OUT_CANCELLED) {
@@ -158,7 +166,9 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
             return d;
         }
         if (hvd_outcome_unknown(o->outcome) && !resend_safe(f, i)) return probe_or_unknown(f, st, i, d);
-        return retry(f, st, i, hvd_outcome_code(o->outcome), false, hvd_outcome_unknown(o->outcome), d);
+        /* sent again without idempotency (vm.initialize), an unknown outcome stays in doubt until an answer */
+        bool doubt = !f->caps.idempotency && (doubted || hvd_outcome_unknown(o->outcome));
+        return retry(f, st, i, hvd_outcome_code(o->outcome), doubt, hvd_outcome_unknown(o->outcome), d);
     case HVD_OBS_IN_DOUBT:
         if (!resend_safe(f, i)) return probe_or_unknown(f, st, i, d);
         break; /* sent again with the same idempotency key */
@@ -171,8 +181,10 @@ HvdStepDecision hvd_plan_step(const HvdStepFacts *f)
                 break;
             }
             if (o->found == HVD_FOUND_AMBIGUOUS) return fail_made(f, st, i, "outcome_unknown", true, d);
-            /* Nothing was made: the stage can be sent again. */
+            /* Nothing was made: the stage can be sent again, no longer in doubt. */
             if (o->after_failure) return retry(f, st, i, NULL, false, false, d);
+            d.settle = HVD_SETTLE_PENDING;
+            d.settle_stage = i;
             break;
         }
         if (o->outcome == HVD_OUT_CANCELLED) {

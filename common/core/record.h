@@ -31,7 +31,8 @@ typedef struct {
     char *code, *agent_code;        /* the failure's envelope code and the agent's own code */
     char *agent_log;                /* the last agent log lines of a failed attempt */
     char *output_json;              /* what the stage made (vm_id, ...) once it succeeded */
-    bool in_doubt;                  /* a call was under way when its worker stopped: outcome unknown */
+    bool in_doubt; /* an earlier attempt's outcome is unknown (its worker stopped mid-call, or no answer
+                    * came from an agent without idempotency) until an answer or vm.find settles it */
 } HvdStage;
 
 typedef struct {

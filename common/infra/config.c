@@ -3,6 +3,7 @@
 #include "config.h"
 #include "buf.h"
 #include "mask.h"
+#include "plan.h"
 #include "urllist.h"
 #include <amqp.h>
 #include <ctype.h>
@@ -91,9 +92,9 @@ static const CfgRow rows[] = {
      "a session without requests this long is closed"},
     {"HVD_AGENT_SESSIONS_PER_HOST", CT_INT, OFF(agent_sessions_per_host), "4", 1, 64, 0, "N",
      "agent sessions per host and worker (each serves many requests at once)"},
-    {"HVD_AGENT_PROFILE", CT_PROFILE, OFF(agent_profile), "auto", 0, 0, 0, "auto|raw|hvdeploy",
+    {"HVD_AGENT_PROFILE", CT_PROFILE, OFF(agent_profile), "auto", 0, 0, 0, "auto|raw|hvdeploy|CAP,...",
      "what the agents honour: auto asks each host (agent.hello), raw = no capabilities (Aether-V's script), "
-     "hvdeploy = idempotency, probe, session and output"},
+     "hvdeploy = idempotency, probe, session and output, or a list of those (e.g. idempotency,probe: per call)"},
     {"HVD_AGENT_ENV_PASS", CT_CODELIST, OFF(agent_env_pass), "", 0, 0, 0, "NAME,...",
      "environment variables passed to the agent besides PATH, HOME, SSH_AUTH_SOCK, HVD_SIM_* (never credentials)"},
     {"HVD_CONCURRENCY", CT_INT, OFF(concurrency), "8", 1, 1024, 0, "N", "jobs in flight per worker process"},
@@ -579,8 +580,10 @@ static bool assign(HvdConfig *cfg, const CfgRow *r, const char *v, const char *s
         }
         return true;
     case CT_PROFILE:
-        if (strcmp(v, "auto") != 0 && strcmp(v, "raw") != 0 && strcmp(v, "hvdeploy") != 0) {
-            set_err(err, errlen, "%s: '%s' is not one of auto, raw, hvdeploy%s", r->name, q, src);
+        if (!hvd_plan_profile_valid(v)) {
+            set_err(err, errlen,
+                    "%s: '%s' is not auto, raw, hvdeploy or a list of idempotency, probe, session, output%s", r->name,
+                    q, src);
             return false;
         }
         free(*FIELD(cfg, r, char *));

@@ -82,7 +82,7 @@ typedef struct {
     HvdStrList agent_retryable_codes;    /* HVD_AGENT_RETRYABLE_CODES */
     HvdStrList agent_env_pass;           /* HVD_AGENT_ENV_PASS: more environment names given to the agent */
     HvdStrList agent_retryable_messages; /* HVD_AGENT_RETRYABLE_MESSAGES, as given */
-    char *agent_profile;                 /* HVD_AGENT_PROFILE: auto, raw or hvdeploy */
+    char *agent_profile;                 /* HVD_AGENT_PROFILE: auto, raw, hvdeploy or a capability list */
     char *agent_session_cmd;             /* HVD_AGENT_SESSION_CMD; "" = HVD_AGENT_CMD plus --session */
     int64_t agent_session_idle;          /* HVD_AGENT_SESSION_IDLE seconds */
     int64_t agent_sessions_per_host;     /* HVD_AGENT_SESSIONS_PER_HOST */

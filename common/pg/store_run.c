@@ -33,7 +33,8 @@ static const char SQL_STEP[] =
     "  agent_log = coalesce($11::text, s.agent_log), in_doubt = false"
     "  FROM j WHERE s.job_id = $1::uuid AND s.stage = $5::text RETURNING s.stage, s.attempts),"
     " n AS (UPDATE hvdeploy.job_stages s SET status = 'running', attempts = s.attempts + 1,"
-    "  started_at = now(), finished_at = NULL, in_doubt = false"
+    /* in_doubt stays: an earlier attempt's unknown outcome is not undone by a new start */
+    "  started_at = now(), finished_at = NULL"
     "  FROM j WHERE s.job_id = $1::uuid AND s.stage = $12::text AND NOT j.cancel_requested"
     "  RETURNING s.stage, s.attempts),"
     " ev AS (INSERT INTO hvdeploy.job_events (job_id, stage, from_status, to_status, attempt, worker, detail)"

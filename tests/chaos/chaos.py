@@ -19,6 +19,7 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster as C  # noqa: E402
+import flavors as F  # noqa: E402
 import harness as H  # noqa: E402
 from harness import finish_common, log, now, workers_alive  # noqa: E402
 
@@ -475,14 +476,22 @@ SCENARIOS = [
     ("ctimeout", s_ctimeout),
     ("poison", s_poison),
     ("hostlimit", s_hostlimit),
-] + C.SCENARIOS
+] + F.SCENARIOS + C.SCENARIOS
 # Past one machine (tests/chaos/cluster.py): their short forms take 15-35 s (with
 # the clusters' first start), so `./deploy/dev.sh test` runs them too.
 CLUSTER = {name for name, _ in C.SCENARIOS}
 
 
+def agent_label(ctx, name):
+    """How this scenario's workers call their agents."""
+    if name.startswith("aether-v"):
+        return "aether-v, per call"
+    return "hvdeploy, " + ("per call" if ctx.agent_mode == "per-call" else "session")
+
+
 def run_one(ctx, name, fn):
-    res = H.Result(name)
+    res = H.Result(name if ctx.agent_mode == "session" or name in F.ONE_MODE else name + "/per-call")
+    res.agent = agent_label(ctx, name)
     res.fleet = None
     t0 = now()
     log("==== [%s] %s" % (name, (fn.__doc__ or "").strip() or "running"))
@@ -521,18 +530,22 @@ def write_summary(ctx, results, path, total_s):
         "",
         "Reproduce with `./deploy/dev.sh chaos` (tests/chaos/run.sh --long); seed %s, %s UTC, %d s in all." % (
             ctx.seed, time.strftime("%Y-%m-%d %H:%M", time.gmtime()), total_s),
-        "Each scenario: 3 workers, a fresh database, simhost latency 50-200 ms per call.",
+        "Each scenario: 3 workers, a fresh database, simhost latency 50-200 ms per call; every scenario",
+        "runs with the workers calling hvdeploy-flavour agents in session mode, then per call (/per-call).",
         "",
-        "| scenario | jobs | faults injected | lost | duplicated envelopes | result | time |",
-        "|---|---:|---|---:|---:|---|---:|",
+        "| scenario | agent | jobs | faults injected | lost | duplicated envelopes | result | time |",
+        "|---|---|---:|---|---:|---:|---|---:|",
     ]
     for r in results:
         if r.skipped is not None:
-            lines.append("| %s | | skipped: %s | | | skipped | |" % (r.name, r.skipped))
+            lines.append("| %s | %s | | skipped: %s | | | skipped | |" % (r.name, r.agent, r.skipped))
             continue
-        lines.append("| %s | %d | %d (%s) | %d | %d | %s | %.0f s |" % (
-            r.name, r.jobs, r.faults, r.fault_desc, r.lost, r.duplicated, "pass" if r.passed else "FAIL",
+        lines.append("| %s | %s | %d | %d (%s) | %d | %d | %s | %.0f s |" % (
+            r.name, r.agent, r.jobs, r.faults, r.fault_desc, r.lost, r.duplicated, "pass" if r.passed else "FAIL",
             r.seconds))
+        extra = [n for n in r.notes if n.startswith("succeeded ") or n.startswith("vm.create effects")]
+        if extra:
+            lines.append("|  | | | %s | | | | |" % "; ".join(extra))
     lines += [
         "",
         "Checked at the end of every scenario: each job has exactly one terminal row and one terminal",
@@ -555,6 +568,14 @@ def write_summary(ctx, results, path, total_s):
         "  succeed, every poison message is answered or dead-lettered, no worker goes down.",
         "- hostlimit: HVD_HOST_CONCURRENCY=1: no two jobs' stage intervals overlap on a host",
         "  (job_stages), while stages on different hosts do overlap.",
+        "- aether-v-crash, -hang, -kill: the agent is `hvdeploy-simhost --flavor aether-v` (Aether-V's",
+        "  Main-NewProtocol.ps1: no agent.hello, idempotency keys ignored, duplicate VM names allowed).",
+        "  crash: the agent exits without an answer before or after its effect on 5 % of calls; hang: it",
+        "  never answers on 3 % (3 s timeouts); kill: kill -9 of the worker running a vm.create (a slow",
+        "  one, 0.8-1.5 s) every 0.8-2 s. Checked: no VM name in two vm.create effects on a host; every job",
+        "  succeeded or failed outcome_unknown with its evidence and a dead letter; VMs only of those.",
+        "- hvdeploy-crash, -hang, -kill: the same against the hvdeploy flavour (the host shim): every job",
+        "  succeeds (resent with its key, or adopted via vm.find), no effect twice.",
         "- broker-cluster: a three-node RabbitMQ cluster (deploy/lib/cluster.sh), the workers given all",
         "  three URLs; the node leading the jobs queue is killed (SIGKILL) mid-run and restarted later.",
         "- pg-failover: a PostgreSQL primary with a synchronous streaming standby (pg_basebackup); mid-run",
@@ -574,6 +595,9 @@ def main():
     ap.add_argument("--skip", help="comma list of scenarios to leave out")
     ap.add_argument("--keep", action="store_true", help="keep databases, queues and simhost state")
     ap.add_argument("--seed", type=int, default=None, help="random seed of the fault schedule")
+    ap.add_argument("--agent-mode", choices=("session", "per-call", "both"), default="both",
+                    help="how the workers call hvdeploy-flavour agents: sessions, per call, or each scenario "
+                         "both ways (default)")
     ap.add_argument("--root", required=True)
     ap.add_argument("--bin-dir", required=True)
     a = ap.parse_args()
@@ -588,10 +612,15 @@ def main():
     log("chaos suite (%s), seed %d, binaries %s" % (mode, seed, a.bin_dir))
     t0 = now()
     results = []
-    for name, fn in SCENARIOS:
-        if (only and name not in only) or name in skip:
-            continue
-        results.append(run_one(ctx, name, fn))
+    modes = ("session", "per-call") if a.agent_mode == "both" else (a.agent_mode,)
+    for k, mode in enumerate(modes):
+        ctx.agent_mode = mode
+        for name, fn in SCENARIOS:
+            if (only and name not in only) or name in skip:
+                continue
+            if name in F.ONE_MODE and k > 0:
+                continue  # an aether-v agent is called per call whatever the pass
+            results.append(run_one(ctx, name, fn))
     if any(r.name in CLUSTER for r in results):
         C.stop_clusters(ctx)
     total = now() - t0

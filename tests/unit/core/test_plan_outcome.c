@@ -112,3 +112,24 @@ Test(plan_outcome, failed_status)
     cr_assert_str_eq(hvd_plan_failed_status(true), "partial");
     cr_assert_str_eq(hvd_plan_failed_status(false), "error");
 }
+
+Test(plan_outcome, a_vm_delete_of_a_vm_not_there_is_done)
+{
+    static const struct {
+        HvdOutcome o;
+        const char *message;
+        bool gone;
+    } rows[] = {
+        {HVD_OUT_AGENT_ERROR, "Operation error: VM not found: web01", true},
+        {HVD_OUT_AGENT_ERROR, "VM not found: ", true},
+        {HVD_OUT_AGENT_ERROR, "vm NOT FOUND", true},
+        {HVD_OUT_AGENT_ERROR, "VM with ID 'x' not found on this host", false},
+        {HVD_OUT_AGENT_ERROR, "Access is denied. (0x80070005)", false},
+        {HVD_OUT_AGENT_ERROR, NULL, false},
+        {HVD_OUT_RETRYABLE, "VM not found: web01", false},
+        {HVD_OUT_SUCCESS, "VM not found", false},
+        {HVD_OUT_TIMEOUT, "VM not found", false},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        cr_assert_eq(hvd_plan_delete_gone(rows[i].o, rows[i].message), rows[i].gone, "row %zu", i);
+}

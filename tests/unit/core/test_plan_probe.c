@@ -210,3 +210,36 @@ Test(plan_profile, table)
     cr_assert_not(hvd_plan_profile_fixed("auto", &c));
     cr_assert_not(hvd_plan_profile_fixed(NULL, &c));
 }
+
+Test(plan_profile, fixed_by_a_list_of_capabilities)
+{
+    static const struct {
+        const char *setting;
+        bool valid;
+        HvdAgentCaps caps;
+    } rows[] = {
+        {"auto", true, {0}},
+        {"raw", true, {0}},
+        {"hvdeploy", true, {true, true, true, true}},
+        {"idempotency,probe", true, {true, true, false, false}},
+        {" probe , session ", true, {false, true, true, false}},
+        {"output", true, {false, false, false, true}},
+        {"idempotency,probe,session,output", true, {true, true, true, true}},
+        {"", false, {0}},
+        {"probe,", false, {0}},
+        {",probe", false, {0}},
+        {"probe,,session", false, {0}},
+        {"teleport", false, {0}},
+        {"Probe", false, {0}},
+        {"probes", false, {0}},
+        {"prob", false, {0}},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        cr_assert_eq(hvd_plan_profile_valid(rows[i].setting), rows[i].valid, "row %zu (%s)", i, rows[i].setting);
+        HvdAgentCaps c = {0};
+        bool fixed = hvd_plan_profile_fixed(rows[i].setting, &c);
+        cr_assert_eq(fixed, rows[i].valid && strcmp(rows[i].setting, "auto") != 0, "row %zu", i);
+        if (fixed) cr_assert_eq(memcmp(&c, &rows[i].caps, sizeof c), 0, "row %zu caps", i);
+    }
+    cr_assert_not(hvd_plan_profile_valid(NULL));
+}

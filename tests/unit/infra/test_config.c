@@ -326,6 +326,12 @@ Test(config, bad_values_exact_errors)
          "HVD_SECRET_RETENTION: 'forever' is not a duration of 0 to 315360000 seconds (e.g. 30, 30s, 5m, 2h, 7d)"},
         {"HVD_AMQP_VERIFY", "maybe", "HVD_AMQP_VERIFY: 'maybe' is not a boolean (true or false)"},
         {"HVD_LOG_LEVEL", "verbose", "HVD_LOG_LEVEL: 'verbose' is not one of debug, info, warn, error"},
+        {"HVD_AGENT_PROFILE", "idempotency,teleport",
+         "HVD_AGENT_PROFILE: 'idempotency,teleport' is not auto, raw, hvdeploy or a list of idempotency, probe, "
+         "session, output"},
+        {"HVD_AGENT_PROFILE", "",
+         "HVD_AGENT_PROFILE: '' is not auto, raw, hvdeploy or a list of idempotency, probe, "
+         "session, output"},
         {"HVD_RETRY_DELAYS", "5,x",
          "HVD_RETRY_DELAYS: '5,x' is not a comma list of 1 to 16 whole numbers between 1 and 86400"},
         {"HVD_RETRY_DELAYS", "0",
