@@ -53,6 +53,7 @@ struct Session {
     size_t tail_len;
     Pending *pending;
     int in_flight;
+    int users; /* callers between picking it and their last look at it: it is not freed under them */
     bool starting, dead, closing, reaped;
     int64_t last_used, close_at;
     char why_dead[160];
@@ -368,7 +369,7 @@ static void tend_sessions(HvdSessions *s, int64_t now)
                 agent_live_remove(ss->pid);
             }
         }
-        if ((ss->closing || ss->dead) && ss->reaped && !ss->pending) {
+        if ((ss->closing || ss->dead) && ss->reaped && !ss->pending && ss->users == 0) {
             *pp = ss->next;
             agent_close_fd(&ss->in_fd);
             agent_close_fd(&ss->out_fd);
@@ -603,6 +604,7 @@ HvdOutcome hvd_session_call(HvdSessions *s, const HvdAgentCallOpts *opts, const 
         return res->outcome;
     }
     p.session = ss;
+    ss->users++;
     p.sent_at = now_ms();
     p.deadline = p.sent_at + timeout;
     p.next = ss->pending;
@@ -635,7 +637,9 @@ HvdOutcome hvd_session_call(HvdSessions *s, const HvdAgentCallOpts *opts, const 
         res->stderr_tail = agent_clean_tail(ss->tail, ss->tail_len, ss->tail_len == TAIL_CAP, opts);
     }
     ss->last_used = now_ms();
+    ss->users--;
     pthread_mutex_unlock(&s->mu);
+    wake(s); /* a dead session waiting on its last user can go now */
     pthread_cond_destroy(&p.cv);
     if (res->elapsed_ms == 0) res->elapsed_ms = now_ms() - p.sent_at;
     return res->outcome;

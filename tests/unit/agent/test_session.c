@@ -184,6 +184,33 @@ Test(session, a_session_that_dies_mid_request_loses_it_and_a_new_one_starts)
     done(s);
 }
 
+/* Callers racing a session that dies at once: the reader frees a dead session
+ * only after its last caller has looked at it (ASan saw a use after free). */
+static void *die_caller(void *arg)
+{
+    HvdSessions *s = arg;
+    for (int i = 0; i < 6; i++) {
+        HvdAgentResult res;
+        HvdOutcome o = call(s, "vm.create", NULL, &res);
+        cr_assert(o == HVD_OUT_TRANSPORT || o == HVD_OUT_NOT_SENT, "%s", res.detail);
+        hvd_agent_result_free(&res);
+    }
+    return NULL;
+}
+
+Test(session, a_session_gone_at_once_is_not_freed_under_its_caller)
+{
+    HvdSessions *s = fake("die", NULL);
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, die_caller, s);
+    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+    HvdSessionStats st;
+    hvd_sessions_stats(s, &st);
+    cr_assert_geq(st.lost, 1, "the sessions died with requests in flight");
+    cr_assert_eq(st.open, 0, "no dead session counts as open");
+    done(s);
+}
+
 Test(session, garbage_and_unknown_request_ids_are_ignored_and_counted)
 {
     HvdSessions *s = fake("noise", NULL);
