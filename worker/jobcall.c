@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "agent.h"
+#include "utf8.h"
 #include "agentproto.h"
 #include "profiles.h"
 #include "session.h"
@@ -40,7 +41,7 @@ static char *log_tail(const HvdAgentResult *res)
     if (res->stderr_tail && *res->stderr_tail) {
         const char *t = res->stderr_tail;
         size_t len = strlen(t);
-        if (len > 1024) t += len - 1024;
+        t += hvd_utf8_tail_start(t, len, 1024); /* never from the middle of a character */
         hvd_buf_printf(&b, "stderr: %s", t);
     }
     return b.len ? hvd_buf_steal(&b) : (hvd_buf_free(&b), NULL);
@@ -104,12 +105,12 @@ static void call_spec(JobRun *r, const char *operation, HvdNode *spec, const cha
     out->log_tail = log_tail(&res);
     out->data = res.data && res.data->type == HVD_MAP ? hvd_node_clone(res.data) : hvd_node_map();
     if (res.outcome == HVD_OUT_SUCCESS) {
-        snprintf(out->message, sizeof out->message, "%s", res.message ? res.message : "ok");
+        hvd_text_printf(out->message, sizeof out->message, "%s", res.message ? res.message : "ok");
     } else if (res.envelope) {
         out->agent_code = hvd_xstrdup(res.code);
-        snprintf(out->message, sizeof out->message, "%s", res.message ? res.message : res.detail);
+        hvd_text_printf(out->message, sizeof out->message, "%s", res.message ? res.message : res.detail);
     } else {
-        snprintf(out->message, sizeof out->message, "%s", res.detail);
+        hvd_text_printf(out->message, sizeof out->message, "%s", res.detail);
     }
     hvd_metric_observe(HVD_M_AGENT_CALL_DURATION, stage, NULL, (double)res.elapsed_ms / 1000.0);
     hvd_agent_result_free(&res);
@@ -143,7 +144,7 @@ HvdOutcome call_probe(JobRun *r, int i, HvdFound *found, HvdNode **adopted, char
                                                  : "ambiguous",
                    "detail", message, NULL);
     } else {
-        snprintf(message, len, "vm.find failed: %s", c.message);
+        hvd_text_printf(message, len, "vm.find failed: %s", c.message);
     }
     call_result_free(&c);
     return o;

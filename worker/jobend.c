@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include "answer.h"
+#include "utf8.h"
 #include "clock.h"
 #include "guestcfg.h"
 #include "jobrun_priv.h"
@@ -31,7 +32,7 @@ static void append_sentence(char *msg, size_t size, const char *sentence)
 {
     size_t l = strlen(msg);
     const char *sep = l && msg[l - 1] != '.' ? ". " : " ";
-    snprintf(msg + l, size - l, "%s%s", sep, sentence);
+    hvd_text_printf(msg + l, size - l, "%s%s", sep, sentence);
 }
 
 /* ---- rollback ---- */
@@ -48,7 +49,7 @@ static bool delete_vm(JobRun *r, const char *vm_id, char *why, size_t whylen)
         hvd_node_free(r->outputs);
         r->outputs = saved;
         HvdOutcome o = c.outcome;
-        snprintf(why, whylen, "%.200s", c.message);
+        hvd_text_printf(why, whylen < 201 ? whylen : 201, "%s", c.message);
         bool gone = hvd_plan_delete_gone(o, c.message);
         call_result_free(&c);
         if (o == HVD_OUT_SUCCESS || gone) return true;
@@ -66,7 +67,7 @@ static bool rollback(JobRun *r, int failed_stage, bool maybe_made, char *why, si
     bool vm_in_doubt =
         maybe_made && failed_stage >= 0 && strcmp(r->rec->stages[failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
     switch (hvd_plan_rollback(vm_id != NULL, vm_in_doubt, &r->caps)) {
-    case HVD_ROLLBACK_NOTHING: snprintf(why, whylen, "no VM was made"); return true;
+    case HVD_ROLLBACK_NOTHING: hvd_text_printf(why, whylen, "no VM was made"); return true;
     case HVD_ROLLBACK_DELETE_VM: {
         char *id = hvd_xstrdup(vm_id);
         bool ok = delete_vm(r, id, why, whylen);
@@ -80,19 +81,19 @@ static bool rollback(JobRun *r, int failed_stage, bool maybe_made, char *why, si
         HvdOutcome o = call_probe(r, failed_stage, &found, &adopted, msg, sizeof msg);
         bool ok = false;
         if (o != HVD_OUT_SUCCESS)
-            snprintf(why, whylen, "%s", msg);
+            hvd_text_printf(why, whylen, "%s", msg);
         else if (found == HVD_FOUND_NOTHING)
-            ok = true, snprintf(why, whylen, "no VM of this job exists");
+            ok = true, hvd_text_printf(why, whylen, "no VM of this job exists");
         else if (found == HVD_FOUND_IT)
             ok = delete_vm(r, hvd_node_get_str(adopted, "vm_id"), why, whylen);
         else
-            snprintf(why, whylen, "%s", msg);
+            hvd_text_printf(why, whylen, "%s", msg);
         hvd_node_free(adopted);
         return ok;
     }
     case HVD_ROLLBACK_CANNOT:
-        snprintf(why, whylen, "the agent cannot find VMs: check host %s for a VM named '%s' made by job %s",
-                 r->job.target_host, r->job.vm.vm_name, r->rec->job_id);
+        hvd_text_printf(why, whylen, "the agent cannot find VMs: check host %s for a VM named '%s' made by job %s",
+                        r->job.target_host, r->job.vm.vm_name, r->rec->job_id);
         return false;
     }
     return false;
@@ -140,34 +141,35 @@ static void end_message(JobRun *r, const HvdStepDecision *d, char *msg, size_t l
                                                                     : "its call was under way when its worker stopped";
     const char *code = d->code ? d->code : "";
     if (d->job_status == HVD_JOB_SUCCEEDED)
-        snprintf(msg, len, "Deployed VM '%s' on %s (%zu stage%s).", r->job.vm.vm_name, r->job.target_host,
-                 r->rec->n_stages, r->rec->n_stages == 1 ? "" : "s");
+        hvd_text_printf(msg, len, "Deployed VM '%s' on %s (%zu stage%s).", r->job.vm.vm_name, r->job.target_host,
+                        r->rec->n_stages, r->rec->n_stages == 1 ? "" : "s");
     else if (strcmp(code, "cancelled") == 0)
-        snprintf(msg, len, "The job was cancelled before its next stage.");
+        hvd_text_printf(msg, len, "The job was cancelled before its next stage.");
     else if (strcmp(code, "deadline_exceeded") == 0)
-        snprintf(msg, len, "The job's deadline passed before its next stage could start.");
+        hvd_text_printf(msg, len, "The job's deadline passed before its next stage could start.");
     else if (!r->job_valid)
-        snprintf(msg, len, "%s", r->why);
+        hvd_text_printf(msg, len, "%s", r->why);
     else if (strcmp(code, "validation_error") == 0)
-        snprintf(msg, len, "Host %s does not have what the job names: %zu validation error%s.", r->job.target_host,
-                 r->errors.n, r->errors.n == 1 ? "" : "s");
+        hvd_text_printf(msg, len, "Host %s does not have what the job names: %zu validation error%s.",
+                        r->job.target_host, r->errors.n, r->errors.n == 1 ? "" : "s");
     else if (strcmp(code, "outcome_unknown") == 0 && failed)
-        snprintf(msg, len,
-                 "The outcome of stage %s is unknown (%s): the agent cannot be asked again safely, so what it may "
-                 "have made on %s (VM '%s') must be checked there.",
-                 failed->name, why, r->job.target_host, r->job.vm.vm_name);
+        hvd_text_printf(
+            msg, len,
+            "The outcome of stage %s is unknown (%s): the agent cannot be asked again safely, so what it may "
+            "have made on %s (VM '%s') must be checked there.",
+            failed->name, why, r->job.target_host, r->job.vm.vm_name);
     else if (strcmp(code, "takeovers_exhausted") == 0 && failed)
-        snprintf(msg, len, "Stage %s lost its worker %d times; the job is not taken over again.", failed->name,
-                 r->rec->takeovers);
+        hvd_text_printf(msg, len, "Stage %s lost its worker %d times; the job is not taken over again.", failed->name,
+                        r->rec->takeovers);
     else if (strcmp(code, "retries_exhausted") == 0 && failed)
-        snprintf(msg, len, "Stage %s failed after %d attempts: %s", failed->name, failed->attempts, why);
+        hvd_text_printf(msg, len, "Stage %s failed after %d attempts: %s", failed->name, failed->attempts, why);
     else if (failed && failed->message && strcmp(code, "internal_error") == 0 &&
              strcmp(failed->name, HVD_STAGE_VM_INITIALIZE) == 0)
-        snprintf(msg, len, "The guest's secrets are no longer stored, so vm.initialize cannot run.");
+        hvd_text_printf(msg, len, "The guest's secrets are no longer stored, so vm.initialize cannot run.");
     else if (failed)
-        snprintf(msg, len, "Stage %s failed: %s", failed->name, why);
+        hvd_text_printf(msg, len, "Stage %s failed: %s", failed->name, why);
     else
-        snprintf(msg, len, "The job failed (%s).", code);
+        hvd_text_printf(msg, len, "The job failed (%s).", code);
 }
 
 void jobrun_finish(JobRun *r, const HvdStepDecision *d)
@@ -200,7 +202,7 @@ void jobrun_finish(JobRun *r, const HvdStepDecision *d)
             append_sentence(msg, sizeof msg, "Everything it made was rolled back.");
         } else {
             char more[400];
-            snprintf(more, sizeof more, "Rollback failed (%s); what it made is left in place.", why);
+            hvd_text_printf(more, sizeof more, "Rollback failed (%s); what it made is left in place.", why);
             append_sentence(msg, sizeof msg, more);
         }
     }
@@ -255,9 +257,9 @@ void jobrun_wait(JobRun *r, int i, HvdWaitReason reason, int attempt, int64_t wa
         int64_t spread = w->cfg.breaker_cooldown * 1000;
         delay = wait_ms + (spread > 0 ? (int64_t)(random32() % (uint32_t)spread) : 0);
         char msg[300];
-        snprintf(msg, sizeof msg,
-                 "Host %s keeps failing: its circuit is open, the job waits without spending an attempt.",
-                 r->job.target_host);
+        hvd_text_printf(msg, sizeof msg,
+                        "Host %s keeps failing: its circuit is open, the job waits without spending an attempt.",
+                        r->job.target_host);
         hvd_stage_set(&sg->message, msg);
         hvd_stage_set(&sg->code, NULL);
         hvd_stage_set(&sg->agent_code, NULL);

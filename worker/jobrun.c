@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "breaker.h"
+#include "utf8.h"
 #include "clock.h"
 #include "guestcfg.h"
 #include "jobrun.h"
@@ -63,7 +64,7 @@ static bool rebuild(JobRun *r)
     r->outputs = json_map_or_empty(rec->outputs_json);
     const char *req_text = rec->request_json ? rec->request_json : "";
     if (hvd_json_to_node(req_text, strlen(req_text), 4 * HVD_MAX_BODY, &request, err, sizeof err) != HVD_DECODE_OK) {
-        snprintf(r->why, sizeof r->why, "stored request is unreadable: %s", err);
+        hvd_text_printf(r->why, sizeof r->why, "stored request is unreadable: %s", err);
         return false;
     }
     HvdNode *body = hvd_node_map();
@@ -77,14 +78,14 @@ static bool rebuild(JobRun *r)
         HvdBuf plain = {0};
         if (hvd_secret_open(&r->w->keys, rec->secret_blob.data, rec->secret_blob.len, rec->job_id, &plain, err,
                             sizeof err) != 0) {
-            snprintf(r->why, sizeof r->why, "the job's secrets cannot be decrypted: %s", err);
+            hvd_text_printf(r->why, sizeof r->why, "the job's secrets cannot be decrypted: %s", err);
             return false;
         }
         HvdNode *secrets = NULL;
         HvdDecodeStatus ds = hvd_json_to_node(plain.data, plain.len, 0, &secrets, err, sizeof err);
         hvd_secret_buf_free(&plain);
         if (ds != HVD_DECODE_OK) {
-            snprintf(r->why, sizeof r->why, "the job's decrypted secrets are unreadable");
+            hvd_text_printf(r->why, sizeof r->why, "the job's decrypted secrets are unreadable");
             return false;
         }
         register_secrets(r, secrets);
@@ -96,8 +97,8 @@ static bool rebuild(JobRun *r)
     HvdValidateOpts vo = {0};
     r->job_valid = hvd_job_validate(r->body, &vo, &r->job, &errs);
     if (!r->job_valid)
-        snprintf(r->why, sizeof r->why, "stored request no longer validates: %s: %s", errs.n ? errs.items[0].loc : "?",
-                 errs.n ? errs.items[0].msg : "?");
+        hvd_text_printf(r->why, sizeof r->why, "stored request no longer validates: %s: %s",
+                        errs.n ? errs.items[0].loc : "?", errs.n ? errs.items[0].msg : "?");
     hvd_errors_free(&errs);
     return r->job_valid;
 }
@@ -306,7 +307,7 @@ static void run(JobRun *r)
                 !(r->caps_known = learn_caps(r, &hello, why, sizeof why))) {
                 /* not sent: a creating call waits until the agent's profile is known */
                 c = (CallResult){.outcome = HVD_OUT_NOT_SENT, .data = hvd_node_map()};
-                snprintf(c.message, sizeof c.message, "%s", why);
+                hvd_text_printf(c.message, sizeof c.message, "%s", why);
                 reported = hello;
             } else {
                 call_agent(r, sg->name, sg->name, sg->attempts, &c);

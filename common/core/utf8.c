@@ -1,5 +1,8 @@
 /* UTF-8: decode, validate, count, cut on a character boundary, sanitise. */
 #include "utf8.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t hvd_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
@@ -82,6 +85,28 @@ size_t hvd_utf8_truncate(const char *s, size_t len, size_t max)
     size_t n = hvd_utf8_decode(p + lead, len - lead, NULL);
     if (n && lead + n > max) return lead; /* it straddles the cut */
     return max;                           /* not UTF-8 there: bytes count one each */
+}
+
+int hvd_text_printf(char *dst, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *full = NULL;
+    int n = vasprintf(&full, fmt, ap);
+    va_end(ap);
+    if (size == 0) {
+        free(full);
+        return n;
+    }
+    if (n < 0) {
+        dst[0] = '\0';
+        return n;
+    }
+    size_t keep = hvd_utf8_truncate(full, (size_t)n, size - 1);
+    memcpy(dst, full, keep);
+    dst[keep] = '\0';
+    free(full);
+    return n;
 }
 
 size_t hvd_utf8_tail_start(const char *s, size_t len, size_t max)

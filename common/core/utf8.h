@@ -36,6 +36,11 @@ size_t hvd_utf8_truncate(const char *s, size_t len, size_t max);
  * beginning in the middle of a character: returns the offset. */
 size_t hvd_utf8_tail_start(const char *s, size_t len, size_t max);
 
+/* snprintf for text that may reach PostgreSQL: when the result does not fit
+ * it is cut before the character that would straddle the end, never inside
+ * it. Returns what snprintf would (the untruncated length, or < 0). */
+int hvd_text_printf(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Flags of hvd_utf8_sanitize. */
 #define HVD_UTF8_NUL 1u /* also replace NUL bytes with U+FFFD (text for PostgreSQL) */
 

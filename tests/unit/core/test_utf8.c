@@ -99,3 +99,28 @@ Test(utf8, sanitize_replaces_what_is_not_utf8)
     cr_assert_str_eq(s, "x\xef\xbf\xbd\xef\xbf\xbd");
     free(s);
 }
+
+/* Issue 12 item 1: the worker's own messages (a stage's failure, a rollback's
+ * reason) were cut by snprintf at a byte; hvd_text_printf cuts before the
+ * character that would straddle the end. */
+Test(utf8, text_printf_never_cuts_inside_a_character)
+{
+    char buf[8];
+    /* "Stage: " is 7 bytes; "é" (2 bytes) does not fit in the 8th */
+    int n = hvd_text_printf(buf, sizeof buf, "Stage: %s", "\xc3\xa9t\xc3\xa9");
+    cr_assert_eq(n, 12, "the untruncated length, as snprintf");
+    cr_assert_str_eq(buf, "Stage: ");
+    cr_assert(hvd_utf8_valid(buf, strlen(buf)));
+    /* each width of a character straddling the cut */
+    static const char *const chars[] = {"\xc3\xa9", "\xe6\x9d\xb1", "\xf0\x9f\x98\x80"};
+    for (size_t c = 0; c < 3; c++)
+        for (size_t size = 2; size <= 8; size++) {
+            char out[16];
+            hvd_text_printf(out, size, "a%s%s%s", chars[c], chars[c], chars[c]);
+            cr_assert(hvd_utf8_valid(out, strlen(out)), "char %zu, size %zu", c, size);
+            cr_assert_lt(strlen(out), size);
+        }
+    /* what fits is copied whole */
+    hvd_text_printf(buf, sizeof buf, "%s", "\xe6\x9d\xb1\xe4\xba\xac");
+    cr_assert_str_eq(buf, "\xe6\x9d\xb1\xe4\xba\xac");
+}
