@@ -65,7 +65,7 @@ static void usage(FILE *f)
         "\n"
         "For a real host over OpenSSH:\n"
         "  hvdeployctl agent-check --host hv01.example --agent-cmd \\\n"
-        "    'ssh -T -o BatchMode=yes {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'\n"
+        "    \"ssh -T -o BatchMode=yes {host} pwsh -NoProfile -File '\\\"C:/Program Files/Aether-V/hvdeploy-agent.ps1\\\"'\"\n"
         "\n"
         "Exit status: 0 no check failed (warnings allowed), 1 a check failed, 2 usage error.\n",
         f);

@@ -54,7 +54,7 @@ bool hvd_agent_cfg_set_command(HvdAgentCfg *cfg, const char *tmpl, char *err, si
         agent_free_words(v, n);
         snprintf(err, errlen,
                  "the agent command is empty: set HVD_AGENT_CMD to the agent's argv, e.g. "
-                 "'ssh -T {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'");
+                 "ssh -T {host} pwsh -NoProfile -File '\"C:/Program Files/Aether-V/hvdeploy-agent.ps1\"'");
         return false;
     }
     agent_free_words(cfg->argv, cfg->argc);

@@ -822,9 +822,12 @@ def check_ssh(root, _bin):
         m = re.search(r"^HVD_AGENT_CMD=(ssh .*)$", f.read(), re.M)
     if m:
         cmds["ssh-agent-cmd.md"] = m.group(1)
-    want_remote = "pwsh -NoProfile -NonInteractive -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1"
+    # The worker splits HVD_AGENT_CMD as a POSIX shell would split words (quotes,
+    # no expansion: shlex); ssh joins the words after the host with spaces, and
+    # the host's shell must see the shim's path (it has a space) in double quotes.
+    want_remote = 'pwsh -NoProfile -NonInteractive -File "C:/Program Files/Aether-V/hvdeploy-agent.ps1"'
     for what, cmd in cmds.items():
-        words = cmd.split(" ")
+        words = shlex.split(cmd)
         if "{host}" not in words:
             problem("%s: HVD_AGENT_CMD has no {host} word", what)
             continue
