@@ -11,6 +11,7 @@
 #include "agentproto.h"
 #include "buf.h"
 #include "codec.h"
+#include "session_frame.h"
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -47,8 +48,7 @@ struct Session {
     char host[256];
     pid_t pid;
     int in_fd, out_fd, err_fd;
-    HvdBuf out, err; /* partial lines */
-    bool out_skip;   /* the current stdout line passed MAX_LINE: dropped until its newline */
+    HvdFrame frame; /* stdout, cut into lines */
     char tail[TAIL_CAP];
     size_t tail_len;
     Pending *pending;
@@ -186,59 +186,34 @@ static void session_lost(HvdSessions *s, Session *ss, const char *why)
 
 /* ---- reading (reader thread, mu held) ---- */
 
-static const char *request_id_of(const HvdNode *n, char *buf, size_t len)
-{
-    const HvdNode *id = hvd_node_get(n, "request_id");
-    if (!id) return NULL;
-    if (id->type == HVD_STR) return id->u.s.ptr;
-    if (id->type == HVD_INT) {
-        snprintf(buf, len, "%lld", (long long)id->u.i);
-        return buf;
-    }
-    return NULL;
-}
-
 static void handle_line(HvdSessions *s, Session *ss, const char *line, size_t len)
 {
-    while (len && (line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
-    if (len == 0) return;
-    HvdNode *n = NULL;
-    char why[128];
-    if (hvd_json_to_node(line, len, MAX_LINE, &n, why, sizeof why) != HVD_DECODE_OK || n->type != HVD_MAP) {
-        hvd_node_free(n);
-        s->stats.bad_lines++;
-        return;
-    }
-    char idbuf[32];
-    const char *id = request_id_of(n, idbuf, sizeof idbuf);
-    Pending *p = id ? find_pending(ss, id) : NULL;
+    HvdLine l;
+    hvd_frame_line(line, len, MAX_LINE, &l);
+    Pending *p = l.kind == HVD_LINE_NOISE ? NULL : find_pending(ss, l.id);
     if (!p) {
         /* an answer to no request of ours (a late one, after its deadline), or noise */
-        if (id)
-            s->stats.unknown_ids++;
-        else
+        if (l.kind == HVD_LINE_NOISE)
             s->stats.bad_lines++;
-        hvd_node_free(n);
+        else
+            s->stats.unknown_ids++;
+        hvd_node_free(l.msg);
         return;
     }
-    const HvdNode *out = hvd_node_get(n, "output");
-    if (out) {
-        const char *stream = hvd_node_get_str(n, "stream");
-        if (out->type == HVD_STR && p->opts && p->opts->on_line) {
-            size_t l = out->u.s.len > HVD_AGENT_LINE_MAX ? HVD_AGENT_LINE_MAX : out->u.s.len;
-            p->opts->on_line(p->opts->line_arg,
-                             stream && strcmp(stream, "stderr") == 0 ? HVD_AGENT_STDERR : HVD_AGENT_STDOUT,
-                             out->u.s.ptr, l, l < out->u.s.len);
+    if (l.kind == HVD_LINE_OUTPUT) {
+        if (p->opts && p->opts->on_line) {
+            size_t n = l.text_len > HVD_AGENT_LINE_MAX ? HVD_AGENT_LINE_MAX : l.text_len;
+            p->opts->on_line(p->opts->line_arg, l.stderr_line ? HVD_AGENT_STDERR : HVD_AGENT_STDOUT, l.text, n,
+                             n < l.text_len);
         }
-        hvd_node_free(n);
+        hvd_node_free(l.msg);
         return;
     }
     unlink_pending(ss, p);
-    hvd_node_map_remove(n, "request_id");
     p->res->stdout_bytes = len;
     p->res->elapsed_ms = now_ms() - p->sent_at;
     p->res->exited = false;
-    if (!agent_classify_answer(s->cfg.agent, p->opts, p->operation, n, p->res)) {
+    if (!agent_classify_answer(s->cfg.agent, p->opts, p->operation, l.msg, p->res)) {
         p->done = true;
         pthread_cond_signal(&p->cv);
         return;
@@ -266,6 +241,17 @@ static void tail_append(Session *ss, const char *p, size_t n)
     ss->tail_len += n;
 }
 
+typedef struct {
+    HvdSessions *s;
+    Session *ss;
+} Reading;
+
+static void on_frame_line(void *arg, const char *line, size_t len)
+{
+    Reading *rd = arg;
+    handle_line(rd->s, rd->ss, line, len);
+}
+
 /* Reads what is ready on one of the session's pipes. */
 static void drain(HvdSessions *s, Session *ss, bool is_stdout)
 {
@@ -284,23 +270,10 @@ static void drain(HvdSessions *s, Session *ss, bool is_stdout)
             tail_append(ss, buf, (size_t)r);
             continue;
         }
-        size_t start = 0;
-        for (size_t i = 0; i < (size_t)r; i++) {
-            if (buf[i] != '\n') continue;
-            if (!ss->out_skip) {
-                hvd_buf_append(&ss->out, buf + start, i - start);
-                handle_line(s, ss, ss->out.data ? ss->out.data : "", ss->out.len);
-            }
-            ss->out.len = 0;
-            ss->out_skip = false;
-            start = i + 1;
-        }
-        if (!ss->out_skip) hvd_buf_append(&ss->out, buf + start, (size_t)r - start);
-        if (ss->out.len > MAX_LINE) {
-            ss->out.len = 0;
-            ss->out_skip = true;
-            s->stats.bad_lines++;
-        }
+        size_t dropped = ss->frame.dropped;
+        Reading rd = {s, ss};
+        hvd_frame_feed(&ss->frame, buf, (size_t)r, MAX_LINE, on_frame_line, &rd);
+        s->stats.bad_lines += ss->frame.dropped - dropped;
     }
 }
 
@@ -374,8 +347,7 @@ static void tend_sessions(HvdSessions *s, int64_t now)
             agent_close_fd(&ss->in_fd);
             agent_close_fd(&ss->out_fd);
             agent_close_fd(&ss->err_fd);
-            hvd_buf_free(&ss->out);
-            hvd_buf_free(&ss->err);
+            hvd_frame_free(&ss->frame);
             pthread_mutex_destroy(&ss->wmu);
             free(ss);
             continue;
