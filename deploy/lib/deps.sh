@@ -8,7 +8,8 @@ HVD_LIB_DEPS_LOADED=1
 # libclang-rt-14-dev holds libclang_rt.fuzzer (libFuzzer) for clang 14;
 # systemd brings systemd-analyze (the unit check); procps and iproute2 bring
 # ps/pgrep and ss, which these scripts use; chromium drives the dashboard's
-# browser tests (playwright-core comes from npm into .state/); python3-aio-pika,
+# browser tests (playwright-core comes from npm into .state/, with nodejs, which
+# also runs the shim's syntax check); python3-aio-pika,
 # -venv and -setuptools are the Python client's (clients/python).
 # ps/pgrep and ss, which these scripts use; prometheus brings promtool (the
 # alerting rules' check; its server is not started: policy-rc.d below).
@@ -22,6 +23,7 @@ HVD_DEB_PACKAGES=(
     chromium chromium-driver
     prometheus
     systemd procps iproute2
+    nodejs
 )
 
 # Prints the packages of HVD_DEB_PACKAGES that are not installed.
