@@ -3,6 +3,13 @@
 #include <stdio.h>
 #include <string.h>
 #include "plan.h"
+#include "utf8.h"
+
+/* A precision for "%.*s" that keeps at most max bytes of s, never half a character. */
+static int cut(const char *s, size_t max)
+{
+    return (int)hvd_utf8_truncate(s, strlen(s), max);
+}
 
 HvdRejection hvd_plan_reject_invalid(const HvdJob *job, const HvdErrors *errs)
 {
@@ -16,11 +23,13 @@ HvdRejection hvd_plan_reject_invalid(const HvdJob *job, const HvdErrors *errs)
     }
     if (wrong_type) {
         r.code = "unsupported_job_type";
-        snprintf(r.message, sizeof r.message, "Job type '%.100s' is not handled by this fleet.", job->job_type);
+        snprintf(r.message, sizeof r.message, "Job type '%.*s' is not handled by this fleet.", cut(job->job_type, 100),
+                 job->job_type);
     } else if (all_host) {
         r.code = "host_not_allowed";
-        snprintf(r.message, sizeof r.message, "Target host '%.100s' is not in this fleet's allowed hosts.",
-                 job->target_host ? job->target_host : "");
+        const char *h = job->target_host ? job->target_host : "";
+        snprintf(r.message, sizeof r.message, "Target host '%.*s' is not in this fleet's allowed hosts.", cut(h, 100),
+                 h);
     } else if (errs->n == 1 && strcmp(errs->items[0].loc, "reply_to") == 0) {
         snprintf(r.message, sizeof r.message,
                  "Refused: reply_to is RabbitMQ's direct reply-to, which cannot carry the envelope of a job this "
@@ -39,14 +48,15 @@ HvdRejection hvd_plan_reject_undecodable(bool content_type_known, HvdDecodeStatu
         r.code = "unsupported_content_type";
     else if (ds == HVD_DECODE_TOO_LARGE)
         r.code = "message_too_large";
-    snprintf(r.message, sizeof r.message, "The message could not be read: %.200s", why ? why : "");
+    const char *w = why ? why : "";
+    snprintf(r.message, sizeof r.message, "The message could not be read: %.*s", cut(w, 200), w);
     return r;
 }
 
 HvdRejection hvd_plan_reject_duplicate(const char *target_host, const char *vm_name)
 {
     HvdRejection r = {.code = "duplicate_vm_name"};
-    snprintf(r.message, sizeof r.message, "Another job on %.100s is already deploying a VM named '%.64s'.", target_host,
-             vm_name);
+    snprintf(r.message, sizeof r.message, "Another job on %.*s is already deploying a VM named '%.*s'.",
+             cut(target_host, 100), target_host, cut(vm_name, 64), vm_name);
     return r;
 }
