@@ -211,22 +211,18 @@ _hvd_pgha_psql() {  # port SQL...
 # streaming from it synchronously: synchronous_commit = on with
 # synchronous_standby_names naming it, so a commit returns once the standby has
 # flushed it too.
-hvd_pgha_up() {
-    local base pport=$((HVD_DEV_PG_PORT + 10)) sport=$((HVD_DEV_PG_PORT + 11))
-    base="$(_hvd_pgha_dir)"
-    hvd_pgha_down
-    rm -rf "$base"
-    mkdir -p "$base"
-    hvd_is_root && chown "$HVD_PG_OS_USER:" "$base"
-    chmod 700 "$base"
-    local p
-    for p in "$pport" "$sport"; do
-        hvd_port_busy "$p" && { hvd_err "TCP port $p (PostgreSQL primary/standby) is taken"; return 1; }
-    done
-    _hvd_pg_as_owner "$HVD_PG_BIN/initdb" -D "$base/primary" -U hvdeploy -A trust -E UTF8 --locale=C.UTF-8 \
-        >"$base/initdb.log" 2>&1 || { hvd_err "initdb failed: $base/initdb.log"; return 1; }
-    cat >>"$base/primary/postgresql.conf" <<EOF
-port = $pport
+# The primary's and the standby's ports: HVD_DEV_PG_PORT + 10 and + 11, or the
+# next pair that no socket uses (a client's ephemeral port can hold one: the
+# dev ports lie in Linux's ephemeral range), as recorded by the last pg-up.
+_hvd_pgha_ports() {
+    local f; f="$(_hvd_pgha_dir)/ports"
+    if [ -r "$f" ]; then cat "$f"; else echo "$((HVD_DEV_PG_PORT + 10)) $((HVD_DEV_PG_PORT + 11))"; fi
+}
+
+# Appends the primary's settings for port $1 to its postgresql.conf.
+_hvd_pgha_primary_conf() {
+    cat >>"$(_hvd_pgha_dir)/primary/postgresql.conf" <<EOF
+port = $1
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 fsync = on
@@ -238,8 +234,36 @@ max_connections = 200
 timezone = 'UTC'
 log_timezone = 'UTC'
 EOF
-    hvd_info "starting PostgreSQL primary on 127.0.0.1:$pport"
-    _hvd_pgha_start primary || return 1
+}
+
+hvd_pgha_up() {
+    local base pport sport off started=
+    base="$(_hvd_pgha_dir)"
+    hvd_pgha_down
+    rm -rf "$base"
+    mkdir -p "$base"
+    hvd_is_root && chown "$HVD_PG_OS_USER:" "$base"
+    chmod 700 "$base"
+    _hvd_pg_as_owner "$HVD_PG_BIN/initdb" -D "$base/primary" -U hvdeploy -A trust -E UTF8 --locale=C.UTF-8 \
+        >"$base/initdb.log" 2>&1 || { hvd_err "initdb failed: $base/initdb.log"; return 1; }
+    cp "$base/primary/postgresql.conf" "$base/postgresql.conf.initdb"
+    for off in 10 20 30 40 50; do
+        pport=$((HVD_DEV_PG_PORT + off)) sport=$((HVD_DEV_PG_PORT + off + 1))
+        if hvd_port_used "$pport" || hvd_port_used "$sport"; then
+            hvd_warn "TCP port $pport or $sport is in use; trying the next pair"
+            continue
+        fi
+        cp "$base/postgresql.conf.initdb" "$base/primary/postgresql.conf"
+        _hvd_pgha_primary_conf "$pport"
+        hvd_info "starting PostgreSQL primary on 127.0.0.1:$pport"
+        if _hvd_pgha_start primary; then
+            started=1
+            break
+        fi
+        hvd_warn "the primary did not start on $pport; trying the next pair of ports"
+    done
+    [ -n "$started" ] || { hvd_err "no free pair of ports for the PostgreSQL primary and standby"; return 1; }
+    echo "$pport $sport" >"$base/ports"
     hvd_info "pg_basebackup of the primary into the standby (port $sport)"
     _hvd_pg_as_owner "$HVD_PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$pport" -U hvdeploy -D "$base/standby" \
         -X stream -R -d "application_name=$HVD_PGHA_STANDBY_NAME" >"$base/basebackup.log" 2>&1 ||
@@ -263,8 +287,10 @@ EOF
 }
 
 hvd_pgha_dsn() {
+    local pport sport
+    read -r pport sport < <(_hvd_pgha_ports)
     printf 'postgresql://hvdeploy@127.0.0.1:%d,127.0.0.1:%d/%s?target_session_attrs=read-write&connect_timeout=3\n' \
-        $((HVD_DEV_PG_PORT + 10)) $((HVD_DEV_PG_PORT + 11)) "${1:-hvdeploy}"
+        "$pport" "$sport" "${1:-hvdeploy}"
 }
 
 # The primary's machine is gone: SIGKILL to the postmaster and every backend of it.

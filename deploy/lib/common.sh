@@ -31,6 +31,12 @@ hvd_port_busy() {
     [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
 }
 
+# True when any TCP socket (a listener, or a client's connection whose local
+# port it is) uses port $1: a listener could not bind it then.
+hvd_port_used() {
+    [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]
+}
+
 # Port settings. Precedence: HVD_DEV_*_PORT given in the environment by the
 # user, then the values recorded by the last `up` in .state/ports.env, then the
 # defaults. `up` records what it used, so `down`, `svc` and `status` (also when

@@ -125,6 +125,54 @@ Test(lifecycle, sigterm_during_slow_stage_exits_in_grace_and_job_finishes_elsewh
     cr_assert_eq(wp_stop(b, 15000), 0);
 }
 
+/* Issue 12 item 1: a job whose stage cannot be recorded (or whose workers
+ * keep dying mid-stage) was taken over for ever. With HVD_MAX_TAKEOVERS=1 the
+ * second takeover ends it: failed, code takeovers_exhausted, with the stage
+ * and the count in its envelope (partial: vm.create may have made a VM). */
+Test(lifecycle, a_job_whose_workers_keep_dying_mid_stage_ends_takeovers_exhausted)
+{
+    W = wp_world_new(NULL);
+    const char *const extra[] = {"HVD_MAX_TAKEOVERS=1", "HVD_SWEEP_INTERVAL=1", NULL};
+    WpOptions o = {.lease_ttl = "2", .sim_latency_ms = "vm.create=60000", .extra = extra};
+    char q[128];
+    wp_private_queue(W, q, sizeof q);
+    HvdNode *job = wp_job_load("minimal.json", "hv-takeover.lab.example");
+    const char *id = wp_job_id(job);
+    o.name = "t1";
+    WpWorker *k = start_worker(&o);
+    wp_publish_job(W, job, &(WpSend){.ct = HVD_CT_MSGPACK, .reply_to = q});
+    for (int round = 0; round < 2; round++) {
+        /* the stage is running (again) under this worker: kill it mid-call */
+        bool running = false;
+        for (int i = 0; i < 200 && !running; i++) {
+            running = wp_pg_long(W,
+                                 "SELECT count(*) FROM hvdeploy.jobs WHERE job_id = '%s' AND status = 'running' "
+                                 "AND lease_owner = '%s' AND takeovers = %d",
+                                 id, wp_name(k), round) == 1;
+            if (!running) usleep(100 * 1000);
+        }
+        cr_assert(running, "round %d: the job never ran under %s; log:\n%s", round, wp_name(k), wp_log_tail(k));
+        usleep(300 * 1000);
+        wp_kill9(k);
+        o.name = round == 0 ? "t2" : "t3";
+        k = start_worker(&o);
+    }
+    WpMsg m[1];
+    cr_assert_eq(wp_collect(W->broker, q, 1, 40000, m), 1, "no envelope; log:\n%s", wp_log_tail(k));
+    cr_assert_str_eq(wp_str(m->body, "code"), "takeovers_exhausted", "%s", wp_str(m->body, "message"));
+    /* vm.create was in flight each time: something may have been made on the host */
+    cr_assert_str_eq(wp_str(m->body, "status"), "partial");
+    const char *msg = wp_str(m->body, "message");
+    cr_assert(msg && strstr(msg, "vm.create") && strstr(msg, "2 times"), "the message names the stage and count: %s",
+              msg);
+    char *st = wp_pg_value(W, "SELECT status || ' ' || takeovers FROM hvdeploy.jobs WHERE job_id = '%s'", id);
+    cr_assert_str_eq(st, "failed 2");
+    free(st);
+    wp_msgs_free(m, 1);
+    hvd_node_free(job);
+    cr_assert_eq(wp_stop(k, 15000), 0);
+}
+
 /* Issue 12 item 11: when the grace is over while a runner is still inside
  * something the agent's cancel cannot stop (here a database call that does
  * not return: the worker's backends are frozen with SIGSTOP), the worker
