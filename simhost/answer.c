@@ -3,6 +3,7 @@
  * host-name checks, typed resource_spec reads, PowerShell's case-insensitive
  * comparison. */
 #include "simhost.h"
+#include "utf8.h"
 #include <ctype.h>
 #include <errno.h>
 #include <locale.h>
@@ -181,34 +182,23 @@ bool sim_spec_int(const SimCall *c, const char *key, int64_t *out)
     return false;
 }
 
-/* Decodes one UTF-8 code point at *p (advancing it); an invalid byte is
- * taken as itself. */
+/* Decodes one UTF-8 code point at *p (advancing it) with the core's decoder;
+ * a byte that starts no valid sequence is taken as itself. */
 static uint32_t utf8_next(const unsigned char **p)
 {
-    const unsigned char *s = *p;
-    uint32_t cp = s[0];
-    int n = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
-    for (int i = 1; i <= n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            n = 0;
-            break;
-        }
-    }
+    uint32_t cp;
+    size_t n = hvd_utf8_decode(*p, strnlen((const char *)*p, 4), &cp);
     if (n == 0) {
-        *p = s + 1;
-        return cp;
+        cp = **p;
+        n = 1;
     }
-    cp &= 0x3Fu >> n;
-    for (int i = 1; i <= n; i++) cp = (cp << 6) | (s[i] & 0x3F);
-    *p = s + n + 1;
+    *p += n;
     return cp;
 }
 
 size_t sim_utf8_chars(const char *s)
 {
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; n++) utf8_next(&p);
-    return n;
+    return hvd_utf8_count(s, strlen(s), NULL);
 }
 
 static locale_t utf8_locale;
