@@ -1,8 +1,9 @@
 /* Metrics registry and Prometheus text rendering (the worker's metrics are
  * metrics_worker.c, the HTTP endpoint metrics_http.c). Label values come
  * only from fixed sets: a value outside a label's set is counted as "other",
- * and a metric without sets keeps at most HVD_METRIC_MAX_SERIES series (the rest go to "other") — a label fed from a
- * message body cannot grow the registry without bound. */
+ * and a metric without sets keeps at most HVD_METRIC_MAX_SERIES series (the
+ * rest go to "other") — a label fed from a message body cannot grow the
+ * registry without bound. */
 #include "metrics.h"
 #include "log.h"
 #include <math.h>
