@@ -22,7 +22,7 @@ static const char *dash(const char *s)
     return s && *s ? s : "-";
 }
 
-static void web_job_summary_row(HvdBuf *b, const HvdJobRecord *j)
+static void job_summary_row(HvdBuf *b, const HvdJobRecord *j)
 {
     html_printf(b, "<tr><td class=\"id\"><a href=\"/jobs/%s\">%s</a></td><td>", j->job_id, j->job_id);
     html_badge(b, hvd_job_status_name(j->status));
@@ -81,7 +81,7 @@ void page_jobs(WebReq *r)
     } else {
         hvd_buf_puts(b, "<table class=\"jobs\"><thead><tr><th>Job</th><th>Status</th><th>Host</th><th>VM</th>"
                         "<th>Stage</th><th>Attempts</th><th>Created</th><th>Code</th></tr></thead><tbody>\n");
-        for (size_t i = 0; i < shown; i++) web_job_summary_row(b, &v[i]);
+        for (size_t i = 0; i < shown; i++) job_summary_row(b, &v[i]);
         hvd_buf_puts(b, "</tbody></table>\n");
     }
     hvd_buf_puts(b, "<p class=\"pager\">");
