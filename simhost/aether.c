@@ -2,7 +2,8 @@
  * trace that its catch block puts in `logs`, and the messages of injected
  * failures (HVD_SIM_FAIL) in either flavour, including the texts of the
  * transient Hyper-V, WinRM and file-lock conditions that hvdeploy's
- * HVD_AGENT_RETRYABLE_MESSAGES is meant to recognise. */
+ * HVD_AGENT_RETRYABLE_MESSAGES is meant to recognise; and the error envelope
+ * of a failed call in either flavour. */
 #include "simhost.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,4 +168,31 @@ void sim_inject_failure(SimCall *c, const char *fail_code, double draw)
     } else {
         sim_fail(c, NULL, "%s", text);
     }
+}
+
+/* The error envelope of a failed call, as either flavour words it. */
+json_t *sim_error_envelope(const SimCall *c)
+{
+    char msg[SIM_ERR_LEN + 32];
+    snprintf(msg, sizeof msg, "Operation error: %s", c->error);
+    json_t *data = json_object();
+    json_object_set_new(data, "error_type", json_string(c->error_type[0] ? c->error_type : "RuntimeException"));
+    if (c->flavor != SIM_FLAVOR_AETHER)
+        return sim_envelope(c, "error", msg, data, c->code[0] ? c->code : SIM_CODE_OPERATION);
+    /* The catch block of Main-NewProtocol.ps1: OPERATION_ERROR whatever went
+     * wrong (a simulator configuration error keeps its own code), the logs
+     * collected so far dropped for @($_.ScriptStackTrace). */
+    const char *code = strcmp(c->code, SIM_CODE_CONFIG) == 0 || strcmp(c->code, SIM_CODE_CANCELLED) == 0 ||
+                               strcmp(c->code, SIM_CODE_BAD_REQUEST) == 0 || strcmp(c->code, SIM_CODE_BUSY) == 0
+                           ? c->code
+                           : SIM_CODE_OPERATION;
+    SimCall shown = *c;
+    json_t *trace = json_array();
+    char *t = sim_aether_stack_trace(c);
+    json_array_append_new(trace, json_string(t));
+    free(t);
+    shown.logs = trace;
+    json_t *env = sim_envelope(&shown, "error", msg, data, code);
+    json_decref(trace);
+    return env;
 }

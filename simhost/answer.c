@@ -1,7 +1,9 @@
-/* Simhost answers (the Main-NewProtocol.ps1 envelope, in either flavour) and
- * small helpers: GUIDs, hashing, time, host-name checks, typed resource_spec
- * reads, PowerShell's case-insensitive comparison. */
+/* Simhost answers (the Main-NewProtocol.ps1 envelope, in either flavour; the
+ * error envelope is aether.c's) and small helpers: GUIDs, hashing, time,
+ * host-name checks, typed resource_spec reads, PowerShell's case-insensitive
+ * comparison. */
 #include "simhost.h"
+#include "utf8.h"
 #include <ctype.h>
 #include <errno.h>
 #include <locale.h>
@@ -64,32 +66,6 @@ json_t *sim_envelope(const SimCall *c, const char *status, const char *message, 
     json_object_set_new(env, "code", code ? json_string(code) : json_null());
     json_object_set(env, "logs", c->logs);
     json_object_set_new(env, "correlation_id", c->correlation_id ? json_string(c->correlation_id) : json_null());
-    return env;
-}
-
-json_t *sim_error_envelope(const SimCall *c)
-{
-    char msg[SIM_ERR_LEN + 32];
-    snprintf(msg, sizeof msg, "Operation error: %s", c->error);
-    json_t *data = json_object();
-    json_object_set_new(data, "error_type", json_string(c->error_type[0] ? c->error_type : "RuntimeException"));
-    if (c->flavor != SIM_FLAVOR_AETHER)
-        return sim_envelope(c, "error", msg, data, c->code[0] ? c->code : SIM_CODE_OPERATION);
-    /* The catch block of Main-NewProtocol.ps1: OPERATION_ERROR whatever went
-     * wrong (a simulator configuration error keeps its own code), the logs
-     * collected so far dropped for @($_.ScriptStackTrace). */
-    const char *code = strcmp(c->code, SIM_CODE_CONFIG) == 0 || strcmp(c->code, SIM_CODE_CANCELLED) == 0 ||
-                               strcmp(c->code, SIM_CODE_BAD_REQUEST) == 0 || strcmp(c->code, SIM_CODE_BUSY) == 0
-                           ? c->code
-                           : SIM_CODE_OPERATION;
-    SimCall shown = *c;
-    json_t *trace = json_array();
-    char *t = sim_aether_stack_trace(c);
-    json_array_append_new(trace, json_string(t));
-    free(t);
-    shown.logs = trace;
-    json_t *env = sim_envelope(&shown, "error", msg, data, code);
-    json_decref(trace);
     return env;
 }
 
@@ -206,34 +182,23 @@ bool sim_spec_int(const SimCall *c, const char *key, int64_t *out)
     return false;
 }
 
-/* Decodes one UTF-8 code point at *p (advancing it); an invalid byte is
- * taken as itself. */
+/* Decodes one UTF-8 code point at *p (advancing it) with the core's decoder;
+ * a byte that starts no valid sequence is taken as itself. */
 static uint32_t utf8_next(const unsigned char **p)
 {
-    const unsigned char *s = *p;
-    uint32_t cp = s[0];
-    int n = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
-    for (int i = 1; i <= n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            n = 0;
-            break;
-        }
-    }
+    uint32_t cp;
+    size_t n = hvd_utf8_decode(*p, strnlen((const char *)*p, 4), &cp);
     if (n == 0) {
-        *p = s + 1;
-        return cp;
+        cp = **p;
+        n = 1;
     }
-    cp &= 0x3Fu >> n;
-    for (int i = 1; i <= n; i++) cp = (cp << 6) | (s[i] & 0x3F);
-    *p = s + n + 1;
+    *p += n;
     return cp;
 }
 
 size_t sim_utf8_chars(const char *s)
 {
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; n++) utf8_next(&p);
-    return n;
+    return hvd_utf8_count(s, strlen(s), NULL);
 }
 
 static locale_t utf8_locale;

@@ -131,11 +131,6 @@ bool sim_call_parse_object(SimCall *c, json_t *req, const SimArgs *a)
     return true;
 }
 
-void sim_effect(SimOpCtx *x, const char *vm_id, const char *vm_name)
-{
-    json_array_append_new(x->effects, json_pack("{s:s?, s:s?}", "vm_id", vm_id, "vm_name", vm_name));
-}
-
 /* The effects.jsonl lines of an applied operation. */
 static char *effect_lines(const SimCall *c, SimOpCtx *x, json_t *data)
 {

@@ -267,3 +267,8 @@ json_t *sim_op_noop(SimCall *c, char *message, size_t mlen)
     snprintf(message, mlen, "Noop-test operation completed successfully");
     return data;
 }
+
+void sim_effect(SimOpCtx *x, const char *vm_id, const char *vm_name)
+{
+    json_array_append_new(x->effects, json_pack("{s:s?, s:s?}", "vm_id", vm_id, "vm_name", vm_name));
+}

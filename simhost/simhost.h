@@ -105,9 +105,6 @@ void sim_fail(SimCall *c, const char *code, const char *fmt, ...) __attribute__(
 /* The envelope {status, message, data, code, logs, correlation_id}; data is
  * stolen. The aether-v flavour omits code, logs and correlation_id when empty. */
 json_t *sim_envelope(const SimCall *c, const char *status, const char *message, json_t *data, const char *code);
-/* The error envelope of a failed call (after sim_fail); in the aether-v
- * flavour with code OPERATION_ERROR and the stack trace as its logs. */
-json_t *sim_error_envelope(const SimCall *c);
 /* One JSON line (compact, '\n'-terminated, malloc'd). */
 char *sim_dump_line(const json_t *j);
 void sim_guid_random(char out[37]);
@@ -123,6 +120,9 @@ bool sim_strieq(const char *a, const char *b);
 size_t sim_utf8_chars(const char *s); /* code points of a UTF-8 string */
 
 /* --- aether.c: how Main-NewProtocol.ps1 words things --- */
+/* The error envelope of a failed call (after sim_fail); in the aether-v
+ * flavour with code OPERATION_ERROR and the stack trace as its logs. */
+json_t *sim_error_envelope(const SimCall *c);
 /* The PowerShell stack trace ($_.ScriptStackTrace) of a failed call. */
 char *sim_aether_stack_trace(const SimCall *c);
 /* Records the injected failure of HVD_SIM_FAIL (code as given, maybe with a
@@ -225,7 +225,7 @@ typedef struct {
 } SimOpCtx;
 
 /* Records one side effect on the VM (an effects.jsonl line). */
-void sim_effect(SimOpCtx *x, const char *vm_id, const char *vm_name);
+void sim_effect(SimOpCtx *x, const char *vm_id, const char *vm_name); /* ops_vm.c */
 json_t *sim_op_vm_create(SimOpCtx *x, char *message, size_t mlen);
 json_t *sim_op_vm_delete(SimOpCtx *x, char *message, size_t mlen);
 json_t *sim_op_disk_create(SimOpCtx *x, char *message, size_t mlen);

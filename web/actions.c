@@ -4,7 +4,11 @@
 #include <string.h>
 #include "amqp_util.h"
 #include "log.h"
-#include "web.h"
+#include "html.h"
+#include "auth.h"
+#include "mq.h"
+#include "pages.h"
+#include "request.h"
 
 #define ACTION_CONFIRM_MS 15000
 

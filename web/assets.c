@@ -2,7 +2,7 @@
  * by web/embed.cmake) served as files: the Content-Security-Policy allows no
  * inline code. */
 #include <string.h>
-#include "web.h"
+#include "pages.h"
 
 extern const unsigned char hvd_web_app_js[], hvd_web_app_css[];
 extern const unsigned long hvd_web_app_js_len, hvd_web_app_css_len;

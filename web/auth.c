@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
-#include "web.h"
+#include "auth.h"
+#include "html.h"
+#include "request.h"
 
 bool auth_load_password(Web *w, const char *path, char *err, size_t errlen)
 {
@@ -130,6 +132,14 @@ void auth_csrf_token(const WebReq *r, char out[65])
     crypto_generichash(mac, sizeof mac, (const unsigned char *)r->csrf_cookie, strlen(r->csrf_cookie), r->web->csrf_key,
                        sizeof r->web->csrf_key);
     sodium_bin2hex(out, 65, mac, sizeof mac);
+}
+
+void auth_csrf_field(WebReq *r)
+{
+    if (!r->web->allow_actions) return;
+    char tok[65];
+    auth_csrf_token(r, tok);
+    html_printf(&r->body, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">", tok);
 }
 
 /* An Origin header, when the browser sent one, names this very server; a

@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "web.h"
+#include "html.h"
 
 void html_esc(HvdBuf *b, const char *s)
 {
@@ -97,14 +97,6 @@ void html_error(WebReq *r, unsigned status, const char *message)
     html_begin(r, "Error", NULL);
     html_printf(&r->body, "<h1>%d</h1><p class=\"error\">%s</p>", (int)status, message);
     html_end(r);
-}
-
-void html_csrf_field(WebReq *r)
-{
-    if (!r->web->allow_actions) return;
-    char tok[65];
-    auth_csrf_token(r, tok);
-    html_printf(&r->body, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">", tok);
 }
 
 void html_badge(HvdBuf *b, const char *status)

@@ -1,154 +1,31 @@
 /* The dashboard's HTTP server on libmicrohttpd: one thread per connection,
  * at most --max-connections in all and --per-ip from one address; every
- * connection has an absolute deadline (--request-timeout, longer for an
- * event stream) that a watchdog enforces by shutting its socket, so clients
- * that trickle a request or read an answer slowly cannot hold the server.
- * Routes requests, reads small form bodies, and adds the security headers
- * (a strict Content-Security-Policy, no caching, no framing) to every answer. */
+ * connection has an absolute deadline kept by watchdog.c. Routes requests,
+ * reads small form bodies, and adds the security headers (a strict
+ * Content-Security-Policy, no caching, no framing) to every answer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-#include "clock.h"
 #include "listen.h"
+#include "auth.h"
+#include "html.h"
+#include "http.h"
 #include "log.h"
-#include "web.h"
+#include "pages.h"
+#include "watchdog.h"
 
-#define WATCHDOG_TICK_MS 250
 #define IDLE_TIMEOUT_S 10 /* no byte either way for this long: closed (libmicrohttpd's own timeout) */
 
 static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                           "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/* A connection the watchdog knows: its socket and deadline. */
-typedef struct Tracked {
-    struct MHD_Connection *conn;
-    int fd;
-    int64_t deadline_ms;
-    bool cut;
-    struct Tracked *next;
-} Tracked;
-
 struct WebServer {
     Web *web;
     struct MHD_Daemon *daemon;
     int port;
-    pthread_t watchdog;
-    atomic_bool stop;
-    pthread_mutex_t mu; /* guards tracked; held while a socket is shut */
-    Tracked *tracked;
+    WebWatchdog *watchdog;
 };
-
-static struct WebServer *the_server; /* for web_extend_deadline */
-
-/* ---- connection tracking ---- */
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    struct WebServer *s = cls;
-    pthread_mutex_lock(&s->mu);
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        Tracked *t = hvd_xcalloc(1, sizeof *t);
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        t->conn = c;
-        t->fd = ci ? ci->connect_fd : -1;
-        t->deadline_ms = hvd_mono_ms() + (int64_t)s->web->request_timeout_s * 1000;
-        t->next = s->tracked;
-        s->tracked = t;
-        *socket_context = t;
-    } else {
-        /* libmicrohttpd closes the socket after this returns */
-        for (Tracked **p = &s->tracked; *p; p = &(*p)->next) {
-            if (*p == *socket_context) {
-                Tracked *t = *p;
-                *p = t->next;
-                free(t);
-                break;
-            }
-        }
-        *socket_context = NULL;
-    }
-    pthread_mutex_unlock(&s->mu);
-}
-
-static void *watchdog_main(void *arg)
-{
-    struct WebServer *s = arg;
-    while (!atomic_load(&s->stop)) {
-        struct timespec ts = {0, WATCHDOG_TICK_MS * 1000000L};
-        nanosleep(&ts, NULL);
-        int64_t now = hvd_mono_ms();
-        pthread_mutex_lock(&s->mu);
-        for (Tracked *t = s->tracked; t; t = t->next) {
-            if (t->cut || t->fd < 0 || now < t->deadline_ms) continue;
-            /* its thread sees the socket end and closes the connection */
-            shutdown(t->fd, SHUT_RDWR);
-            t->cut = true;
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-    return NULL;
-}
-
-void web_extend_deadline(WebReq *r, unsigned seconds)
-{
-    struct WebServer *s = the_server;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (!s || !ci) return;
-    pthread_mutex_lock(&s->mu);
-    Tracked *t = ci->socket_context;
-    if (t) t->deadline_ms = hvd_mono_ms() + (int64_t)seconds * 1000;
-    pthread_mutex_unlock(&s->mu);
-    /* the stream writes at least every few seconds, so the idle timeout can stay */
-}
-
-/* ---- requests ---- */
-
-const char *web_arg(WebReq *r, const char *name)
-{
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-    return v && *v ? v : NULL;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-char *web_form_value(const WebReq *r, const char *name)
-{
-    const char *p = r->form.data, *end = p ? p + r->form.len : NULL;
-    size_t nl = strlen(name);
-    while (p && p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0) {
-            HvdBuf v = {0};
-            hvd_buf_puts(&v, "");
-            for (const char *q = eq + 1; q < stop; q++) {
-                if (*q == '+') {
-                    hvd_buf_puts(&v, " ");
-                } else if (*q == '%' && q + 2 < stop && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
-                    char ch = (char)(hexval(q[1]) * 16 + hexval(q[2]));
-                    hvd_buf_append(&v, &ch, 1);
-                    q += 2;
-                } else {
-                    hvd_buf_append(&v, q, 1);
-                }
-            }
-            return hvd_buf_steal(&v);
-        }
-        p = amp ? amp + 1 : end;
-    }
-    return NULL;
-}
 
 static void add_headers(struct MHD_Response *resp)
 {
@@ -302,28 +179,26 @@ struct WebServer *web_server_start(Web *w, char *err, size_t errlen)
     struct WebServer *s = hvd_xcalloc(1, sizeof *s);
     s->web = w;
     s->port = port;
-    pthread_mutex_init(&s->mu, NULL);
-    the_server = s;
+    s->watchdog = web_watchdog_new(w);
     s->daemon = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, handle, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, w->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, w->per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, web_watchdog_notify, s->watchdog, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)512 * 1024, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "--listen %s: cannot start the HTTP server", w->listen);
         close(fd);
-        pthread_mutex_destroy(&s->mu);
+        web_watchdog_free(s->watchdog);
         free(s);
-        the_server = NULL;
         return NULL;
     }
-    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+    if (!web_watchdog_start(s->watchdog)) {
         snprintf(err, errlen, "cannot start the connection watchdog");
         MHD_stop_daemon(s->daemon);
+        web_watchdog_free(s->watchdog);
         free(s);
-        the_server = NULL;
         return NULL;
     }
     return s;
@@ -339,13 +214,6 @@ void web_server_stop(struct WebServer *s)
     if (!s) return;
     /* streams see w->stopping and end; then every connection thread is joined */
     MHD_stop_daemon(s->daemon);
-    atomic_store(&s->stop, true);
-    pthread_join(s->watchdog, NULL);
-    for (Tracked *t = s->tracked, *n; t; t = n) {
-        n = t->next;
-        free(t);
-    }
-    pthread_mutex_destroy(&s->mu);
-    the_server = NULL;
+    web_watchdog_free(s->watchdog);
     free(s);
 }

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
-#include "web.h"
+#include "auth.h"
+#include "http.h"
 
 static void usage(FILE *f)
 {

@@ -10,28 +10,13 @@
 #include "amqp_util.h"
 #include "deadq.h"
 #include "log.h"
-#include "web.h"
+#include "html.h"
+#include "auth.h"
+#include "mq.h"
+#include "pages.h"
 
 #define DEAD_READ_LIMIT 1000
 #define DEAD_CONFIRM_MS 15000
-
-HvdBroker *web_broker_connect(Web *w, bool confirms, char *err, size_t errlen)
-{
-    HvdBrokerOptions o = {
-        .url = w->cfg.amqp_url,
-        .connection_name = "hvdeploy-web",
-        .heartbeat_s = 30,
-        .connect_timeout_ms = 5000,
-        .rpc_timeout_ms = 10000,
-        .confirms = confirms,
-        .tls_ca_file = w->cfg.amqp_ca_file && *w->cfg.amqp_ca_file ? w->cfg.amqp_ca_file : NULL,
-        .tls_cert_file = w->cfg.amqp_cert_file && *w->cfg.amqp_cert_file ? w->cfg.amqp_cert_file : NULL,
-        .tls_key_file = w->cfg.amqp_key_file && *w->cfg.amqp_key_file ? w->cfg.amqp_key_file : NULL,
-        .tls_no_verify_peer = !w->cfg.amqp_verify,
-        .tls_no_verify_hostname = !w->cfg.amqp_verify,
-    };
-    return hvd_broker_connect(&o, err, errlen);
-}
 
 /* Reads the queue under dead_mu; the caller closes *b (giving the messages back) and unlocks. */
 static bool read_dead(WebReq *r, bool confirms, HvdBroker **b, DeadItem **items, size_t *n, char *queue, size_t qlen)
@@ -141,7 +126,7 @@ void page_dead_one(WebReq *r, const char *id)
         hvd_buf_puts(hb, "<div class=\"actions\"><form method=\"post\" action=\"/dead/");
         html_url(hb, id);
         hvd_buf_puts(hb, "/replay\">");
-        html_csrf_field(r);
+        auth_csrf_field(r);
         hvd_buf_puts(hb, "<button type=\"submit\" id=\"replay\">Replay: resume the job from its failed stage</button>"
                          "</form></div>\n");
     }

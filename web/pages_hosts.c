@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "store_view.h"
-#include "web.h"
+#include "html.h"
+#include "pages.h"
 
 static const char *dash(const char *s)
 {

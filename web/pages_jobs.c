@@ -8,28 +8,21 @@
 #include "amqp_util.h"
 #include "codec.h"
 #include "store_view.h"
-#include "web.h"
+#include "html.h"
+#include "auth.h"
+#include "pages.h"
+#include "request.h"
 
 #define OUTPUT_SHOWN 1000 /* stored lines shown on a job's page */
 
 static const char *const STATUSES[] = {"queued", "running", "retrying", "succeeded", "failed", "cancelled", NULL};
-
-bool web_uuid_ok(const char *s)
-{
-    if (!s || strlen(s) != 36) return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i])) return false;
-    }
-    return true;
-}
 
 static const char *dash(const char *s)
 {
     return s && *s ? s : "-";
 }
 
-void web_job_summary_row(HvdBuf *b, const HvdJobRecord *j)
+static void job_summary_row(HvdBuf *b, const HvdJobRecord *j)
 {
     html_printf(b, "<tr><td class=\"id\"><a href=\"/jobs/%s\">%s</a></td><td>", j->job_id, j->job_id);
     html_badge(b, hvd_job_status_name(j->status));
@@ -88,7 +81,7 @@ void page_jobs(WebReq *r)
     } else {
         hvd_buf_puts(b, "<table class=\"jobs\"><thead><tr><th>Job</th><th>Status</th><th>Host</th><th>VM</th>"
                         "<th>Stage</th><th>Attempts</th><th>Created</th><th>Code</th></tr></thead><tbody>\n");
-        for (size_t i = 0; i < shown; i++) web_job_summary_row(b, &v[i]);
+        for (size_t i = 0; i < shown; i++) job_summary_row(b, &v[i]);
         hvd_buf_puts(b, "</tbody></table>\n");
     }
     hvd_buf_puts(b, "<p class=\"pager\">");
@@ -185,12 +178,12 @@ static void section_actions(WebReq *r, const HvdJobRecord *rec, bool live)
     hvd_buf_puts(b, "<div class=\"actions\">");
     if (live && !rec->cancel_requested) {
         html_printf(b, "<form method=\"post\" action=\"/jobs/%s/cancel\">", rec->job_id);
-        html_csrf_field(r);
+        auth_csrf_field(r);
         hvd_buf_puts(b, "<button type=\"submit\" id=\"cancel\" class=\"danger\">Cancel job</button></form>");
     }
     if (rec->status == HVD_JOB_FAILED) {
         html_printf(b, "<form method=\"post\" action=\"/jobs/%s/retry\">", rec->job_id);
-        html_csrf_field(r);
+        auth_csrf_field(r);
         hvd_buf_puts(b, "<button type=\"submit\" id=\"retry\">Retry from the failed stage</button></form>");
     }
     hvd_buf_puts(b, "</div>\n");

@@ -13,7 +13,10 @@
 #include "clock.h"
 #include "codec.h"
 #include "store_view.h"
-#include "web.h"
+#include "html.h"
+#include "pages.h"
+#include "request.h"
+#include "watchdog.h"
 
 #define SSE_POLL_MS 500
 #define SSE_KEEPALIVE_MS 5000

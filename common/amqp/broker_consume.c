@@ -168,133 +168,6 @@ HvdNode *hvd_delivery_headers(const HvdDelivery *d)
 
 /* ---- consume ---- */
 
-static int clone_bytes(amqp_pool_t *pool, amqp_bytes_t *dst, amqp_bytes_t src)
-{
-    if (src.len == 0) {
-        *dst = amqp_empty_bytes;
-        return AMQP_STATUS_OK;
-    }
-    amqp_pool_alloc_bytes(pool, src.len, dst);
-    if (!dst->bytes) return AMQP_STATUS_NO_MEMORY;
-    memcpy(dst->bytes, src.bytes, src.len);
-    return AMQP_STATUS_OK;
-}
-
-/* The properties of a header frame, copied into the message's own pool (the
- * frame's memory is released while the body is read). */
-static int clone_properties(const amqp_basic_properties_t *src, amqp_basic_properties_t *dst, amqp_pool_t *pool)
-{
-    *dst = *src;
-    const struct {
-        amqp_flags_t flag;
-        amqp_bytes_t *field;
-    } fields[] = {
-        {AMQP_BASIC_CONTENT_TYPE_FLAG, &dst->content_type},
-        {AMQP_BASIC_CONTENT_ENCODING_FLAG, &dst->content_encoding},
-        {AMQP_BASIC_CORRELATION_ID_FLAG, &dst->correlation_id},
-        {AMQP_BASIC_REPLY_TO_FLAG, &dst->reply_to},
-        {AMQP_BASIC_EXPIRATION_FLAG, &dst->expiration},
-        {AMQP_BASIC_MESSAGE_ID_FLAG, &dst->message_id},
-        {AMQP_BASIC_TYPE_FLAG, &dst->type},
-        {AMQP_BASIC_USER_ID_FLAG, &dst->user_id},
-        {AMQP_BASIC_APP_ID_FLAG, &dst->app_id},
-        {AMQP_BASIC_CLUSTER_ID_FLAG, &dst->cluster_id},
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        /* a field whose flag is clear holds whatever the decoder left there */
-        int rc = (src->_flags & fields[i].flag) ? clone_bytes(pool, fields[i].field, *fields[i].field)
-                                                : (*fields[i].field = amqp_empty_bytes, AMQP_STATUS_OK);
-        if (rc != AMQP_STATUS_OK) return rc;
-    }
-    if (src->_flags & AMQP_BASIC_HEADERS_FLAG) return amqp_table_clone(&src->headers, &dst->headers, pool);
-    dst->headers = amqp_empty_table;
-    return AMQP_STATUS_OK;
-}
-
-/* The next frame for channel ch; frames of other channels are handled meanwhile. */
-static int frame_on(HvdBroker *b, amqp_channel_t ch, amqp_frame_t *f)
-{
-    for (;;) {
-        int rc = amqp_simple_wait_frame(b->conn, f);
-        if (rc != AMQP_STATUS_OK) return rc;
-        if (f->channel == ch) return AMQP_STATUS_OK;
-        bool changed = false;
-        if (brk_handle_frame(b, f, &changed) == HVD_BROKER_CLOSED) return AMQP_STATUS_CONNECTION_CLOSED;
-    }
-}
-
-int brk_read_content(HvdBroker *b, amqp_channel_t ch, BrkEnvelope *e)
-{
-    amqp_message_t *msg = &e->env.message;
-    amqp_frame_t f;
-    memset(msg, 0, sizeof *msg);
-    init_amqp_pool(&msg->pool, 4096);
-    int rc = frame_on(b, ch, &f);
-    if (rc != AMQP_STATUS_OK) return rc;
-    if (f.frame_type != AMQP_FRAME_HEADER) return AMQP_STATUS_UNEXPECTED_STATE;
-    rc = clone_properties(f.payload.properties.decoded, &msg->properties, &msg->pool);
-    if (rc != AMQP_STATUS_OK) return rc;
-    uint64_t size = f.payload.properties.body_size;
-    /* The size is known before any body frame: a body over the limit is not
-     * copied (only its start is kept), so a 100 MiB message costs no 100 MiB. */
-    uint64_t keep = b->max_body && size > b->max_body ? b->max_body : size;
-    if (keep > SIZE_MAX) return AMQP_STATUS_NO_MEMORY;
-    e->body_size = size;
-    e->too_large = keep < size;
-    msg->body = keep ? amqp_bytes_malloc((size_t)keep) : amqp_empty_bytes;
-    if (keep && !msg->body.bytes) return AMQP_STATUS_NO_MEMORY;
-    uint64_t got = 0;
-    while (got < size) {
-        amqp_maybe_release_buffers_on_channel(b->conn, ch); /* each body frame's memory goes back */
-        rc = frame_on(b, ch, &f);
-        if (rc != AMQP_STATUS_OK) return rc;
-        if (f.frame_type != AMQP_FRAME_BODY) return AMQP_STATUS_UNEXPECTED_STATE;
-        size_t n = f.payload.body_fragment.len;
-        if (n > size - got) return AMQP_STATUS_BAD_AMQP_DATA;
-        if (got < keep) {
-            size_t c = n < keep - got ? n : (size_t)(keep - got);
-            memcpy((char *)msg->body.bytes + got, f.payload.body_fragment.bytes, c);
-        }
-        got += n;
-    }
-    return AMQP_STATUS_OK;
-}
-
-static BrkEnvelope *envelope_from_deliver(amqp_channel_t ch, const amqp_basic_deliver_t *m)
-{
-    BrkEnvelope *e = hvd_xcalloc(1, sizeof *e);
-    e->env.channel = ch;
-    e->env.consumer_tag = amqp_bytes_malloc_dup(m->consumer_tag);
-    e->env.delivery_tag = m->delivery_tag;
-    e->env.redelivered = m->redelivered;
-    e->env.exchange = amqp_bytes_malloc_dup(m->exchange);
-    e->env.routing_key = amqp_bytes_malloc_dup(m->routing_key);
-    return e;
-}
-
-static void envelope_drop(BrkEnvelope *e)
-{
-    amqp_destroy_envelope(&e->env); /* NULL-safe on the parts never filled */
-    free(e);
-}
-
-HvdBrokerStatus brk_stash_delivery(HvdBroker *b, const amqp_basic_deliver_t *m)
-{
-    BrkEnvelope *e = envelope_from_deliver(BRK_CH_DATA, m);
-    amqp_envelope_t *env = &e->env;
-    int rc = brk_read_content(b, BRK_CH_DATA, e);
-    if (rc != AMQP_STATUS_OK) {
-        envelope_drop(e);
-        return brk_lost(b, rc, "basic.deliver");
-    }
-    if (b->nstash == b->capstash) {
-        b->capstash = b->capstash ? b->capstash * 2 : 8;
-        b->stash = hvd_xrealloc(b->stash, b->capstash * sizeof *b->stash);
-    }
-    b->stash[b->nstash++] = env;
-    return HVD_BROKER_OK;
-}
-
 HvdBrokerStatus hvd_broker_consume(HvdBroker *b, const char *queue, uint16_t prefetch, char *err, size_t errlen)
 {
     char text[300];
@@ -373,10 +246,10 @@ HvdBrokerStatus hvd_broker_next(HvdBroker *b, int timeout_ms, HvdDelivery *d)
         if (wrc == AMQP_STATUS_OK && f.frame_type == AMQP_FRAME_METHOD &&
             f.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
             const amqp_basic_deliver_t *m = f.payload.method.decoded;
-            BrkEnvelope *e = envelope_from_deliver(f.channel, m);
+            BrkEnvelope *e = brk_envelope_new(f.channel, m);
             int rc = brk_read_content(b, f.channel, e);
             if (rc != AMQP_STATUS_OK) {
-                envelope_drop(e);
+                brk_envelope_drop(e);
                 return brk_lost(b, rc, "basic.deliver");
             }
             fill_delivery(b, &e->env, d, false);
@@ -422,7 +295,7 @@ HvdBrokerStatus hvd_broker_get(HvdBroker *b, const char *queue, bool no_ack, Hvd
     e->env.routing_key = amqp_bytes_malloc_dup(ok->routing_key);
     int rc = brk_read_content(b, BRK_CH_DATA, e);
     if (rc != AMQP_STATUS_OK) {
-        envelope_drop(e);
+        brk_envelope_drop(e);
         st = brk_lost(b, rc, "basic.get");
         brk_err(b, err, errlen, "%s", b->last_error);
         return st;

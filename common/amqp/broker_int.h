@@ -1,4 +1,7 @@
-/* Internals shared by the broker_*.c files (not for use outside common/broker*). */
+/* Internals shared by the broker_*.c files (not for use outside common/amqp).
+ * Who calls whom, without a circle: broker.c (connect) and broker_consume.c,
+ * broker_publish.c, broker_topology.c, broker_cluster.c call broker_frame.c
+ * (frames, channels, content), which calls broker_state.c (errors, settling). */
 #ifndef HVD_BROKER_INT_H
 #define HVD_BROKER_INT_H
 #include <amqp.h>
@@ -90,6 +93,12 @@ void brk_settle(HvdBroker *b, uint64_t tag, bool multiple, HvdConfirm status);
 int brk_read_content(HvdBroker *b, amqp_channel_t ch, BrkEnvelope *e);
 /* Reads the rest of a basic.deliver on channel 1 and keeps it for hvd_broker_next. */
 HvdBrokerStatus brk_stash_delivery(HvdBroker *b, const amqp_basic_deliver_t *m);
+/* A new envelope for the basic.deliver m on channel ch, its content not yet read. */
+BrkEnvelope *brk_envelope_new(amqp_channel_t ch, const amqp_basic_deliver_t *m);
+/* Frees e and whatever of it was filled. */
+void brk_envelope_drop(BrkEnvelope *e);
+/* A short text for a library status, with errno where it says more. */
+const char *brk_status_text(int status, int saved_errno);
 /* Connects to one URL (hvd_broker_connect without the list): broker.c. */
 HvdBroker *brk_connect_url(const HvdBrokerOptions *o, const char *url, char *err, size_t errlen);
 /* Copies an amqp_bytes_t into a new NUL-terminated string. */

@@ -1,4 +1,4 @@
-/* Private to the codec files (codec.c, codec_msgpack.c, codec_json.c,
+/* Private to the codec files (codec.c, codec_map.c, codec_msgpack.c, codec_json.c,
  * prescan.c): the pieces hvd_decode and hvd_encode are assembled from. */
 #ifndef HVD_CODEC_PRIV_H
 #define HVD_CODEC_PRIV_H

@@ -86,7 +86,7 @@ void hvd_node_array_push(HvdNode *arr, HvdNode *val)
 /* Index of key in map, or -1. Maps are small (a request has a dozen keys),
  * so a linear scan is the simplest correct choice; a decoded map (which may
  * be large) is built by the codecs without lookups and checked for repeated
- * keys by sorting (codec.c), so nothing here degrades on crafted keys. */
+ * keys by sorting (codec_map.c), so nothing here degrades on crafted keys. */
 static long map_find(const HvdNode *map, const char *key)
 {
     for (size_t i = 0; i < map->u.map.n; i++)

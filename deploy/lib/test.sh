@@ -130,6 +130,11 @@ hvd_test() {
     [ -f "$HVD_ROOT/build-asan/CTestTestfile.cmake" ] && built_asan=1
     hvd_t_step build-fuzz hvd_build_fuzz && built_fuzz=1
 
+    # The layout the README promises (tests/arch/check_layout.py): no import
+    # circles, core links no I/O library, no file in common/ or worker/ over 500 lines.
+    if [ "$built" -eq 1 ]; then
+        hvd_t_step layout python3 "$HVD_ROOT/tests/arch/check_layout.py" "$HVD_ROOT/build" "$HVD_ROOT" || true
+    else hvd_t_skip layout "build/ is not configured"; fi
     if [ "$built" -eq 1 ]; then hvd_t_ctest unit "$HVD_ROOT/build" unit -j 2
     else hvd_t_skip unit "build/ is not configured"; fi
     if [ "$built_asan" -eq 1 ]; then

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "codec.h"
 #include "config.h"
+#include "model.h"
 
 static char err[512];
 
@@ -719,4 +721,65 @@ Test(config, amqp_url_lists)
     cr_assert_eq(load(&c, "hvdeployctl", NULL), -1);
     cr_assert_str_eq(err, "HVD_AMQP_URL: no URL (amqp://user:password@host:port/vhost, several separated by spaces)");
     hvd_config_free(&c);
+}
+
+/* An HVD_ALLOWED_HOSTS entry and a job's target_host are judged by the one
+ * validator (core hvd_hostname_valid): each row is a name, whether it is a
+ * host name, and both places must agree with it. "hv01.123" was the case
+ * where they differed (config took a numeric last label, the job did not). */
+Test(config, allowed_host_and_target_host_judged_alike)
+{
+    static const struct {
+        const char *name;
+        bool ok;
+    } rows[] = {
+        {"hv01", true},
+        {"hv01.lab.example", true},
+        {"HV02.Lab.Example", true},
+        {"10.0.0.5", true},
+        {"a-b.c", true},
+        {"hv01.123", false},
+        {"10.0.0.256", false},
+        {"1.2.3", false},
+        {"01.2.3.4", false},
+        {"123", false},
+        {"bad_host", false},
+        {"-x", false},
+        {"x-.lab", false},
+        {"a..b", false},
+        {"lab.", false},
+        {"h v", false},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *name = rows[i].name;
+        cr_assert_eq(hvd_hostname_valid(name), rows[i].ok, "%s: hvd_hostname_valid", name);
+
+        clean_env();
+        setenv("HVD_ALLOWED_HOSTS", name, 1);
+        HvdConfig c;
+        int rc = load(&c, "hvdeployctl", NULL);
+        bool entry_ok = rc == 0;
+        cr_assert_eq(entry_ok, rows[i].ok, "%s: as an HVD_ALLOWED_HOSTS entry: %s", name, err);
+
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"job_id\": \"3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a\", \"job_type\": \"managed_deployment\", "
+                 "\"request\": {\"target_host\": \"%s\", \"vm_spec\": {\"vm_name\": \"bare-01\", \"gb_ram\": 2, "
+                 "\"cpu_cores\": 1}}}",
+                 name);
+        HvdNode *body = NULL;
+        char why[128];
+        cr_assert_eq(hvd_json_to_node(text, strlen(text), 0, &body, why, sizeof why), HVD_DECODE_OK, "%s", why);
+        /* the fleet allows exactly the entry just loaded (when it loaded) */
+        const char *const *allowed = entry_ok ? (const char *const *)c.allowed_hosts.v : NULL;
+        HvdValidateOpts o = {.allowed_hosts = allowed, .n_allowed_hosts = entry_ok ? c.allowed_hosts.n : 0};
+        HvdJob job = {0};
+        HvdErrors errs = {0};
+        bool job_ok = hvd_job_validate(body, &o, &job, &errs);
+        cr_assert_eq(job_ok, rows[i].ok, "%s: as a target_host: %s", name, errs.n ? errs.items[0].msg : "no error");
+        hvd_errors_free(&errs);
+        hvd_job_free(&job);
+        hvd_node_free(body);
+        if (entry_ok) hvd_config_free(&c);
+    }
 }
