@@ -141,6 +141,15 @@ static inline size_t rh_effects(Rh *r, const char *op, const char *vm_name)
     return n;
 }
 
+/* Whether the worker keeps an agent session open (a child started with --session). */
+static inline bool rh_has_session(Rh *r)
+{
+    char *ps = hvd_it_run_output("ps -o args= --ppid %ld", (long)wp_pid(r->k));
+    bool yes = strstr(ps, "--session") != NULL;
+    free(ps);
+    return yes;
+}
+
 /* `hvdeployctl ARGS --pg-dsn <world's database>` with stderr; caller frees. */
 static inline char *rh_ctl(Rh *r, const char *args)
 {
@@ -160,22 +169,25 @@ static inline char *rh_sim_answer(const char *flavor, const char *env, const cha
         op, job_id, op, attempt, job_id, op, env, HVD_BIN_DIR, dir, flavor);
 }
 
-/* A seed under which HVD_SIM_FAIL=<op>=<fail> hits attempt 1 of job_id's op
- * and spares attempt 2 (the answer of a hit contains hit_text). */
-static inline unsigned rh_seed_fail_once(const char *flavor, const char *op, const char *fail, const char *job_id,
-                                         const char *hit_text, const char *dir)
+/* A seed under which the fault var=<op>=<value> (HVD_SIM_FAIL, HVD_SIM_CRASH)
+ * hits attempt 1 of job_id's op and spares attempt 2: a hit's answer
+ * contains hit_text, or (hit_text NULL) there is no answer at all. */
+static inline unsigned rh_seed_once(const char *flavor, const char *var, const char *op, const char *value,
+                                    const char *job_id, const char *hit_text, const char *dir)
 {
     for (unsigned seed = 1; seed < 400; seed++) {
         char env[256];
-        snprintf(env, sizeof env, "HVD_SIM_SEED=%u HVD_SIM_FAIL=%s=%s", seed, op, fail);
-        char *a1 = rh_sim_answer(flavor, env, op, job_id, 1, dir);
-        char *a2 = rh_sim_answer(flavor, env, op, job_id, 2, dir);
-        bool ok = strstr(a1, hit_text) && !strstr(a2, hit_text);
-        free(a1);
-        free(a2);
-        if (ok) return seed;
+        snprintf(env, sizeof env, "HVD_SIM_SEED=%u %s=%s=%s", seed, var, op, value);
+        char *a[2];
+        bool hit[2];
+        for (int i = 0; i < 2; i++) {
+            a[i] = rh_sim_answer(flavor, env, op, job_id, i + 1, dir);
+            hit[i] = hit_text ? strstr(a[i], hit_text) != NULL : strchr(a[i], '{') == NULL;
+            free(a[i]);
+        }
+        if (hit[0] && !hit[1]) return seed;
     }
-    cr_assert_fail("no seed in 1..399 makes HVD_SIM_FAIL hit attempt 1 only");
+    cr_assert_fail("no seed in 1..399 makes %s hit attempt 1 only", var);
     return 0;
 }
 
