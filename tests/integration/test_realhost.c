@@ -116,7 +116,9 @@ Test(realhost, profile_raw_forced_on_the_hvdeploy_flavour)
     WpMsg env[1];
     rh_run(&R, job, env);
     assert_outcome_unknown(job, env, "exited");
-    cr_assert_null(host_agents_row(), "a fixed profile asks no agent.hello (nothing recorded)");
+    char *row = host_agents_row();
+    cr_assert_str_eq(row, "-|raw (fixed)|", "a fixed profile is recorded as such, no agent.hello asked: %s", row);
+    free(row);
     cr_assert_eq(wp_log_count(R.k, "vm.find answered"), 0, "no vm.find under the raw profile");
     wp_msgs_free(env, 1);
     hvd_node_free(job);
@@ -138,6 +140,12 @@ Test(realhost, profile_capability_list_resends_with_the_key)
     cr_assert_eq(wp_int(st, "attempts", -1), 2, "sent again with the same key");
     cr_assert_eq(rh_effects(&R, "vm.create", wp_job_vm_name(job)), 1, "the repeat made nothing");
     cr_assert(!rh_has_session(&R), "no session: the list does not name it");
+    char *row = host_agents_row();
+    cr_assert_str_eq(row, "-|partial (fixed)|idempotency,probe", "host_agents: %s", row);
+    free(row);
+    char *hosts = rh_ctl(&R, "hosts");
+    cr_assert(strstr(hosts, "partial (fixed)") && strstr(hosts, "idempotency,probe"), "hvdeployctl hosts:\n%s", hosts);
+    free(hosts);
     wp_msgs_free(env, 1);
     hvd_node_free(job);
 }
