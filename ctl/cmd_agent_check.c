@@ -1,6 +1,8 @@
 /* hvdeployctl agent-check: conformance checks of a host agent command
- * against the agent protocol (contract §6), each reported pass/fail/warn
- * with its reason. */
+ * against the agent protocol (contract §6, §6a), each reported
+ * pass/fail/warn/skip with its reason: the §6 checks and the throwaway VM
+ * here, agent.hello and the capabilities in agent_check_caps.c, the report
+ * in agent_check_report.c. */
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,21 +32,30 @@ static void usage(FILE *f)
         "  correlation-id     the answer echoes the request's correlation_id\n"
         "  unknown-operation  an unknown operation gets an error envelope (not a crash or a hang)\n"
         "  concurrency        N calls at once are all answered\n"
+        "  hello              agent.hello names the agent and its capabilities (contract 6a); an\n"
+        "                     error answer, as Main-NewProtocol.ps1 gives, is the raw profile (a warning)\n"
         "  idempotency        vm.create of a throwaway VM twice with one idempotency key gives one\n"
-        "                     answer (a warning, not a failure, when it does not); the VM is\n"
-        "                     then removed with vm.delete\n"
+        "                     answer (a warning when it does not; a failure when hello claims it)\n"
+        "  vm.find            finds the throwaway VM stamped with the check's job id (with probe)\n"
+        "  host.resources     the host's storage classes, networks and images (with probe)\n"
+        "  session            a session (the command plus --session) answers (with session)\n"
+        "  cleanup            the throwaway VM(s) removed with vm.delete\n"
+        "A capability the agent lacks is a warning saying which guarantee does not hold and why;\n"
+        "one it claims but does not honour is a failure. The report ends with the profile the\n"
+        "worker would use (HVD_AGENT_PROFILE=auto) and the guarantees that do not hold.\n"
         "\n"
         "  --host HOST          the Hyper-V host ({host} in the command), required\n"
         "  --agent-cmd CMD      the agent argv template (default: $HVD_AGENT_CMD)\n"
-        "  --output json|human  json prints {ok, passed, failed, warnings, checks: [{name, status, reason, elapsed_ms}]}\n"
+        "  --output json|human  json prints {ok, passed, failed, warnings, profile, agent, capabilities,\n"
+        "                       guarantees_not_held, checks: [{name, status, reason, elapsed_ms}]}\n"
         "  --timeout SECONDS    per call, except vm.create/vm.delete which use the worker's defaults (default 60)\n"
         "  --concurrency N      calls at once, 2-8 (default 6)\n"
-        "  --no-create          skip the idempotency check (it creates and deletes a VM)\n"
+        "  --no-create          skip the idempotency and cleanup checks (they create and delete a VM)\n"
         "  -h, --help           this help\n"
         "\n"
         "For a real host over OpenSSH:\n"
         "  hvdeployctl agent-check --host hv01.example --agent-cmd \\\n"
-        "    'ssh -T -o BatchMode=yes {host} pwsh -NoProfile -File C:/ProgramData/Aether-V/Main-NewProtocol.ps1'\n"
+        "    'ssh -T -o BatchMode=yes {host} pwsh -NoProfile -File \"C:/Program Files/Aether-V/Main-NewProtocol.ps1\"'\n"
         "\n"
         "Exit status: 0 no check failed (warnings allowed), 1 a check failed, 2 usage error.\n",
         f);
