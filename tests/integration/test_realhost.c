@@ -150,6 +150,23 @@ Test(realhost, profile_capability_list_resends_with_the_key)
     hvd_node_free(job);
 }
 
+/* The default against the shim (auto: hvdeploy, through a session): the
+ * session dies after vm.create made its VM; the call is sent again with its
+ * key and nothing is made twice. */
+Test(realhost, auto_profile_session_lost_after_the_effect)
+{
+    const char *extra[] = {"HVD_SIM_CRASH=vm.create=1:after", "HVD_MAX_ATTEMPTS=2", NULL};
+    rh_start(&R, "hvdeploy", extra);
+    HvdNode *job = rh_job("minimal.json");
+    WpMsg env[1];
+    rh_run(&R, job, env);
+    cr_assert_str_eq(wp_str(env->body, "status"), "success", "%s", wp_log_tail(R.k));
+    cr_assert_geq(wp_int(wp_env_stage(env->body, "vm.create"), "attempts", -1), 2, "sent again after the lost session");
+    cr_assert_eq(rh_effects(&R, "vm.create", wp_job_vm_name(job)), 1, "nothing made twice");
+    wp_msgs_free(env, 1);
+    hvd_node_free(job);
+}
+
 /* The adopt path (§6a): an agent with vm.find but no idempotency; vm.create
  * made its VM but the answer was lost. */
 static void adopt_case(const char *const *extra)
