@@ -1,13 +1,15 @@
 /* hvdeployctl agent-check: conformance checks of a host agent command
- * against the agent protocol (contract §6), each reported pass/fail/warn
- * with its reason. */
+ * against the agent protocol (contract §6, §6a), each reported
+ * pass/fail/warn/skip with its reason: the §6 checks and the throwaway VM
+ * here, agent.hello and the capabilities in agent_check_caps.c, the report
+ * in agent_check_report.c, the call helpers in agent_check_call.c. */
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include "agent.h"
+#include "agent_check.h"
 #include "agentproto.h"
 #include "clock.h"
 #include "codec.h"
@@ -17,28 +19,6 @@
 #define CHECK_UNKNOWN_OP "agent-check.unknown-operation"
 #define MAX_CONCURRENCY 8
 #define MIN_CONCURRENCY 2
-
-typedef enum { CHECK_PASS, CHECK_FAIL, CHECK_WARN, CHECK_SKIP } CheckStatus;
-
-typedef struct {
-    const char *name;
-    CheckStatus status;
-    char reason[1024];
-    int64_t elapsed_ms;
-} Check;
-
-typedef struct {
-    HvdAgentCfg cfg;
-    const char *host;
-    int64_t timeout_ms;
-    char run_id[HVD_UUID_LEN + 1]; /* ties the check's requests together */
-} Ctx;
-
-static const char *status_name(CheckStatus s)
-{
-    static const char *const names[] = {"pass", "fail", "warn", "skip"};
-    return names[s];
-}
 
 static void usage(FILE *f)
 {
@@ -51,16 +31,25 @@ static void usage(FILE *f)
         "  correlation-id     the answer echoes the request's correlation_id\n"
         "  unknown-operation  an unknown operation gets an error envelope (not a crash or a hang)\n"
         "  concurrency        N calls at once are all answered\n"
+        "  hello              agent.hello names the agent and its capabilities (contract 6a); an\n"
+        "                     error answer, as Main-NewProtocol.ps1 gives, is the raw profile (a warning)\n"
         "  idempotency        vm.create of a throwaway VM twice with one idempotency key gives one\n"
-        "                     answer (a warning, not a failure, when it does not); the VM is\n"
-        "                     then removed with vm.delete\n"
+        "                     answer (a warning when it does not; a failure when hello claims it)\n"
+        "  vm.find            finds the throwaway VM stamped with the check's job id (with probe)\n"
+        "  host.resources     the host's storage classes, networks and images (with probe)\n"
+        "  session            a session (the command plus --session) answers (with session)\n"
+        "  cleanup            the throwaway VM(s) removed with vm.delete\n"
+        "A capability the agent lacks is a warning saying which guarantee does not hold and why;\n"
+        "one it claims but does not honour is a failure. The report ends with the profile the\n"
+        "worker would use (HVD_AGENT_PROFILE=auto) and the guarantees that do not hold.\n"
         "\n"
         "  --host HOST          the Hyper-V host ({host} in the command), required\n"
         "  --agent-cmd CMD      the agent argv template (default: $HVD_AGENT_CMD)\n"
-        "  --output json|human  json prints {ok, passed, failed, warnings, checks: [{name, status, reason, elapsed_ms}]}\n"
+        "  --output json|human  json prints {ok, passed, failed, warnings, profile, agent, capabilities,\n"
+        "                       guarantees_not_held, checks: [{name, status, reason, elapsed_ms}]}\n"
         "  --timeout SECONDS    per call, except vm.create/vm.delete which use the worker's defaults (default 60)\n"
         "  --concurrency N      calls at once, 2-8 (default 6)\n"
-        "  --no-create          skip the idempotency check (it creates and deletes a VM)\n"
+        "  --no-create          skip the idempotency and cleanup checks (they create and delete a VM)\n"
         "  -h, --help           this help\n"
         "\n"
         "For a real host over OpenSSH:\n"
@@ -71,75 +60,19 @@ static void usage(FILE *f)
         f);
 }
 
-static void new_uuid(char out[HVD_UUID_LEN + 1])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        uint64_t t = (uint64_t)hvd_now_ms() ^ ((uint64_t)hvd_mono_ms() << 20);
-        for (int i = 0; i < 16; i++) b[i] = (unsigned char)(t >> ((i % 8) * 8)) ^ (unsigned char)(i * 37);
-    }
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
-    snprintf(out, HVD_UUID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/* One agent call with a JobRequest built like the worker's. spec is owned
- * by the caller. */
-static HvdOutcome agent_call(Ctx *x, const char *op, const HvdNode *spec, const char *corr, const char *key,
-                             int64_t attempt, int64_t timeout_ms, HvdAgentResult *res)
-{
-    char ts[HVD_RFC3339_LEN];
-    hvd_time_rfc3339(hvd_now_ms(), ts);
-    HvdAgentRequest req = {
-        .operation = op,
-        .resource_spec = spec,
-        .correlation_id = corr,
-        .timestamp = ts,
-        .host = x->host,
-        .job_id = x->run_id,
-        .stage = op,
-        .attempt = attempt,
-        .idempotency_key = key,
-    };
-    HvdBuf line = {0};
-    hvd_agent_request_encode(&req, &line);
-    HvdAgentCallOpts opts = {.timeout_ms = timeout_ms};
-    HvdOutcome o = hvd_agent_call_opts(&x->cfg, &opts, x->host, op, line.data, line.len, res);
-    hvd_buf_free(&line);
-    return o;
-}
-
-/* "timeout: agent did not answer within 60000 ms (stderr: ...)" */
-static void describe(const HvdAgentResult *res, char *out, size_t len)
-{
-    const char *tail = res->stderr_tail ? res->stderr_tail : "";
-    size_t n = strlen(tail);
-    while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r')) n--;
-    const char *last = tail;
-    for (size_t i = 0; i < n; i++)
-        if (tail[i] == '\n') last = tail + i + 1;
-    int m = (int)(tail + n - last);
-    if (m > 0)
-        snprintf(out, len, "%s: %s (stderr: %.*s)", hvd_outcome_name(res->outcome), res->detail, m > 160 ? 160 : m,
-                 last);
-    else
-        snprintf(out, len, "%s: %s", hvd_outcome_name(res->outcome), res->detail);
-}
-
 static void check_noop(Ctx *x, Check *noop, Check *corr)
 {
     char cid[HVD_UUID_LEN + 1], key[96];
-    new_uuid(cid);
+    ac_new_uuid(cid);
     snprintf(key, sizeof key, "%s:noop-test", x->run_id);
     HvdNode *spec = hvd_node_map();
     hvd_node_map_set_str(spec, "test_field", "hvdeploy agent-check");
     HvdAgentResult res;
-    agent_call(x, "noop-test", spec, cid, key, 1, x->timeout_ms, &res);
+    ac_call(x, "noop-test", spec, cid, key, 1, x->timeout_ms, &res);
     hvd_node_free(spec);
     noop->elapsed_ms = corr->elapsed_ms = res.elapsed_ms;
     char why[400];
-    describe(&res, why, sizeof why);
+    ac_describe(&res, why, sizeof why);
     if (res.outcome == HVD_OUT_SUCCESS) {
         noop->status = CHECK_PASS;
         snprintf(noop->reason, sizeof noop->reason, "answered success in %lld ms", (long long)res.elapsed_ms);
@@ -167,13 +100,14 @@ static void check_noop(Ctx *x, Check *noop, Check *corr)
 static void check_unknown(Ctx *x, Check *c)
 {
     char cid[HVD_UUID_LEN + 1], key[96];
-    new_uuid(cid);
+    ac_new_uuid(cid);
     snprintf(key, sizeof key, "%s:%s", x->run_id, CHECK_UNKNOWN_OP);
     HvdNode *spec = hvd_node_map();
     HvdAgentResult res;
-    agent_call(x, CHECK_UNKNOWN_OP, spec, cid, key, 1, x->timeout_ms, &res);
+    ac_call(x, CHECK_UNKNOWN_OP, spec, cid, key, 1, x->timeout_ms, &res);
     hvd_node_free(spec);
     c->elapsed_ms = res.elapsed_ms;
+    snprintf(x->unknown_code, sizeof x->unknown_code, "%s", res.code ? res.code : "");
     if (res.outcome == HVD_OUT_AGENT_ERROR || res.outcome == HVD_OUT_RETRYABLE) {
         if (res.status && strcmp(res.status, "error") == 0) {
             c->status = CHECK_PASS;
@@ -192,7 +126,7 @@ static void check_unknown(Ctx *x, Check *c)
                  CHECK_UNKNOWN_OP);
     } else {
         char why[400];
-        describe(&res, why, sizeof why);
+        ac_describe(&res, why, sizeof why);
         c->status = CHECK_FAIL;
         snprintf(c->reason, sizeof c->reason, "no error envelope for an unknown operation: %s", why);
     }
@@ -212,15 +146,15 @@ static void *conc_one(void *arg)
 {
     ConcCall *cc = arg;
     char cid[HVD_UUID_LEN + 1], key[112];
-    new_uuid(cid);
+    ac_new_uuid(cid);
     snprintf(key, sizeof key, "%s:noop-test.%d", cc->x->run_id, cc->i);
     HvdNode *spec = hvd_node_map();
     HvdAgentResult res;
-    agent_call(cc->x, "noop-test", spec, cid, key, 1, cc->x->timeout_ms, &res);
+    ac_call(cc->x, "noop-test", spec, cid, key, 1, cc->x->timeout_ms, &res);
     hvd_node_free(spec);
     cc->elapsed_ms = res.elapsed_ms;
     if (res.outcome != HVD_OUT_SUCCESS) {
-        describe(&res, cc->why, sizeof cc->why);
+        ac_describe(&res, cc->why, sizeof cc->why);
     } else if (cc->check_corr && (!res.correlation_id || strcmp(res.correlation_id, cid) != 0)) {
         snprintf(cc->why, sizeof cc->why, "answer to another request (correlation_id '%.80s', sent %s)",
                  res.correlation_id ? res.correlation_id : "", cid);
@@ -269,27 +203,27 @@ static void check_concurrency(Ctx *x, int n, bool check_corr, Check *c)
 static bool delete_vm(Ctx *x, const char *vm_id, const char *name, char *why, size_t whylen)
 {
     char cid[HVD_UUID_LEN + 1], key[128];
-    new_uuid(cid);
-    snprintf(key, sizeof key, "%s:vm.delete:%.40s", x->run_id, vm_id);
+    ac_new_uuid(cid);
+    snprintf(key, sizeof key, "%s:vm.delete:%.40s", x->run_id, vm_id ? vm_id : name);
     HvdNode *spec = hvd_node_map();
-    hvd_node_map_set_str(spec, "vm_id", vm_id);
+    if (vm_id) hvd_node_map_set_str(spec, "vm_id", vm_id);
     hvd_node_map_set_str(spec, "vm_name", name);
     hvd_node_map_set_bool(spec, "delete_disks", true);
     HvdAgentResult res;
-    agent_call(x, "vm.delete", spec, cid, key, 1, 0, &res);
+    ac_call(x, "vm.delete", spec, cid, key, 1, 0, &res);
     hvd_node_free(spec);
     bool ok = res.outcome == HVD_OUT_SUCCESS;
-    if (!ok) describe(&res, why, whylen);
+    if (!ok) ac_describe(&res, why, whylen);
     hvd_agent_result_free(&res);
     return ok;
 }
 
-static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
+static void check_idempotency(Ctx *x, Check *c)
 {
-    char name[48], key[96], cid[HVD_UUID_LEN + 1], why[400];
-    snprintf(name, sizeof name, "hvd-agent-check-%.8s", x->run_id);
+    char key[96], cid[HVD_UUID_LEN + 1], why[400];
+    const char *name = x->vm_name;
     snprintf(key, sizeof key, "%s:vm.create", x->run_id);
-    new_uuid(cid);
+    ac_new_uuid(cid);
     HvdNode *spec = hvd_node_map();
     hvd_node_map_set_str(spec, "vm_name", name);
     hvd_node_map_set_int(spec, "gb_ram", 1);
@@ -298,15 +232,15 @@ static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
     hvd_node_map_set_bool(spec, "vm_clustered", false);
     hvd_node_map_set_str(spec, "os_family", "linux");
     HvdAgentResult a, b;
-    agent_call(x, "vm.create", spec, cid, key, 1, 0, &a);
-    agent_call(x, "vm.create", spec, cid, key, 2, 0, &b);
+    ac_call(x, "vm.create", spec, cid, key, 1, 0, &a);
+    ac_call(x, "vm.create", spec, cid, key, 2, 0, &b);
     hvd_node_free(spec);
     c->elapsed_ms = a.elapsed_ms + b.elapsed_ms;
     const char *id_a = a.outcome == HVD_OUT_SUCCESS ? hvd_node_get_str(a.data, "vm_id") : NULL;
     const char *id_b = b.outcome == HVD_OUT_SUCCESS ? hvd_node_get_str(b.data, "vm_id") : NULL;
 
     if (a.outcome != HVD_OUT_SUCCESS) {
-        describe(&a, why, sizeof why);
+        ac_describe(&a, why, sizeof why);
         c->status = CHECK_WARN;
         snprintf(c->reason, sizeof c->reason, "could not create the throwaway VM '%s' to test idempotency: %s", name,
                  why);
@@ -314,7 +248,7 @@ static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
         c->status = CHECK_WARN;
         snprintf(c->reason, sizeof c->reason, "vm.create answered success without data.vm_id; cannot compare answers");
     } else if (b.outcome != HVD_OUT_SUCCESS) {
-        describe(&b, why, sizeof why);
+        ac_describe(&b, why, sizeof why);
         c->status = CHECK_WARN;
         snprintf(c->reason, sizeof c->reason,
                  "the agent does not honour idempotency keys: vm.create repeated with "
@@ -337,74 +271,37 @@ static void check_idempotency(Ctx *x, Check *c, Check *cleanup)
         snprintf(c->reason, sizeof c->reason, "vm.create repeated with one key gave the same answer (vm_id %s)", id_a);
     }
 
-    /* Clean up every VM the check made. */
-    cleanup->status = CHECK_PASS;
-    snprintf(cleanup->reason, sizeof cleanup->reason, "nothing to clean up");
-    const char *ids[2] = {id_a, (id_b && (!id_a || strcmp(id_a, id_b) != 0)) ? id_b : NULL};
-    int64_t t0 = hvd_mono_ms();
-    for (int i = 0; i < 2; i++) {
-        if (!ids[i]) continue;
-        if (delete_vm(x, ids[i], name, why, sizeof why)) {
-            snprintf(cleanup->reason, sizeof cleanup->reason, "removed the throwaway VM '%s'", name);
-        } else {
-            cleanup->status = CHECK_WARN;
-            snprintf(cleanup->reason, sizeof cleanup->reason,
-                     "could not remove the throwaway VM '%s' (%.40s): %s; "
-                     "remove it by hand",
-                     name, ids[i], why);
-            break;
-        }
-    }
-    cleanup->elapsed_ms = hvd_mono_ms() - t0;
+    snprintf(x->vm_id[0], sizeof x->vm_id[0], "%s", id_a ? id_a : "");
+    /* the repeat may have made a second VM even when its answer is unusable
+     * (Aether-V answers vm_id "System.Object[]" for two VMs of one name) */
+    snprintf(x->vm_id[1], sizeof x->vm_id[1], "%s", id_b ? id_b : id_a ? "(unusable answer)" : "");
     hvd_agent_result_free(&a);
     hvd_agent_result_free(&b);
 }
 
-static int report(CtlOutput out, const Ctx *x, const Check *checks, size_t n)
+/* Removes every VM the check made: by vm_id when vm.create answered one id
+ * twice (or once), by name when it made two (an agent that ignores keys may
+ * answer an id that names no single VM, e.g. "System.Object[]"; the name is
+ * this run's own). */
+static void check_cleanup(Ctx *x, Check *cleanup)
 {
-    int passed = 0, failed = 0, warned = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (checks[i].status == CHECK_PASS)
-            passed++;
-        else if (checks[i].status == CHECK_FAIL)
-            failed++;
-        else if (checks[i].status == CHECK_WARN)
-            warned++;
-    }
-    if (out == CTL_OUTPUT_JSON) {
-        HvdNode *root = hvd_node_map();
-        hvd_node_map_set_str(root, "host", x->host);
-        hvd_node_map_set_bool(root, "ok", failed == 0);
-        hvd_node_map_set_int(root, "passed", passed);
-        hvd_node_map_set_int(root, "failed", failed);
-        hvd_node_map_set_int(root, "warnings", warned);
-        HvdNode *arr = hvd_node_array();
-        for (size_t i = 0; i < n; i++) {
-            HvdNode *c = hvd_node_map();
-            hvd_node_map_set_str(c, "name", checks[i].name);
-            hvd_node_map_set_str(c, "status", status_name(checks[i].status));
-            hvd_node_map_set_str(c, "reason", checks[i].reason);
-            hvd_node_map_set_int(c, "elapsed_ms", checks[i].elapsed_ms);
-            hvd_node_array_push(arr, c);
-        }
-        hvd_node_map_set(root, "checks", arr);
-        char *json = hvd_node_to_json(root);
-        printf("%s\n", json);
-        free(json);
-        hvd_node_free(root);
+    char why[400];
+    cleanup->status = CHECK_PASS;
+    snprintf(cleanup->reason, sizeof cleanup->reason, "nothing to clean up");
+    if (!x->vm_id[0][0] && !x->vm_id[1][0]) return;
+    bool two = x->vm_id[1][0] && strcmp(x->vm_id[0], x->vm_id[1]) != 0;
+    const char *id = two ? NULL : x->vm_id[0][0] ? x->vm_id[0] : x->vm_id[1];
+    int64_t t0 = hvd_mono_ms();
+    if (delete_vm(x, id, x->vm_name, why, sizeof why)) {
+        snprintf(cleanup->reason, sizeof cleanup->reason, "removed the throwaway VM%s '%s'%s", two ? "s" : "",
+                 x->vm_name, two ? " (by name: the repeat may have made another)" : "");
     } else {
-        printf("agent-check of %s:", x->host);
-        for (size_t i = 0; i < x->cfg.argc; i++) printf(" %s", x->cfg.argv[i]);
-        printf("\n");
-        for (size_t i = 0; i < n; i++) {
-            static const char *const tags[] = {"PASS", "FAIL", "WARN", "SKIP"};
-            printf("  %s  %-18s %s\n", tags[checks[i].status], checks[i].name, checks[i].reason);
-        }
-        printf("%s: %d passed, %d failed, %d warning%s\n", failed ? "FAILED" : "OK", passed, failed, warned,
-               warned == 1 ? "" : "s");
+        cleanup->status = CHECK_WARN;
+        snprintf(cleanup->reason, sizeof cleanup->reason,
+                 "could not remove the throwaway VM '%s' (%.40s): %s; remove it by hand", x->vm_name,
+                 id ? id : "by name", why);
     }
-    fflush(stdout);
-    return failed ? CTL_EXIT_FAILED : CTL_EXIT_OK;
+    cleanup->elapsed_ms = hvd_mono_ms() - t0;
 }
 
 static bool parse_int(const char *s, long lo, long hi, long *out)
@@ -481,24 +378,35 @@ int ctl_cmd_agent_check(int argc, char **argv)
         hvd_agent_cfg_free(&x.cfg);
         return CTL_EXIT_USAGE;
     }
-    new_uuid(x.run_id);
+    ac_new_uuid(x.run_id);
 
-    Check checks[6] = {
-        {.name = "noop-test"},   {.name = "correlation-id"}, {.name = "unknown-operation"},
-        {.name = "concurrency"}, {.name = "idempotency"},    {.name = "cleanup"},
+    snprintf(x.vm_name, sizeof x.vm_name, "hvd-agent-check-%.8s", x.run_id);
+
+    Check checks[] = {
+        {.name = "noop-test"}, {.name = "correlation-id"}, {.name = "unknown-operation"}, {.name = "concurrency"},
+        {.name = "hello"},     {.name = "idempotency"},    {.name = "vm.find"},           {.name = "host.resources"},
+        {.name = "session"},   {.name = "cleanup"},
     };
-    size_t n = 6;
+    size_t n = sizeof checks / sizeof checks[0];
     check_noop(&x, &checks[0], &checks[1]);
     check_unknown(&x, &checks[2]);
     check_concurrency(&x, (int)concurrency, checks[1].status == CHECK_PASS, &checks[3]);
+    ac_check_hello(&x, &checks[4]);
     if (create) {
-        check_idempotency(&x, &checks[4], &checks[5]);
+        check_idempotency(&x, &checks[5]);
+        ac_judge_idempotency(&x, &checks[5]);
     } else {
-        checks[4].status = CHECK_SKIP;
-        snprintf(checks[4].reason, sizeof checks[4].reason, "skipped (--no-create)");
-        n = 5;
+        checks[5].status = CHECK_SKIP;
+        snprintf(checks[5].reason, sizeof checks[5].reason, "skipped (--no-create)");
     }
-    int rc = report(output, &x, checks, n);
+    ac_check_find(&x, &checks[6]);
+    ac_check_resources(&x, &checks[7]);
+    ac_check_session(&x, &checks[8]);
+    if (create)
+        check_cleanup(&x, &checks[9]);
+    else
+        n--;
+    int rc = ac_report(output, &x, checks, n);
     hvd_agent_cfg_free(&x.cfg);
     return rc;
 }

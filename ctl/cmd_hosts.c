@@ -133,7 +133,7 @@ int ctl_cmd_hosts(int argc, char **argv)
     bool agents = false;
     for (size_t i = 0; i < n; i++) agents |= v[i].agent || v[i].profile || v[i].capabilities;
     HvdNode *arr = output == CTL_OUTPUT_JSON ? hvd_node_array() : NULL;
-    if (!arr && n == 0) printf("no hosts with live jobs or a circuit record\n");
+    if (!arr && n == 0) printf("no hosts with live jobs, a circuit record or a known agent\n");
     if (!arr && n > 0) {
         printf("%-28s %-7s %-7s %-7s %-8s %-24s %-9s %-6s %s", "HOST", "SLOTS", "RUNNING", "QUEUED", "RETRYING",
                "WAITING (busy/retry/circ)", "CIRCUIT", "FAILS", "OPEN UNTIL");

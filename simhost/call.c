@@ -355,5 +355,10 @@ char *sim_call_run(SimCall *c, const SimArgs *a)
         line = run_stateless(c, a, OPS[k].flags);
     }
     if (f.crash == SIM_CRASH_AFTER) crash(c->operation, "after");
+    if (f.hang_after) {
+        /* the effect is applied; the answer waits until the caller gives up (or cancels) */
+        fprintf(stderr, "hvdeploy-simhost: injected hang after the effect of %s\n", c->operation);
+        (void)wait_until(c, INT64_MAX);
+    }
     return line;
 }

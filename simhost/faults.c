@@ -207,13 +207,18 @@ bool sim_faults_draw(const char *op, const char *key, int64_t attempt, SimFaults
     }
 
     if (spec_lookup(getenv("HVD_SIM_HANG"), op, val, sizeof val, &bad)) {
-        if (!parse_prob(val, &p, &rest) || *rest) {
-            snprintf(err, errlen, "HVD_SIM_HANG: bad entry for %s: '%s' (want probability)", op, val);
+        /* ":after": the effect is applied, then the answer never comes (a
+         * lost answer, the case that makes an outcome unknown) */
+        if (!parse_prob(val, &p, &rest) || (*rest && strcmp(rest, ":after") != 0 && strcmp(rest, ":before") != 0)) {
+            snprintf(err, errlen, "HVD_SIM_HANG: bad entry for %s: '%s' (want probability[:before|:after])", op, val);
             return false;
         }
-        f->hang = draw("hang", op, key, attempt) < p;
+        bool after = strcmp(rest, ":after") == 0;
+        bool hit = draw("hang", op, key, attempt) < p;
+        f->hang = hit && !after;
+        f->hang_after = hit && after;
     } else if (bad) {
-        snprintf(err, errlen, "HVD_SIM_HANG is malformed (want op=probability,...)");
+        snprintf(err, errlen, "HVD_SIM_HANG is malformed (want op=probability[:before|:after],...)");
         return false;
     }
 

@@ -31,7 +31,7 @@ static const char USAGE[] =
     "\n"
     "Faults (reproducible under HVD_SIM_SEED; op may be '*'):\n"
     "  HVD_SIM_LATENCY_MS=op=ms[-ms],...   HVD_SIM_FAIL=op=probability[:code[/kind]],...\n"
-    "  HVD_SIM_CRASH=op=probability:before|after,...   HVD_SIM_HANG=op=probability,...\n"
+    "  HVD_SIM_CRASH=op=probability:before|after,...   HVD_SIM_HANG=op=probability[:before|after],...\n"
     "  HVD_SIM_OUTPUT_LINES=N|op=N,...  (session mode, metadata.output=true)\n";
 
 static bool parse_args(int argc, char **argv, SimArgs *a)

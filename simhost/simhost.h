@@ -204,6 +204,7 @@ typedef struct {
     double fail_draw; /* picks the transient text of an injected failure */
     SimCrash crash;
     bool hang;
+    bool hang_after;      /* the hang comes after the effect (HVD_SIM_HANG op=p:after) */
     int64_t output_lines; /* HVD_SIM_OUTPUT_LINES for this operation */
 } SimFaults;
 /* Reads HVD_SIM_SEED, HVD_SIM_LATENCY_MS, HVD_SIM_FAIL, HVD_SIM_CRASH,

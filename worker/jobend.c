@@ -37,10 +37,11 @@ static void append_sentence(char *msg, size_t size, const char *sentence)
 
 /* ---- rollback ---- */
 
-/* vm.delete of one VM, retried while transient. */
-static bool delete_vm(JobRun *r, const char *vm_id, char *why, size_t whylen)
+/* vm.delete of one VM, retried while transient; its last call decides. */
+static HvdDeleteResult delete_vm(JobRun *r, const char *vm_id, char *why, size_t whylen)
 {
     int max = (int)r->w->cfg.max_attempts;
+    HvdDeleteResult res = HVD_DELETE_FAILED;
     for (int attempt = 1; attempt <= max; attempt++) {
         HvdNode *saved = hvd_node_clone(r->outputs);
         hvd_node_map_set_str(r->outputs, "vm_id", vm_id);
@@ -50,53 +51,53 @@ static bool delete_vm(JobRun *r, const char *vm_id, char *why, size_t whylen)
         r->outputs = saved;
         HvdOutcome o = c.outcome;
         hvd_text_printf(why, whylen < 201 ? whylen : 201, "%s", c.message);
-        bool gone = hvd_plan_delete_gone(o, c.message);
+        res = hvd_plan_delete_result(o, c.message);
         call_result_free(&c);
-        if (o == HVD_OUT_SUCCESS || gone) return true;
-        if (!hvd_outcome_transient(o) || o == HVD_OUT_CANCELLED) break;
+        if (res == HVD_DELETE_DONE || !hvd_outcome_transient(o) || o == HVD_OUT_CANCELLED) break;
         sleep((unsigned)(attempt < 5 ? attempt : 5));
     }
-    return false;
+    return res;
 }
 
 /* Undoes what the job made (§6a: by vm_id; by name only where vm.find tells
- * this job's VM from another's). True when nothing of it is left. */
-static bool rollback(JobRun *r, int failed_stage, bool maybe_made, char *why, size_t whylen)
+ * this job's VM from another's). DONE when nothing of it is left; UNKNOWN
+ * when the last vm.delete got no answer. */
+static HvdDeleteResult rollback(JobRun *r, int failed_stage, bool maybe_made, char *why, size_t whylen)
 {
     const char *vm_id = hvd_node_get_str(r->outputs, "vm_id");
     bool vm_in_doubt =
         maybe_made && failed_stage >= 0 && strcmp(r->rec->stages[failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
     switch (hvd_plan_rollback(vm_id != NULL, vm_in_doubt, &r->caps)) {
-    case HVD_ROLLBACK_NOTHING: hvd_text_printf(why, whylen, "no VM was made"); return true;
+    case HVD_ROLLBACK_NOTHING: hvd_text_printf(why, whylen, "no VM was made"); return HVD_DELETE_DONE;
     case HVD_ROLLBACK_DELETE_VM: {
         char *id = hvd_xstrdup(vm_id);
-        bool ok = delete_vm(r, id, why, whylen);
+        HvdDeleteResult res = delete_vm(r, id, why, whylen);
         free(id);
-        return ok;
+        return res;
     }
     case HVD_ROLLBACK_FIND_THEN_DELETE: {
         HvdFound found = HVD_FOUND_NOTHING;
         HvdNode *adopted = NULL;
         char msg[300];
         HvdOutcome o = call_probe(r, failed_stage, &found, &adopted, msg, sizeof msg);
-        bool ok = false;
+        HvdDeleteResult res = HVD_DELETE_FAILED;
         if (o != HVD_OUT_SUCCESS)
             hvd_text_printf(why, whylen, "%s", msg);
         else if (found == HVD_FOUND_NOTHING)
-            ok = true, hvd_text_printf(why, whylen, "no VM of this job exists");
+            res = HVD_DELETE_DONE, hvd_text_printf(why, whylen, "no VM of this job exists");
         else if (found == HVD_FOUND_IT)
-            ok = delete_vm(r, hvd_node_get_str(adopted, "vm_id"), why, whylen);
+            res = delete_vm(r, hvd_node_get_str(adopted, "vm_id"), why, whylen);
         else
             hvd_text_printf(why, whylen, "%s", msg);
         hvd_node_free(adopted);
-        return ok;
+        return res;
     }
     case HVD_ROLLBACK_CANNOT:
         hvd_text_printf(why, whylen, "the agent cannot find VMs: check host %s for a VM named '%s' made by job %s",
                         r->job.target_host, r->job.vm.vm_name, r->rec->job_id);
-        return false;
+        return HVD_DELETE_FAILED;
     }
-    return false;
+    return HVD_DELETE_FAILED;
 }
 
 /* ---- the envelope ---- */
@@ -192,7 +193,8 @@ void jobrun_finish(JobRun *r, const HvdStepDecision *d)
         d->maybe_made && d->failed_stage >= 0 && strcmp(rec->stages[d->failed_stage].name, HVD_STAGE_VM_CREATE) == 0;
     if (d->rollback) {
         char why[300] = "";
-        if (rollback(r, d->failed_stage, d->maybe_made, why, sizeof why)) {
+        HvdDeleteResult res = rollback(r, d->failed_stage, d->maybe_made, why, sizeof why);
+        if (res == HVD_DELETE_DONE) {
             /* The envelope's data lists what exists: nothing made is left. */
             hvd_stage_outputs_forget(r->outputs);
             for (size_t i = 0; i < rec->n_stages; i++)
@@ -201,8 +203,16 @@ void jobrun_finish(JobRun *r, const HvdStepDecision *d)
             hvd_log_info(&r->log, "rolled back: VM deleted with its disks");
             append_sentence(msg, sizeof msg, "Everything it made was rolled back.");
         } else {
-            char more[400];
-            hvd_text_printf(more, sizeof more, "Rollback failed (%s); what it made is left in place.", why);
+            char more[600];
+            const char *vm_id = hvd_node_get_str(r->outputs, "vm_id");
+            if (res == HVD_DELETE_UNKNOWN)
+                hvd_text_printf(
+                    more, sizeof more,
+                    "Rollback failed: the outcome of vm.delete is unknown (%s), so VM '%s' (%s) may or may not "
+                    "still exist on %s: check it there.",
+                    why, r->job.vm.vm_name, vm_id ? vm_id : "id unknown", r->job.target_host);
+            else
+                hvd_text_printf(more, sizeof more, "Rollback failed (%s); what it made is left in place.", why);
             append_sentence(msg, sizeof msg, more);
         }
     }

@@ -1,5 +1,5 @@
-/* The agent profile of each host (§6a): HVD_AGENT_PROFILE raw or hvdeploy
- * fixes it; auto asks the host's agent with agent.hello before its first use
+/* The agent profile of each host (§6a): HVD_AGENT_PROFILE raw, hvdeploy or
+ * a capability list fixes it (recorded as "<profile> (fixed)"); auto asks the host's agent with agent.hello before its first use
  * and caches the answer for PROFILE_TTL_MS, or until a call to the host
  * fails at the transport. Answers are recorded in host_agents for
  * `hvdeployctl hosts`. */
@@ -72,7 +72,8 @@ void profile_no_session(const char *host)
     pthread_mutex_unlock(&mu);
 }
 
-static void record(Worker *w, const char *host, const char *agent, const HvdAgentCaps *caps)
+/* fixed: HVD_AGENT_PROFILE chose the capabilities, the host was not asked. */
+static void record(Worker *w, const char *host, const char *agent, const HvdAgentCaps *caps, bool fixed)
 {
     const char *names[4];
     size_t n = 0;
@@ -80,9 +81,9 @@ static void record(Worker *w, const char *host, const char *agent, const HvdAgen
     if (caps->probe) names[n++] = "probe";
     if (caps->session) names[n++] = "session";
     if (caps->output) names[n++] = "output";
-    char err[256];
-    if (hvd_store_host_agent(w->store, host, agent, names, n, hvd_plan_profile_name(caps), err, sizeof err) !=
-        HVD_STORE_OK) {
+    char err[256], profile[32];
+    snprintf(profile, sizeof profile, "%s%s", hvd_plan_profile_name(caps), fixed ? " (fixed)" : "");
+    if (hvd_store_host_agent(w->store, host, agent, names, n, profile, err, sizeof err) != HVD_STORE_OK) {
         HvdLogCtx lc = {.host = host};
         hvd_log_warn(&lc, "cannot record the host's agent profile: %s", err);
     }
@@ -92,7 +93,15 @@ bool profile_caps(Worker *w, const char *host, const char *job_id, int64_t timeo
                   HvdOutcome *hello, char *why, size_t whylen)
 {
     *hello = HVD_OUT_SUCCESS;
-    if (hvd_plan_profile_fixed(w->cfg.agent_profile, caps)) return true;
+    if (hvd_plan_profile_fixed(w->cfg.agent_profile, caps)) {
+        /* recorded once a while, so that `hvdeployctl hosts` shows what is used */
+        HvdAgentCaps seen;
+        if (!cached(host, &seen)) {
+            remember(host, caps);
+            record(w, host, NULL, caps, true);
+        }
+        return true;
+    }
     if (cached(host, caps)) return true;
 
     HvdNode *spec = hvd_node_map();
@@ -118,7 +127,7 @@ bool profile_caps(Worker *w, const char *host, const char *job_id, int64_t timeo
     if (known) {
         const char *agent = hvd_node_get_str(res.data, "agent");
         remember(host, caps);
-        record(w, host, res.outcome == HVD_OUT_SUCCESS ? agent : NULL, caps);
+        record(w, host, res.outcome == HVD_OUT_SUCCESS ? agent : NULL, caps, false);
         hvd_log_kv(HVD_LOG_INFO, &lc, "agent profile", "profile", hvd_plan_profile_name(caps), "agent",
                    res.outcome == HVD_OUT_SUCCESS ? agent : "(no agent.hello)", NULL);
     } else {

@@ -76,6 +76,14 @@ bool hvd_op_creates(const char *operation);
  * delete is gone (an earlier attempt whose answer was lost deleted it). */
 bool hvd_plan_delete_gone(HvdOutcome outcome, const char *message);
 
+typedef enum {
+    HVD_DELETE_DONE,    /* deleted, or it is not there */
+    HVD_DELETE_FAILED,  /* the agent refused: what it was to delete is left */
+    HVD_DELETE_UNKNOWN, /* no answer (timeout, crash, transport): it may or may not be gone */
+} HvdDeleteResult;
+/* What a rollback's last vm.delete call says about its VM. */
+HvdDeleteResult hvd_plan_delete_result(HvdOutcome outcome, const char *message);
+
 /* ---- stages and what they make ------------------------------------------- */
 
 /* Planned stages of a job (§9) in order: vm.create always, then disk.create,

@@ -84,3 +84,9 @@ bool hvd_plan_delete_gone(HvdOutcome outcome, const char *message)
         if (strncasecmp(p, needle, sizeof needle - 1) == 0) return true;
     return false;
 }
+
+HvdDeleteResult hvd_plan_delete_result(HvdOutcome outcome, const char *message)
+{
+    if (outcome == HVD_OUT_SUCCESS || hvd_plan_delete_gone(outcome, message)) return HVD_DELETE_DONE;
+    return hvd_outcome_unknown(outcome) ? HVD_DELETE_UNKNOWN : HVD_DELETE_FAILED;
+}

@@ -156,28 +156,32 @@ HvdStoreStatus hvd_store_list_filtered(HvdStore *s, const HvdListFilter *f, HvdJ
 /* ---- hosts ---- */
 
 /* clang-format off */
-static const char SQL_HOSTS[] =
-    "WITH live AS (SELECT target_host,"
-    "  count(*) FILTER (WHERE status = 'running' AND holds_slot AND lease_expires_at > now()) AS slots,"
-    "  count(*) FILTER (WHERE status = 'running') AS running,"
-    "  count(*) FILTER (WHERE status = 'queued') AS queued,"
-    "  count(*) FILTER (WHERE status = 'retrying') AS retrying,"
-    "  count(*) FILTER (WHERE status <> 'running' AND waiting_reason = 'host_busy') AS w_busy,"
-    "  count(*) FILTER (WHERE status <> 'running' AND waiting_reason = 'retry') AS w_retry,"
-    "  count(*) FILTER (WHERE status <> 'running' AND waiting_reason = 'circuit_open') AS w_circuit,"
-    "  count(*) FILTER (WHERE status <> 'running' AND (waiting_reason IS NULL OR waiting_reason NOT IN"
-    "   ('host_busy', 'retry', 'circuit_open'))) AS w_other"
-    "  FROM hvdeploy.jobs WHERE status IN " STORE_LIVE " AND target_host IS NOT NULL GROUP BY target_host),"
-    " names AS (SELECT target_host FROM live UNION SELECT target_host FROM hvdeploy.host_health)"
-    " SELECT n.target_host, coalesce(l.slots, 0), coalesce(l.running, 0), coalesce(l.queued, 0),"
-    "  coalesce(l.retrying, 0), coalesce(l.w_busy, 0), coalesce(l.w_retry, 0), coalesce(l.w_circuit, 0),"
-    "  coalesce(l.w_other, 0),"
-    "  CASE WHEN h.open_until IS NULL THEN 'closed'"
-    "   WHEN h.trial_owner IS NOT NULL AND h.trial_expires_at > now() THEN 'trial'"
-    "   WHEN h.open_until > now() THEN 'open' ELSE 'half-open' END,"
-    "  coalesce(h.consecutive_fails, 0), " STORE_TS("h.open_until") ", h.trial_owner"
-    " FROM names n LEFT JOIN live l USING (target_host) LEFT JOIN hvdeploy.host_health h USING (target_host)"
-    " ORDER BY n.target_host";
+/* NAMES_MORE: the hosts whose agent said what it is (host_agents, 0005) are
+ * listed too, so its profile shows after its jobs have ended. */
+#define SQL_HOSTS_WITH(NAMES_MORE) \
+    "WITH live AS (SELECT target_host," \
+    "  count(*) FILTER (WHERE status = 'running' AND holds_slot AND lease_expires_at > now()) AS slots," \
+    "  count(*) FILTER (WHERE status = 'running') AS running," \
+    "  count(*) FILTER (WHERE status = 'queued') AS queued," \
+    "  count(*) FILTER (WHERE status = 'retrying') AS retrying," \
+    "  count(*) FILTER (WHERE status <> 'running' AND waiting_reason = 'host_busy') AS w_busy," \
+    "  count(*) FILTER (WHERE status <> 'running' AND waiting_reason = 'retry') AS w_retry," \
+    "  count(*) FILTER (WHERE status <> 'running' AND waiting_reason = 'circuit_open') AS w_circuit," \
+    "  count(*) FILTER (WHERE status <> 'running' AND (waiting_reason IS NULL OR waiting_reason NOT IN" \
+    "   ('host_busy', 'retry', 'circuit_open'))) AS w_other" \
+    "  FROM hvdeploy.jobs WHERE status IN " STORE_LIVE " AND target_host IS NOT NULL GROUP BY target_host)," \
+    " names AS (SELECT target_host FROM live UNION SELECT target_host FROM hvdeploy.host_health" NAMES_MORE ")" \
+    " SELECT n.target_host, coalesce(l.slots, 0), coalesce(l.running, 0), coalesce(l.queued, 0)," \
+    "  coalesce(l.retrying, 0), coalesce(l.w_busy, 0), coalesce(l.w_retry, 0), coalesce(l.w_circuit, 0)," \
+    "  coalesce(l.w_other, 0)," \
+    "  CASE WHEN h.open_until IS NULL THEN 'closed'" \
+    "   WHEN h.trial_owner IS NOT NULL AND h.trial_expires_at > now() THEN 'trial'" \
+    "   WHEN h.open_until > now() THEN 'open' ELSE 'half-open' END," \
+    "  coalesce(h.consecutive_fails, 0), " STORE_TS("h.open_until") ", h.trial_owner" \
+    " FROM names n LEFT JOIN live l USING (target_host) LEFT JOIN hvdeploy.host_health h USING (target_host)" \
+    " ORDER BY n.target_host"
+static const char SQL_HOSTS[] = SQL_HOSTS_WITH("");
+static const char SQL_HOSTS_AGENTS[] = SQL_HOSTS_WITH(" UNION SELECT target_host FROM hvdeploy.host_agents");
 /* clang-format on */
 
 /* The agents' profiles, when some part of the fleet records them: read as
@@ -240,7 +244,10 @@ HvdStoreStatus hvd_store_hosts(HvdStore *s, HvdHostView **out, size_t *n, char *
     *n = 0;
     StoreConn *c = store_checkout(s, &st, err, errlen);
     if (!c) return st;
-    PGresult *r = store_exec1(s, c, SQL_HOSTS, NULL, &st, err, errlen);
+    PGresult *r = store_exec1(s, c, SQL_HOST_AGENTS_EXIST, NULL, &st, err, errlen);
+    bool agents = r && PQntuples(r) == 1 && store_col_bool(r, 0, 0);
+    if (r) PQclear(r);
+    r = store_exec1(s, c, agents ? SQL_HOSTS_AGENTS : SQL_HOSTS, NULL, &st, err, errlen);
     if (!r) {
         store_checkin(s, c);
         return st;

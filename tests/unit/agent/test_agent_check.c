@@ -95,6 +95,11 @@ Test(agent_check, passes_against_the_simhost)
     assert_check(r, "concurrency", "pass", NULL);
     assert_check(r, "idempotency", "pass", "same answer");
     assert_check(r, "cleanup", "pass", "removed");
+    assert_check(r, "hello", "pass", "idempotency, probe, session, output");
+    assert_check(r, "vm.find", "pass", "stamped with this check's job id");
+    assert_check(r, "host.resources", "pass", NULL);
+    assert_check(r, "session", "pass", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(r, "profile")), "hvdeploy");
     json_decref(r);
     /* The throwaway VM was created once and deleted: two effects, no VM left. */
     char *p = hvd_xasprintf("%s/hv01/state.json", dir);
@@ -135,8 +140,14 @@ Test(agent_check, ignoring_idempotency_keys_is_a_warning)
     char *cmd = hvd_xasprintf("%s/agent_noidem", HVD_TEST_AGENT_DIR);
     json_t *r = run_json(cmd, 0);
     cr_assert(json_is_true(json_object_get(r, "ok")));
-    cr_assert_eq(json_integer_value(json_object_get(r, "warnings")), 1);
+    /* no agent.hello either: the raw profile, whose missing capabilities are warnings too */
+    cr_assert_eq(json_integer_value(json_object_get(r, "warnings")), 4);
+    assert_check(r, "hello", "warn", "no agent.hello");
     assert_check(r, "idempotency", "warn", "does not honour idempotency keys");
+    assert_check(r, "vm.find", "warn", "not offered");
+    assert_check(r, "host.resources", "warn", "not offered");
+    assert_check(r, "session", "skip", "not offered");
+    cr_assert_str_eq(json_string_value(json_object_get(r, "profile")), "raw");
     assert_check(r, "cleanup", "pass", "removed");
     json_decref(r);
     free(cmd);
@@ -151,7 +162,7 @@ Test(agent_check, human_output_and_env_command)
     cr_assert_eq(rc, 0, "%s", out.data);
     cr_assert(strstr(out.data, "PASS  noop-test") != NULL, "%s", out.data);
     cr_assert(strstr(out.data, "SKIP  idempotency") != NULL, "%s", out.data);
-    cr_assert(strstr(out.data, "OK: 4 passed, 0 failed, 0 warnings") != NULL, "%s", out.data);
+    cr_assert(strstr(out.data, "OK: 8 passed, 0 failed, 0 warnings") != NULL, "%s", out.data);
     hvd_buf_free(&out);
     unsetenv("HVD_AGENT_CMD");
     free(cmd);

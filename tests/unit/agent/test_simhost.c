@@ -933,6 +933,16 @@ Test(simhost, fault_kinds_latency_fail_code_and_hang)
     cr_assert_eq(res.outcome, HVD_OUT_TIMEOUT, "%s", res.detail);
     cr_assert_leq(res.elapsed_ms, 1500);
     hvd_agent_result_free(&res);
+    /* ":after": the effect is applied, the answer never comes */
+    setenv("HVD_SIM_HANG", "vm.create=1:after", 1);
+    sim_call(NULL, "vm.create", "{\"vm_name\":\"h\",\"gb_ram\":1,\"cpu_cores\":1}", "kh", 1, 500, &res);
+    cr_assert_eq(res.outcome, HVD_OUT_TIMEOUT, "%s", res.detail);
+    hvd_agent_result_free(&res);
+    cr_assert_eq(count_effects(NULL), 1, "the hang came after the effect");
+    setenv("HVD_SIM_HANG", "vm.create=1:later", 1);
+    call("vm.create", "{\"vm_name\":\"h2\",\"gb_ram\":1,\"cpu_cores\":1}", "k2", &res);
+    assert_error(&res, "SIM_CONFIG_ERROR", "HVD_SIM_HANG");
+    hvd_agent_result_free(&res);
     unsetenv("HVD_SIM_HANG");
 
     setenv("HVD_SIM_CRASH", "vm.create=often", 1);

@@ -133,3 +133,25 @@ Test(plan_outcome, a_vm_delete_of_a_vm_not_there_is_done)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         cr_assert_eq(hvd_plan_delete_gone(rows[i].o, rows[i].message), rows[i].gone, "row %zu", i);
 }
+
+/* A rollback's vm.delete: its last call decides what the envelope may say. */
+Test(plan_outcome, a_vm_delete_without_an_answer_is_unknown)
+{
+    static const struct {
+        HvdOutcome o;
+        const char *message;
+        HvdDeleteResult want;
+    } rows[] = {
+        {HVD_OUT_SUCCESS, "VM deleted", HVD_DELETE_DONE},
+        {HVD_OUT_AGENT_ERROR, "Operation error: VM not found: web01", HVD_DELETE_DONE},
+        {HVD_OUT_AGENT_ERROR, "Access is denied. (0x80070005)", HVD_DELETE_FAILED},
+        {HVD_OUT_PROTOCOL_ERROR, "no envelope", HVD_DELETE_FAILED},
+        {HVD_OUT_RETRYABLE, "being used by another process", HVD_DELETE_FAILED},
+        {HVD_OUT_TIMEOUT, "agent did not answer within 300000 ms", HVD_DELETE_UNKNOWN},
+        {HVD_OUT_TRANSPORT, "agent exited with status 70 without an answer", HVD_DELETE_UNKNOWN},
+        {HVD_OUT_UNREACHABLE, "ssh exited 255", HVD_DELETE_UNKNOWN},
+        {HVD_OUT_CANCELLED, "stopped at the end of the shutdown grace", HVD_DELETE_UNKNOWN},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        cr_assert_eq(hvd_plan_delete_result(rows[i].o, rows[i].message), rows[i].want, "row %zu", i);
+}
