@@ -164,7 +164,7 @@ hvd_test() {
         # The worker, CLI and simhost themselves under ASan+UBSan, end to end.
         if [ "$built_asan" -eq 1 ]; then
             ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-                hvd_t_ctest integration-asan "$HVD_ROOT/build-asan" integration -R "pipeline|lifecycle|observability|breaker|ctl_|hardening|fleet"
+                hvd_t_ctest integration-asan "$HVD_ROOT/build-asan" integration -R "pipeline|lifecycle|observability|breaker|ctl_|hardening|fleet|realhost"
         else hvd_t_skip integration-asan "build-asan/ is not configured"; fi
         if [ ! -f "$HVD_ROOT/tests/chaos/run.sh" ]; then hvd_t_skip chaos "tests/chaos/run.sh not there yet"
         elif [ "$built" -eq 1 ]; then hvd_t_step chaos hvd_run_script "$HVD_ROOT/tests/chaos/run.sh" --short || true
