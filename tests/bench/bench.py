@@ -44,6 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("HVD_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 STATE = os.path.join(ROOT, ".state", "bench")
 T_START = time.time()
+SEED_RATE = 1000  # finished jobs (with 4 stages and 15 events each) seeded per second, measured here
 
 
 def log(msg):
@@ -72,7 +73,7 @@ def config(args, agent, conc, workers, tag):
             "hosts": hosts, "host_concurrency": args.host_concurrency if agent != "simhost-50ms" else 1,
             "prefix": "hvdbench%d" % os.getpid(), "bindir": BIN, "state": STATE,
             "pg_port": urllib.parse.urlparse(os.environ["HVD_PG_DSN"]).port or 5432,
-            "timeout": args.timeout, "template": "hvd_bench_tpl_%d" % os.getpid()}
+            "timeout": args.timeout, "perf": args.perf, "template": "hvd_bench_tpl_%d" % os.getpid()}
 
 
 def run_row(args, ideal, cfg, growth_db):
@@ -103,7 +104,13 @@ def ensure_growth(args, ideal):
     if growth.seeded(base, db, args.growth_jobs):
         log("growth: reusing %s" % db)
         return db
-    log("growth: seeding %s with %d finished jobs" % (db, args.growth_jobs))
+    need = args.growth_jobs / SEED_RATE
+    left = args.budget - (time.time() - T_START)
+    if need > left / 2:
+        log("growth: %s is not seeded and seeding takes ~%.0f s, more than the budget leaves: skipped "
+            "(seed it once with --only null-session:64:2:growth --budget %d)" % (db, need, need * 2 + 300))
+        return None
+    log("growth: seeding %s with %d finished jobs (~%.0f s)" % (db, args.growth_jobs, need))
     warm = dict(config(args, "null-session", 64, 1, "growth"), jobs=200)
 
     def warm_up(d):
@@ -135,6 +142,7 @@ def main():
     ap.add_argument("--growth-jobs", type=int, help="finished jobs already there in the growth row (10^6; quick 2*10^4)")
     ap.add_argument("--only", help="comma-separated rows agent:concurrency:workers[:growth] instead of the list")
     ap.add_argument("--budget", type=int, help="seconds the run may take (default 1380; quick 170)")
+    ap.add_argument("--perf", action="store_true", help="perf record the workers; .state/bench/perf-*.txt")
     ap.add_argument("--timeout", type=int, default=300, help="seconds an hvdeploy round may take")
     args = ap.parse_args()
     q = args.quick
@@ -161,6 +169,10 @@ def main():
                 log("skipped %s c=%d w=%d %s: over the time budget" % (agent, conc, workers, tag))
                 continue
             gdb = ensure_growth(args, ideal) if tag == "growth" else None
+            if tag == "growth" and not gdb:
+                skipped.append(cfg)
+                continue
+            cfg["timeout"] = int(max(30, min(args.timeout, args.budget - (time.time() - T_START))))
             t0 = time.time()
             log("row %s c=%d w=%d %s" % (agent, conc, workers, tag))
             done.append(run_row(args, ideal, cfg, gdb))

@@ -13,10 +13,12 @@ import time
 import msgpack
 import pika
 
-from probes import (db_dsn, live_children_cpu, metric_sum, metrics_text, pg_segments, proc_cpu_s, proc_hwm_kb,
-                    psql, reaped_children_cpu_s, segments_delta, wait_healthy, xact_commit)
+from probes import (db_dsn, live_children_cpu, metric_sum, metrics_text, pg_segments, proc_cpu_s, proc_cpu_split_s, proc_hwm_kb,
+                    psql, reaped_children_cpu_s, segments_delta, service_pids, services_cpu, services_delta,
+                    wait_healthy, xact_commit)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SERVICES = service_pids()
 
 
 def agent_env(agent, bindir, sim_dir):
@@ -94,9 +96,11 @@ def snapshot(workers, ports, pg_port):
     return {
         "t": time.time(),
         "cpu": sum(proc_cpu_s(p) for p in pids),
+        "sys": sum(proc_cpu_split_s(p)[1] for p in pids),
         "reaped": sum(reaped_children_cpu_s(p) for p in pids),
         "children": live_children_cpu(pids),
         "segs": pg_segments(pg_port, pids),
+        "svc": services_cpu(SERVICES),
         "amqp": sum(metric_sum(0, "hvdeploy_amqp_operations_total", t) for t in texts),
         "wtx": sum(metric_sum(0, "hvdeploy_pg_transactions_total", t) for t in texts),
     }
@@ -105,6 +109,30 @@ def snapshot(workers, ports, pg_port):
 def agent_cpu(a, b):
     live = sum(v - a["children"].get(k, 0) for k, v in b["children"].items())
     return live + (b["reaped"] - a["reaped"])
+
+
+def perf_start(cfg, workers):
+    """--perf: samples the workers' user-space stacks over the job window."""
+    if not cfg.get("perf"):
+        return None
+    out = os.path.join(cfg["state"], "perf-%s-%d-%d.data" % (cfg["agent"], cfg["concurrency"], cfg["workers"]))
+    p = subprocess.Popen(["perf", "record", "-q", "-F", "299", "--call-graph", "dwarf,16384", "-o", out, "-p",
+                          ",".join(str(w.pid) for w in workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # perf attaches
+    return p, out
+
+
+def perf_stop(prof, cfg):
+    if not prof:
+        return
+    p, out = prof
+    p.send_signal(2)
+    p.wait(60)
+    with open(out[:-5] + ".txt", "w") as f:
+        for how in (["--no-children", "--sort", "dso"], ["--no-children", "--sort", "dso,sym"],
+                    ["--children", "--sort", "sym"]):  # self by library, self by function, inclusive
+            f.write(subprocess.run(["perf", "report", "-i", out, "-g", "none", "--stdio", "--percent-limit", "1"]
+                                   + how, capture_output=True, text=True).stdout)
 
 
 def feed(prefix, reply, n, hosts):
@@ -159,9 +187,11 @@ def one_round(cfg, db, keep_db=False):
         ch = conn.channel()
         reply = ch.queue_declare("", exclusive=True).method.queue
         s0 = snapshot(workers, ports, cfg["pg_port"])
+        prof = perf_start(cfg, workers)
         feeder = feed(cfg["prefix"], reply, cfg["jobs"], cfg["hosts"])
         envelopes, t1 = collect(ch, reply, cfg["jobs"], cfg["timeout"])
         s1 = snapshot(workers, ports, cfg["pg_port"])
+        perf_stop(prof, cfg)
         hwm = [proc_hwm_kb(w.pid) for w in workers]
         out, _ = feeder.communicate(timeout=60)
         t0, t_fed = (float(v) for v in out.split())
@@ -182,7 +212,10 @@ def one_round(cfg, db, keep_db=False):
         "feed_s": t_fed - t0, "secs": t1 - t0,
         "overhead_p50_ms": p50, "overhead_p99_ms": p99, "agent_ms_per_job": agent_ms,
         "cpu_ms_per_job": (s1["cpu"] - s0["cpu"]) * 1000 / d,
+        "sys_ms_per_job": (s1["sys"] - s0["sys"]) * 1000 / d,  # of cpu_ms_per_job, in the kernel
         "agent_cpu_ms_per_job": agent_cpu(s0, s1) * 1000 / d,
+        "pg_cpu_ms_per_job": services_delta(s0["svc"], s1["svc"], "pg") * 1000 / d,
+        "rmq_cpu_ms_per_job": services_delta(s0["svc"], s1["svc"], "rmq") * 1000 / d,
         "pg_tx_per_job": (x1 - x0) / d,  # whole worker lifetime on its own database
         "worker_tx_per_job": (s1["wtx"] - s0["wtx"]) / d,  # the workers' counter, this window
         "pg_rt_per_job": segments_delta(s0["segs"], s1["segs"]) / d,

@@ -8,7 +8,8 @@ import threading
 import time
 import urllib.parse
 
-from probes import db_dsn, pg_segments, psql, segments_delta, xact_commit
+from probes import (db_dsn, pg_segments, psql, segments_delta, service_pids, services_cpu, services_delta,
+                    xact_commit)
 
 SHARED = os.environ.get("HVD_IDEAL_SRC", "/work/shared/bench")
 DB = "bench"
@@ -40,6 +41,7 @@ class Ideal:
         self.pg = "host=%s port=%d user=%s dbname=%s" % (p.hostname or "127.0.0.1", self.pg_port,
                                                          urllib.parse.unquote(p.username or ""), DB)
         self.dsn = db_dsn(self.base_dsn, DB)
+        self.services = service_pids()
         self._setup()
 
     def _b(self, *args):
@@ -70,11 +72,14 @@ class Ideal:
                "jobbase=%d" % jobbase]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         segs = {}
+        svc0 = services_cpu(self.services)
+        svc = dict(svc0)
         stop = threading.Event()
 
-        def sample():  # sockets close at the end: keep the last reading of each
+        def sample():  # sockets and backends end with the run: keep the last reading of each
             while not stop.is_set():
                 segs.update(pg_segments(self.pg_port, [p.pid]))
+                svc.update(services_cpu(self.services))
                 stop.wait(0.2)
 
         t = threading.Thread(target=sample, daemon=True)
@@ -95,6 +100,8 @@ class Ideal:
             "cpu_ms_per_job": (ru.ru_utime + ru.ru_stime) * 1000 / n,
             "pg_tx_per_job": (x1 - x0) / n,
             "pg_rt_per_job": segments_delta({}, segs) / n,
+            "pg_cpu_ms_per_job": services_delta(svc0, svc, "pg") * 1000 / n,
+            "rmq_cpu_ms_per_job": services_delta(svc0, svc, "rmq") * 1000 / n,
             "peak_rss_mb": ru.ru_maxrss / 1024,
         }
 

@@ -44,6 +44,12 @@ def proc_cpu_s(pid):
     return (int(f[11]) + int(f[12])) / TICKS
 
 
+def proc_cpu_split_s(pid):
+    """(utime, stime) of pid: user space and the kernel on its behalf."""
+    f = _stat(pid)
+    return int(f[11]) / TICKS, int(f[12]) / TICKS
+
+
 def reaped_children_cpu_s(pid):
     """cutime + cstime: the children pid has waited for (per-call agents)."""
     f = _stat(pid)
@@ -149,3 +155,36 @@ def pg_segments(pg_port, pids):
 
 def segments_delta(before, after):
     return sum(v - before.get(k, 0) for k, v in after.items())
+
+
+def service_pids():
+    """(postmaster, beam) pids of this checkout's services, from deploy/dev.sh."""
+    dev = os.environ.get("HVD_DEV_SH")
+    if not dev:
+        return None, None
+    out = []
+    for verb in ("pg-pid", "rmq-pid"):
+        r = subprocess.run([dev, "svc", verb], capture_output=True, text=True)
+        out.append(int(r.stdout.split()[0]) if r.returncode == 0 and r.stdout.split() else None)
+    return tuple(out)
+
+
+def services_cpu(pids):
+    """{(kind, pid): CPU s} of the PostgreSQL backends (the postmaster's
+    children, kind "pg") and the broker ("rmq"); see services_delta."""
+    pg, rmq = pids
+    res = {}
+    try:
+        if pg:
+            res.update((("pg", k), v) for k, v in live_children_cpu([pg]).items())
+        if rmq:
+            res[("rmq", rmq)] = proc_cpu_s(rmq)
+    except OSError:
+        pass
+    return res
+
+
+def services_delta(before, after, kind):
+    """CPU s of kind between two readings (processes that started in between
+    count from 0; those that ended are lost, so sample often if they do)."""
+    return sum(v - before.get(k, 0) for k, v in after.items() if k[0] == kind)

@@ -30,17 +30,29 @@ def _name(r):
 
 
 def table(rows):
-    out = ["| agent | HVD_CONCURRENCY | workers | jobs/s | ideal jobs/s | ratio | worker CPU ms/job "
-           "| agent CPU ms/job | PG tx/job | PG round trips/job | broker ops/job | overhead p50 / p99 ms "
-           "| peak RSS/worker MB | ok |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| agent | HVD_CONCURRENCY | workers | jobs/s | ideal jobs/s | ratio to ideal | worker CPU ms/job "
+           "| PG tx/job | PG round trips/job | peak RSS/worker MB | ok |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append("| %s | %d | %d | %.0f | %.0f | %.0f %% | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f / %.1f "
-                   "| %.1f | %d/%d |" % (
-                       _name(r), r["concurrency"], r["workers"], r["jobs_per_s"], r["ideal"]["jobs_per_s"],
-                       100 * r["ratio"], r["cpu_ms_per_job"], r["agent_cpu_ms_per_job"], r["pg_tx_per_job"],
-                       r["pg_rt_per_job"], r["amqp_ops_per_job"], r["overhead_p50_ms"], r["overhead_p99_ms"],
-                       r["peak_rss_mb"], r["ok"], r["jobs"]))
+        out.append("| %s | %d | %d | %.0f | %.0f | %.0f %% | %.2f | %.1f | %.1f | %.1f | %d/%d |" % (
+            _name(r), r["concurrency"], r["workers"], r["jobs_per_s"], r["ideal"]["jobs_per_s"], 100 * r["ratio"],
+            r["cpu_ms_per_job"], r["pg_tx_per_job"], r["pg_rt_per_job"], r["peak_rss_mb"], r["ok"], r["jobs"]))
+    return out
+
+
+def breakdown(rows):
+    out = ["Where the box's time goes, CPU ms per job (medians; the ideal pipeline's own in the round before), "
+           "and the worker's overhead (envelope time minus time in agent calls):", "",
+           "| agent | HVD_CONCURRENCY | workers | worker | of it kernel | agents | PostgreSQL | RabbitMQ "
+           "| ideal: client / PostgreSQL / RabbitMQ | broker ops/job | overhead p50 / p99 ms |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        i = r["ideal"]
+        out.append("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f / %.2f / %.2f | %.1f | %.0f / %.0f |" % (
+            _name(r), r["concurrency"], r["workers"], r["cpu_ms_per_job"], r.get("sys_ms_per_job", 0),
+            r["agent_cpu_ms_per_job"], r.get("pg_cpu_ms_per_job", 0), r.get("rmq_cpu_ms_per_job", 0),
+            i["cpu_ms_per_job"], i.get("pg_cpu_ms_per_job", 0), i.get("rmq_cpu_ms_per_job", 0),
+            r["amqp_ops_per_job"], r["overhead_p50_ms"], r["overhead_p99_ms"]))
     return out
 
 
@@ -122,6 +134,8 @@ def render(args, rows, skipped, elapsed):
     ]
     lines += table(rows)
     lines += [""] + ideal_line(rows)
+    if rows:
+        lines += [""] + breakdown(rows)
     if skipped:
         lines += ["", "Not run (time budget): " + ", ".join("%s %d x %d" % (c["agent"], c["concurrency"],
                                                                           c["workers"]) for c in skipped) + "."]
