@@ -26,6 +26,7 @@ already holds --growth-jobs finished jobs. Results: .state/bench/results.md
 The run stops by itself: rows that would not fit in --budget are skipped.
 """
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -152,6 +153,11 @@ def main():
     args.growth_jobs = args.growth_jobs or (20000 if q else 1000000)
     args.budget = args.budget or (170 if q else 1380)
     os.makedirs(STATE, exist_ok=True)
+    lock = open(os.path.join(STATE, "lock"), "w")
+    try:  # one run at a time: the ideal pipeline's database and queues are shared
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit("bench: another run of this checkout's benchmark is going on")
     if args.only:
         todo = [tuple(r.split(":")) for r in args.only.split(",")]
         todo = [(t[0], int(t[1]), int(t[2]), t[3] if len(t) > 3 else "") for t in todo]

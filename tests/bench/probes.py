@@ -18,7 +18,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def psql(dsn, sql):
-    out = subprocess.run(["psql", "-qAtX", dsn, "-c", sql], check=True, capture_output=True, text=True)
+    out = subprocess.run(["psql", "-qAtX", dsn, "-c", sql], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("psql %s: %s: %s" % (dsn.rsplit("/", 1)[-1], sql[:60], out.stderr.strip()))
     return out.stdout.strip()
 
 
