@@ -142,7 +142,7 @@ def main():
     ap.add_argument("--host-concurrency", type=int, default=64, help="HVD_HOST_CONCURRENCY (64: no host limit)")
     ap.add_argument("--growth-jobs", type=int, help="finished jobs already there in the growth row (10^6; quick 2*10^4)")
     ap.add_argument("--only", help="comma-separated rows agent:concurrency:workers[:growth] instead of the list")
-    ap.add_argument("--budget", type=int, help="seconds the run may take (default 1380; quick 170)")
+    ap.add_argument("--budget", type=int, help="seconds the run may take (default 1260; quick 170)")
     ap.add_argument("--perf", action="store_true", help="perf record the workers; .state/bench/perf-*.txt")
     ap.add_argument("--timeout", type=int, default=300, help="seconds an hvdeploy round may take")
     args = ap.parse_args()
@@ -151,7 +151,7 @@ def main():
     args.ideal_jobs = args.ideal_jobs or (300 if q else 1000)
     args.rounds = args.rounds or (1 if q else 3)
     args.growth_jobs = args.growth_jobs or (20000 if q else 1000000)
-    args.budget = args.budget or (170 if q else 1380)
+    args.budget = args.budget or (170 if q else 1260)
     os.makedirs(STATE, exist_ok=True)
     lock = open(os.path.join(STATE, "lock"), "w")
     try:  # one run at a time: the ideal pipeline's database and queues are shared

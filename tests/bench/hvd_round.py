@@ -13,9 +13,9 @@ import time
 import msgpack
 import pika
 
-from probes import (db_dsn, live_children_cpu, metric_sum, metrics_text, pg_segments, proc_cpu_s, proc_cpu_split_s, proc_hwm_kb,
-                    psql, reaped_children_cpu_s, segments_delta, service_pids, services_cpu, services_delta,
-                    wait_healthy, xact_commit)
+from probes import (db_dsn, live_children_cpu, metric_sum, metrics_text, pg_segments, proc_cpu_s, proc_cpu_split_s,
+                    proc_hwm_kb, psql, reaped_children_cpu_s, segments_delta, service_pids, services_cpu,
+                    services_delta, wait_healthy, xact_commit)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVICES = service_pids()

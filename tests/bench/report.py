@@ -44,15 +44,15 @@ def breakdown(rows):
     out = ["Where the box's time goes, CPU ms per job (medians; the ideal pipeline's own in the round before), "
            "and the worker's overhead (envelope time minus time in agent calls):", "",
            "| agent | HVD_CONCURRENCY | workers | worker | of it kernel | agents | PostgreSQL | RabbitMQ "
-           "| ideal: client / PostgreSQL / RabbitMQ | broker ops/job | overhead p50 / p99 ms |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| ideal: client / PostgreSQL / RabbitMQ | worker's own tx/job | broker ops/job | overhead p50 / p99 ms |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         i = r["ideal"]
-        out.append("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f / %.2f / %.2f | %.1f | %.0f / %.0f |" % (
+        out.append("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f / %.2f / %.2f | %.1f | %.1f | %.0f / %.0f |" % (
             _name(r), r["concurrency"], r["workers"], r["cpu_ms_per_job"], r.get("sys_ms_per_job", 0),
             r["agent_cpu_ms_per_job"], r.get("pg_cpu_ms_per_job", 0), r.get("rmq_cpu_ms_per_job", 0),
             i["cpu_ms_per_job"], i.get("pg_cpu_ms_per_job", 0), i.get("rmq_cpu_ms_per_job", 0),
-            r["amqp_ops_per_job"], r["overhead_p50_ms"], r["overhead_p99_ms"]))
+            r.get("worker_tx_per_job", 0), r["amqp_ops_per_job"], r["overhead_p50_ms"], r["overhead_p99_ms"]))
     return out
 
 
@@ -95,7 +95,10 @@ def targets(rows):
         rt = [x["pg_rt_per_job"] for x in main]
         out.append("- worker CPU <= 1 ms/job (null agents): %.2f-%.2f ms: %s" % (min(cpu), max(cpu),
                                                                                   _mark(max(cpu) <= 1)))
-        out.append("- <= 7 PostgreSQL transactions/job: %.1f-%.1f: %s" % (min(tx), max(tx), _mark(max(tx) <= 7)))
+        wtx = [x.get("worker_tx_per_job", 0) for x in main]
+        out.append("- <= 7 PostgreSQL transactions/job: %.1f-%.1f by pg_stat_database over the workers' whole life "
+                   "(with their start, stop and background work); %.1f-%.1f by the workers' own counter over the "
+                   "job window: %s" % (min(tx), max(tx), min(wtx), max(wtx), _mark(max(tx) <= 7)))
         out.append("- <= 10 PostgreSQL round trips/job: %.1f-%.1f: %s" % (min(rt), max(rt), _mark(max(rt) <= 10)))
     for conc, cap in ((64, 16), (512, 64)):
         rss = [x["peak_rss_mb"] for x in rows if x["concurrency"] == conc and not x["tag"]
@@ -111,10 +114,11 @@ def targets(rows):
     g, e = find(rows, "null-session", 64, 2, "growth"), find(rows, "null-session", 64, 2)
     if g and e:
         d = g["ratio"] / e["ratio"] - 1
-        out.append("- growth: with the finished jobs already there, %.0f jobs/s (%.0f %% of ideal) against %.0f "
-                   "(%.0f %%) on empty tables: %+.0f %% by the ratio: %s" % (
-                       g["jobs_per_s"], 100 * g["ratio"], e["jobs_per_s"], 100 * e["ratio"], 100 * d,
-                       _mark(d >= -0.10)))
+        dj = g["jobs_per_s"] / e["jobs_per_s"] - 1
+        out.append("- growth within 10 %%: with the finished jobs already there, %.0f jobs/s (%.0f %% of ideal) "
+                   "against %.0f (%.0f %%) on empty tables: %+.0f %% by jobs/s, %+.0f %% by the ratio to ideal: %s" % (
+                       g["jobs_per_s"], 100 * g["ratio"], e["jobs_per_s"], 100 * e["ratio"], 100 * dj, 100 * d,
+                       _mark(min(d, dj) >= -0.10)))
     return out
 
 
