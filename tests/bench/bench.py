@@ -135,8 +135,8 @@ def cleanup_queues(prefix):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="300 jobs, 1 round, 4 rows (< 3 min)")
-    ap.add_argument("--jobs", type=int, help="jobs per hvdeploy round (default 1000; quick 300)")
-    ap.add_argument("--ideal-jobs", type=int, help="jobs per ideal round (default 1000; quick 300)")
+    ap.add_argument("--jobs", type=int, help="jobs per hvdeploy round (default 600; quick 300)")
+    ap.add_argument("--ideal-jobs", type=int, help="jobs per ideal round (default 600; quick 300)")
     ap.add_argument("--rounds", type=int, help="rounds per row (default 3; quick 1)")
     ap.add_argument("--hosts", type=int, default=64, help="distinct target hosts the jobs spread over")
     ap.add_argument("--host-concurrency", type=int, default=64, help="HVD_HOST_CONCURRENCY (64: no host limit)")
@@ -147,8 +147,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=300, help="seconds an hvdeploy round may take")
     args = ap.parse_args()
     q = args.quick
-    args.jobs = args.jobs or (300 if q else 1000)
-    args.ideal_jobs = args.ideal_jobs or (300 if q else 1000)
+    args.jobs = args.jobs or (300 if q else 600)
+    args.ideal_jobs = args.ideal_jobs or (300 if q else 600)
     args.rounds = args.rounds or (1 if q else 3)
     args.growth_jobs = args.growth_jobs or (20000 if q else 1000000)
     args.budget = args.budget or (170 if q else 1260)
