@@ -45,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("HVD_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 STATE = os.path.join(ROOT, ".state", "bench")
 T_START = time.time()
-SEED_RATE = 1000  # finished jobs (with 4 stages and 15 events each) seeded per second, measured here
+SEED_RATE = 1700  # finished jobs (4 stages, 15 events each) seeded per second: 10^6 took 581 s here
 
 
 def log(msg):
