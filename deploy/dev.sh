@@ -45,7 +45,8 @@ usage: ./deploy/dev.sh COMMAND [ARGS...]
                 rmq-up rmq-down rmq-reset rmq-urls rmq-kill N rmq-start N
                 rmq-leader QUEUE [VHOST]  rmqctl N ARGS...
                 pg-up pg-dsn [DB] pg-kill-primary pg-promote pg-down pg-reset
-  bench       install, build, start the services and run tests/bench/run.sh
+  bench       install, build, start the services and run tests/bench/run.sh: hvdeploy against
+              the ideal pipeline of ../shared/bench/ (--quick: < 3 min; default: <= 25 min)
   perf        the store's latency with an empty schema and with 10^6 finished jobs
               (tests/perf/run.sh [N])
   chaos       install, build, start the services and run tests/chaos/run.sh --long
