@@ -97,7 +97,7 @@ void *maint_main(void *arg)
                 hvd_log_info(NULL, "erased the secrets of %zu failed job(s) whose retention passed", purged);
             next_purge = now + 60000;
         }
-        hvd_agent_reap_orphans(); /* leftovers of agents whose own parent died after the call */
+        hvd_agent_reap_orphans_now_and_then(); /* leftovers of agents whose own parent died after the call */
         if (!atomic_load(&w->stopping)) fleet_tick(fleet, now);
         uint64_t tx = hvd_store_tx_count(w->store);
         if (tx > tx_seen) hvd_metric_add(HVD_M_PG_TRANSACTIONS, NULL, NULL, (double)(tx - tx_seen));

@@ -23,7 +23,8 @@ typedef struct RunItem {
 struct Runners {
     Worker *w;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t work; /* a job was queued (one runner woken) or the pool stops (all) */
+    pthread_cond_t done; /* a runner was given back: runners_stop waits on it */
     RunItem *head, *tail;
     size_t n_threads;
     size_t reserved; /* runners promised to jobs being claimed or queued */
@@ -37,7 +38,7 @@ static void *runner_main(void *arg)
     Runners *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->mu);
-        while (!r->head && !r->stop) pthread_cond_wait(&r->cv, &r->mu);
+        while (!r->head && !r->stop) pthread_cond_wait(&r->work, &r->mu);
         if (!r->head) { /* stopping and nothing queued */
             pthread_mutex_unlock(&r->mu);
             return NULL;
@@ -57,7 +58,7 @@ static void *runner_main(void *arg)
         r->busy--;
         r->reserved--;
         hvd_metrics_set_in_flight((int)r->reserved, (int)r->n_threads);
-        pthread_cond_broadcast(&r->cv);
+        if (r->stop) pthread_cond_broadcast(&r->done); /* only runners_stop waits for runners back */
         pthread_mutex_unlock(&r->mu);
     }
 }
@@ -67,7 +68,8 @@ Runners *runners_start(Worker *w, int n)
     Runners *r = hvd_xcalloc(1, sizeof *r);
     r->w = w;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    pthread_cond_init(&r->work, NULL);
+    pthread_cond_init(&r->done, NULL);
     r->n_threads = (size_t)n;
     r->threads = hvd_xcalloc((size_t)n, sizeof *r->threads);
     pthread_attr_t attr;
@@ -92,7 +94,7 @@ void runners_unreserve(Runners *r)
 {
     pthread_mutex_lock(&r->mu);
     r->reserved--;
-    pthread_cond_broadcast(&r->cv);
+    if (r->stop) pthread_cond_broadcast(&r->done);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -108,7 +110,7 @@ void runners_submit(Runners *r, HvdJobRecord *rec, bool takeover)
         r->head = it;
     r->tail = it;
     hvd_metrics_set_in_flight((int)r->reserved, (int)r->n_threads);
-    pthread_cond_broadcast(&r->cv);
+    pthread_cond_signal(&r->work); /* one job, one runner: waking them all cost half the worker's CPU */
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -124,17 +126,17 @@ bool runners_stop(Runners *r, int grace_s)
 {
     pthread_mutex_lock(&r->mu);
     r->stop = true;
-    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->work);
     int64_t deadline = hvd_mono_ms() + (int64_t)grace_s * 1000;
     while (r->reserved > 0 && hvd_mono_ms() < deadline) {
-        hvd_cond_wait_ms(&r->cv, &r->mu, 100);
+        hvd_cond_wait_ms(&r->done, &r->mu, 100);
     }
     if (r->reserved > 0) {
         /* Grace over: stop the agents; their runners release their jobs. */
         atomic_store(&r->w->agent_cancel, 1);
         deadline = hvd_mono_ms() + r->w->agent.kill_grace_ms + 3000;
         while (r->reserved > 0 && hvd_mono_ms() < deadline) {
-            hvd_cond_wait_ms(&r->cv, &r->mu, 100);
+            hvd_cond_wait_ms(&r->done, &r->mu, 100);
         }
     }
     size_t left = r->reserved;
@@ -143,7 +145,8 @@ bool runners_stop(Runners *r, int grace_s)
         for (size_t i = 0; i < r->n_threads; i++) pthread_join(r->threads[i], NULL);
         free(r->threads);
         pthread_mutex_destroy(&r->mu);
-        pthread_cond_destroy(&r->cv);
+        pthread_cond_destroy(&r->work);
+        pthread_cond_destroy(&r->done);
         free(r);
         return true;
     }

@@ -411,6 +411,6 @@ done:
     hvd_buf_free(&c.out);
     hvd_agent_argv_free(argv);
     free(envp);
-    if (ran) hvd_agent_reap_orphans();
+    if (ran) hvd_agent_reap_orphans_now_and_then();
     return res->outcome;
 }

@@ -177,5 +177,7 @@ int hvd_agent_become_subreaper(void);
  * process is not a subreaper. Every call runs it at its end; run it also now
  * and then for leftovers whose own parent dies later. */
 int hvd_agent_reap_orphans(void);
+/* The same, unless a scan ran less than a second ago (then 0). */
+int hvd_agent_reap_orphans_now_and_then(void);
 
 #endif
