@@ -4,7 +4,7 @@ deploy/prometheus/hvdeploy-alerts.yaml name only metrics the worker exports.
 
 The exported names come from the worker's own table: the HVD_M_* names of
 common/infra/metrics.h with their types from hvd_metrics_register_worker in
-common/infra/metrics.c (a histogram NAME is scraped as NAME_bucket, NAME_sum
+common/infra/metrics*.c (a histogram NAME is scraped as NAME_bucket, NAME_sum
 and NAME_count), and the process_* metrics metrics.c renders. Every PromQL
 expression of the dashboard (panel targets, template queries) and of the alert
 rules is tokenised; what is left once functions, keywords, label matchers,
@@ -13,6 +13,7 @@ and each must be one of those.
 
 Usage: check_metrics.py ROOT. Prints each unknown name; exit 1 if any."""
 import json
+import glob
 import os
 import re
 import sys
@@ -27,8 +28,10 @@ def exported(root):
     """{metric name as scraped} from the worker's metric table."""
     with open(os.path.join(root, "common", "infra", "metrics.h"), encoding="utf-8") as f:
         defines = dict(re.findall(r'#define\s+(HVD_M_\w+)\s+"([a-z_:][a-z0-9_:]*)"', f.read()))
-    with open(os.path.join(root, "common", "infra", "metrics.c"), encoding="utf-8") as f:
-        src = f.read()
+    src = ""
+    for name in sorted(glob.glob(os.path.join(root, "common", "infra", "metrics*.c"))):
+        with open(name, encoding="utf-8") as f:
+            src += f.read()
     names = set()
     for macro, kind in re.findall(r"\{\s*(HVD_M_\w+)\s*,\s*HVD_METRIC_(COUNTER|GAUGE|HISTOGRAM)", src):
         if macro not in defines:
@@ -93,7 +96,7 @@ def main():
     root = sys.argv[1]
     known = exported(root)
     if len(known) < 20:
-        print("could read only %d metric names from common/infra/metrics.[ch]" % len(known))
+        print("could read only %d metric names from common/infra/metrics*.[ch]" % len(known))
         return 1
     bad = 0
     checked = 0
