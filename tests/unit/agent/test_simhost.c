@@ -57,7 +57,9 @@ static HvdOutcome sim_call(const char *args, const char *op, const char *spec, c
     char *bin = simhost_path();
     char *cmd = hvd_xasprintf("%s --state-dir %s %s", bin, dir, args ? args : "");
     cr_assert(hvd_agent_cfg_set_command(&cfg, cmd, err, sizeof err), "%s", err);
-    cr_assert(hvd_agent_cfg_set_timeout(&cfg, "*", timeout_ms > 0 ? timeout_ms : 10000));
+    int64_t limit = timeout_ms > 0 ? timeout_ms : 10000;
+    /* "*" is the default of operations without their own; vm.create has one (300 s) */
+    cr_assert(hvd_agent_cfg_set_timeout(&cfg, "*", limit) && hvd_agent_cfg_set_timeout(&cfg, op, limit));
     HvdBuf req = {0};
     hvd_buf_printf(&req,
                    "{\"operation\":\"%s\",\"resource_spec\":%s,\"correlation_id\":\"corr-%s\","
