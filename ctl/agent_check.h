@@ -47,6 +47,9 @@ void ac_new_uuid(char out[HVD_UUID_LEN + 1]);
  * caller's); timeout_ms 0 = the operation's default. */
 HvdOutcome ac_call(Ctx *x, const char *op, const HvdNode *spec, const char *corr, const char *key, int64_t attempt,
                    int64_t timeout_ms, HvdAgentResult *res);
+/* ac_call for a check's own single call: a fresh correlation id (copied to
+ * cid when not NULL), the key "<run_id>:<op>", attempt 1, the check's timeout. */
+HvdOutcome ac_call_op(Ctx *x, const char *op, const HvdNode *spec, char cid[HVD_UUID_LEN + 1], HvdAgentResult *res);
 /* "timeout: agent did not answer within 60000 ms (stderr: ...)" */
 void ac_describe(const HvdAgentResult *res, char *out, size_t len);
 

@@ -50,6 +50,15 @@ HvdOutcome ac_call(Ctx *x, const char *op, const HvdNode *spec, const char *corr
     return o;
 }
 
+HvdOutcome ac_call_op(Ctx *x, const char *op, const HvdNode *spec, char cid[HVD_UUID_LEN + 1], HvdAgentResult *res)
+{
+    char own[HVD_UUID_LEN + 1], key[160];
+    char *id = cid ? cid : own;
+    ac_new_uuid(id);
+    snprintf(key, sizeof key, "%s:%s", x->run_id, op);
+    return ac_call(x, op, spec, id, key, 1, x->timeout_ms, res);
+}
+
 /* "timeout: agent did not answer within 60000 ms (stderr: ...)" */
 void ac_describe(const HvdAgentResult *res, char *out, size_t len)
 {

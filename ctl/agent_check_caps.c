@@ -26,12 +26,10 @@ static void caps_text(const HvdAgentCaps *c, char *out, size_t len)
 
 void ac_check_hello(Ctx *x, Check *c)
 {
-    char cid[HVD_UUID_LEN + 1], key[96], why[400];
-    ac_new_uuid(cid);
-    snprintf(key, sizeof key, "%s:%s", x->run_id, HVD_OP_AGENT_HELLO);
+    char why[400];
     HvdNode *spec = hvd_node_map();
     HvdAgentResult res;
-    ac_call(x, HVD_OP_AGENT_HELLO, spec, cid, key, 1, x->timeout_ms, &res);
+    ac_call_op(x, HVD_OP_AGENT_HELLO, spec, NULL, &res);
     hvd_node_free(spec);
     c->elapsed_ms = res.elapsed_ms;
     AgentHello *h = &x->hello;
@@ -94,14 +92,12 @@ void ac_check_find(Ctx *x, Check *c)
                  "rollback cannot find a VM whose creation is in doubt");
         return;
     }
-    char cid[HVD_UUID_LEN + 1], key[96], why[400];
-    ac_new_uuid(cid);
-    snprintf(key, sizeof key, "%s:%s", x->run_id, HVD_OP_VM_FIND);
+    char why[400];
     HvdNode *spec = hvd_node_map();
     hvd_node_map_set_str(spec, "vm_name", x->vm_name);
     hvd_node_map_set_str(spec, "job_id", x->run_id);
     HvdAgentResult res;
-    ac_call(x, HVD_OP_VM_FIND, spec, cid, key, 1, x->timeout_ms, &res);
+    ac_call_op(x, HVD_OP_VM_FIND, spec, NULL, &res);
     hvd_node_free(spec);
     c->elapsed_ms = res.elapsed_ms;
     const HvdNode *vms = hvd_node_get(res.data, "vms");
@@ -146,12 +142,10 @@ void ac_check_resources(Ctx *x, Check *c)
                  "image the host lacks fails only when a stage reaches it, after vm.create made the VM");
         return;
     }
-    char cid[HVD_UUID_LEN + 1], key[96], why[400];
-    ac_new_uuid(cid);
-    snprintf(key, sizeof key, "%s:%s", x->run_id, HVD_OP_HOST_RESOURCES);
+    char why[400];
     HvdNode *spec = hvd_node_map();
     HvdAgentResult res;
-    ac_call(x, HVD_OP_HOST_RESOURCES, spec, cid, key, 1, x->timeout_ms, &res);
+    ac_call_op(x, HVD_OP_HOST_RESOURCES, spec, NULL, &res);
     hvd_node_free(spec);
     c->elapsed_ms = res.elapsed_ms;
     c->status = CHECK_FAIL;

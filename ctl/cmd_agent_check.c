@@ -62,13 +62,11 @@ static void usage(FILE *f)
 
 static void check_noop(Ctx *x, Check *noop, Check *corr)
 {
-    char cid[HVD_UUID_LEN + 1], key[96];
-    ac_new_uuid(cid);
-    snprintf(key, sizeof key, "%s:noop-test", x->run_id);
+    char cid[HVD_UUID_LEN + 1];
     HvdNode *spec = hvd_node_map();
     hvd_node_map_set_str(spec, "test_field", "hvdeploy agent-check");
     HvdAgentResult res;
-    ac_call(x, "noop-test", spec, cid, key, 1, x->timeout_ms, &res);
+    ac_call_op(x, "noop-test", spec, cid, &res);
     hvd_node_free(spec);
     noop->elapsed_ms = corr->elapsed_ms = res.elapsed_ms;
     char why[400];
@@ -99,12 +97,9 @@ static void check_noop(Ctx *x, Check *noop, Check *corr)
 
 static void check_unknown(Ctx *x, Check *c)
 {
-    char cid[HVD_UUID_LEN + 1], key[96];
-    ac_new_uuid(cid);
-    snprintf(key, sizeof key, "%s:%s", x->run_id, CHECK_UNKNOWN_OP);
     HvdNode *spec = hvd_node_map();
     HvdAgentResult res;
-    ac_call(x, CHECK_UNKNOWN_OP, spec, cid, key, 1, x->timeout_ms, &res);
+    ac_call_op(x, CHECK_UNKNOWN_OP, spec, NULL, &res);
     hvd_node_free(spec);
     c->elapsed_ms = res.elapsed_ms;
     snprintf(x->unknown_code, sizeof x->unknown_code, "%s", res.code ? res.code : "");
